@@ -1,0 +1,81 @@
+"""`python -m sequencer`: serve the shared sequencer until SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+
+from sequencer.runtime import Sequencer
+from sequencer.service import SequencerService
+from sequencer.store import LevelDBBlockStore
+from xrollup import serving
+from xrollup.errors import XrollupError
+from xrollup.genesis import load_genesis
+from xrollup.v1 import sequencer_pb2, sequencer_pb2_grpc
+
+log = logging.getLogger("sequencer")
+SERVICE_NAME = sequencer_pb2.DESCRIPTOR.services_by_name["SequencerService"].full_name
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m sequencer", description=__doc__)
+    p.add_argument("--listen", default="127.0.0.1:50051", help="HOST:PORT to serve on (port 0: any free port)")
+    p.add_argument("--data-dir", type=Path, default=Path(".devnet/sequencer"), help="LevelDB block store directory")
+    p.add_argument("--genesis", type=Path, default=None, help="genesis JSON (default: the embedded dev genesis)")
+    p.add_argument("--block-interval-ms", type=int, default=None, help="override genesis block interval")
+    p.add_argument("--ready-file", type=Path, default=None, help="write {endpoint, pid} here once serving")
+    p.add_argument("--grace", type=float, default=3.0, help="seconds in-flight calls get on SIGTERM")
+    p.add_argument("--log-level", default="INFO")
+    return p.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    genesis = load_genesis(args.genesis)
+    if args.block_interval_ms is not None:
+        genesis = dataclasses.replace(genesis, block_interval_ms=args.block_interval_ms)
+    store = LevelDBBlockStore(args.data_dir)
+    seq = Sequencer(genesis, store)
+    service = SequencerService(seq)
+    server = serving.build_server(genesis.limits.max_message_bytes)
+    sequencer_pb2_grpc.add_SequencerServiceServicer_to_server(service, server)
+    health = serving.add_health_and_reflection(server, [SERVICE_NAME])
+    try:
+        endpoint = serving.bind(server, args.listen)
+        await server.start()
+        seq.start()
+        await serving.set_serving(health, [SERVICE_NAME], True)
+        serving.write_ready_file(args.ready_file, endpoint)
+        log.info(
+            "serving on %s: chain %s, head %d, block interval %d ms, data %s",
+            endpoint, genesis.chain_id, seq.head_height, genesis.block_interval_ms, args.data_dir,
+        )
+        await serving.wait_for_termination()
+        log.info("SIGTERM: draining")
+        await serving.set_serving(health, [SERVICE_NAME], False)
+        # Stop admitting, let in-flight submissions be sealed and acknowledged, then stop.
+        stop_server = asyncio.create_task(server.stop(args.grace))
+        await seq.stop()
+        await stop_server
+    finally:
+        service.close()
+        store.close()
+        log.info("stopped at height %d", seq.head_height)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    serving.setup_logging("sequencer", args.log_level)
+    try:
+        asyncio.run(serve(args))
+    except XrollupError as e:
+        log.error("%s", e)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""Admission: the immutable checks a submission must pass before it may wait for
+a block. Pure: it reads genesis and the next height, and returns the decoded
+entry or raises a domain error saying what was wrong."""
+
+from __future__ import annotations
+
+from xrollup import checks, codec
+from xrollup.genesis import Genesis
+from xrollup.model import Bundle, Tx, Vote
+from xrollup.v1 import types_pb2 as pb
+
+
+def admit_tx(msg: pb.SignedTx, genesis: Genesis, next_height: int) -> Tx:
+    tx = codec.decode_tx(msg)
+    checks.validate_expiry(tx.body.expiry_height, next_height, genesis, "tx")
+    checks.validate_tx(tx, genesis)
+    return tx
+
+
+def admit_bundle(msg: pb.SignedBundle, genesis: Genesis, next_height: int) -> Bundle:
+    bundle = codec.decode_bundle(msg, max_legs=genesis.limits.max_legs)
+    checks.validate_expiry(bundle.body.expiry_height, next_height, genesis, "bundle")
+    checks.validate_bundle(bundle, genesis)
+    return bundle
+
+
+def admit_vote(msg: pb.SignedVote, genesis: Genesis) -> Vote:
+    vote = codec.decode_vote(msg)
+    checks.validate_vote(vote, genesis)
+    return vote

@@ -1,0 +1,184 @@
+"""The sequencer's running state: the pending pool, the block sealer and the
+head. Sealing takes entries that were already decoded, verified and hashed at
+admission, so no signature check or body hashing sits on the sealing path; the
+synced LevelDB write runs on its own thread (group commit: one sync per block)
+and only then are the submissions in the block acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from sequencer.core.pool import Pending, Pool
+from sequencer.store import BlockStore
+from xrollup import codec
+from xrollup.errors import Expired, NotFound, Unavailable
+from xrollup.genesis import Genesis
+from xrollup.v1 import types_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+RECENT_BLOCKS = 512  # kept decoded in memory for live followers
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Where a submission was ordered. `duplicate`: it had been submitted before."""
+
+    id: bytes
+    height: int
+    index: int
+    duplicate: bool = False
+
+
+class Sequencer:
+    def __init__(self, genesis: Genesis, store: BlockStore) -> None:
+        self.genesis = genesis
+        self.store = store
+        self.pool: Pool[pb.Entry] = Pool(genesis.limits.max_pool)
+        self.head_height, self.head_hash = store.head()
+        self._head_timestamp = 0
+        self._waiters: dict[bytes, asyncio.Future[Ack]] = {}
+        self._recent: deque[pb.Block] = deque(maxlen=RECENT_BLOCKS)
+        self._new_block = asyncio.Condition()
+        self._wake = asyncio.Event()
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seal-io")
+        self._stopping = False
+        self._sealer: asyncio.Task[None] | None = None
+        self.subscribers = 0
+        if self.head_height:
+            raw = store.get_block(self.head_height)
+            assert raw is not None
+            self._head_timestamp = codec.decode_block_bytes(raw).header.timestamp_ms
+
+    @property
+    def next_height(self) -> int:
+        return self.head_height + 1
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    # ------------------------------------------------------------ admission
+
+    async def enqueue(self, entry: pb.Entry, entry_id: bytes, expiry_height: int, protocol: bool = False) -> Ack:
+        """Queue an admitted entry and wait until its block is on disk. A duplicate
+        id gets the first submission's result and is not queued again."""
+        pending = self.lookup(entry_id)
+        if isinstance(pending, Ack):
+            return pending
+        if pending is None:
+            if self._stopping:
+                raise Unavailable("sequencer is shutting down")
+            self.pool.add(Pending(entry_id, expiry_height, entry), protocol=protocol)
+            pending = asyncio.get_running_loop().create_future()
+            self._waiters[entry_id] = pending
+            if len(self.pool) >= self.genesis.limits.max_block_entries:
+                self._wake.set()
+            return await asyncio.shield(pending)
+        ack = await asyncio.shield(pending)
+        return Ack(ack.id, ack.height, ack.index, duplicate=True)
+
+    def lookup(self, entry_id: bytes) -> Ack | asyncio.Future[Ack] | None:
+        """An ordered id's Ack (marked duplicate), a pending id's future, or None."""
+        fut = self._waiters.get(entry_id)
+        if fut is not None:
+            return fut
+        found = self.store.find(entry_id)
+        if found is not None:
+            return Ack(entry_id, found[0], found[1], duplicate=True)
+        return None
+
+    # ------------------------------------------------------------ sealing
+
+    def start(self) -> None:
+        self._sealer = asyncio.create_task(self._run_sealer(), name="sealer")
+
+    async def stop(self) -> None:
+        """Seal what is pending, stop the sealer and wake every follower."""
+        self._stopping = True
+        self._wake.set()
+        if self._sealer is not None:
+            await self._sealer
+        async with self._new_block:
+            self._new_block.notify_all()
+        self._io.shutdown(wait=True)
+
+    async def _run_sealer(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self.genesis.block_interval_ms / 1000
+        max_entries = self.genesis.limits.max_block_entries
+        while True:
+            started = loop.time()
+            try:
+                await self.seal_block()
+            except Exception:
+                log.critical("sealing failed; refusing further submissions", exc_info=True)
+                self._stopping = True
+                self._fail_all(Unavailable("sequencer storage failed; the submission was not ordered"))
+                raise
+            if self._stopping and not len(self.pool):
+                return
+            delay = started + interval - loop.time()
+            if delay > 0 and len(self.pool) < max_entries and not self._stopping:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                except TimeoutError:
+                    pass
+
+    async def seal_block(self) -> None:
+        height = self.next_height
+        taken = self.pool.take(self.genesis.limits.max_block_entries, height)
+        # Wall clock for the header only: informational, never read by state transitions.
+        timestamp_ms = max(self._head_timestamp, time.time_ns() // 1_000_000)
+        ids = [p.id for p in taken.included]
+        entries = [p.payload for p in taken.included]
+        parent = self.head_hash
+        loop = asyncio.get_running_loop()
+        block = await loop.run_in_executor(self._io, self._build_and_append, height, parent, timestamp_ms, entries, ids)
+        self.head_height, self.head_hash, self._head_timestamp = height, bytes(block.hash), timestamp_ms
+        self._recent.append(block)
+        for index, p in enumerate(taken.included):
+            fut = self._waiters.pop(p.id, None)
+            if fut is not None and not fut.done():
+                fut.set_result(Ack(p.id, height, index))
+        for p in taken.expired:
+            fut = self._waiters.pop(p.id, None)
+            if fut is not None and not fut.done():
+                fut.set_exception(Expired(f"expired at height {p.expiry_height} before it could be ordered"))
+        async with self._new_block:
+            self._new_block.notify_all()
+
+    def _build_and_append(
+        self, height: int, parent: bytes, timestamp_ms: int, entries: list[pb.Entry], ids: list[bytes]
+    ) -> pb.Block:
+        block = codec.encode_block(height, parent, timestamp_ms, entries, ids)
+        self.store.append(block, ids)
+        return block
+
+    def _fail_all(self, err: Exception) -> None:
+        for fut in self._waiters.values():
+            if not fut.done():
+                fut.set_exception(err)
+        self._waiters.clear()
+
+    # ------------------------------------------------------------ reading
+
+    def get_block(self, height: int) -> pb.Block:
+        if self._recent and self._recent[0].header.height <= height <= self._recent[-1].header.height:
+            return self._recent[height - self._recent[0].header.height]
+        raw = self.store.get_block(height)
+        if raw is None:
+            raise NotFound(f"no block at height {height}; the head is {self.head_height}")
+        return codec.decode_block_bytes(raw)
+
+    async def wait_for_height(self, height: int) -> bool:
+        """Wait until block `height` exists; False when the sequencer is stopping."""
+        async with self._new_block:
+            await self._new_block.wait_for(lambda: self.head_height >= height or self._stopping)
+        return self.head_height >= height

@@ -1,0 +1,156 @@
+"""The SequencerService gRPC servicer: a thin shell that runs admission off the
+event loop, hands admitted entries to the runtime and converts results back to
+the wire. Errors reach clients through xrollup.grpc_status, never inline."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from sequencer.core import admission
+from sequencer.runtime import Ack, Sequencer
+from xrollup.errors import InvalidInput, LimitExceeded, NotFound, Unavailable, XrollupError
+from xrollup.grpc_status import compute_status_value, grpc_method
+from xrollup.model import Tx
+from xrollup.v1 import sequencer_pb2 as spb
+from xrollup.v1 import sequencer_pb2_grpc as spb_grpc
+from xrollup.v1 import types_pb2 as pb
+
+Context = aio.ServicerContext[Any, Any]
+_OK = grpc.StatusCode.OK.value[0]
+
+
+def _submit_response(ack: Ack) -> spb.SubmitResponse:
+    return spb.SubmitResponse(id=ack.id, height=ack.height, index=ack.index, duplicate=ack.duplicate)
+
+
+class SequencerService(spb_grpc.SequencerServiceServicer):
+    def __init__(self, sequencer: Sequencer) -> None:
+        self.seq = sequencer
+        self.genesis = sequencer.genesis
+        # Signature checks release the GIL, so admission runs on threads beside the loop.
+        self._verify = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="admit")
+
+    def close(self) -> None:
+        self._verify.shutdown(wait=False, cancel_futures=True)
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._verify, fn, *args)
+
+    @grpc_method
+    async def SubmitTransaction(self, request: spb.SubmitTransactionRequest, context: Context) -> spb.SubmitResponse:
+        if not request.HasField("tx"):
+            raise InvalidInput("request.tx: missing field")
+        tx: Tx = await self._run(admission.admit_tx, request.tx, self.genesis, self.seq.next_height)
+        ack = await self.seq.enqueue(pb.Entry(tx=request.tx), tx.id, tx.body.expiry_height)
+        return _submit_response(ack)
+
+    @grpc_method
+    async def SubmitBundle(self, request: spb.SubmitBundleRequest, context: Context) -> spb.SubmitResponse:
+        if not request.HasField("bundle"):
+            raise InvalidInput("request.bundle: missing field")
+        bundle = await self._run(admission.admit_bundle, request.bundle, self.genesis, self.seq.next_height)
+        ack = await self.seq.enqueue(pb.Entry(bundle=request.bundle), bundle.id, bundle.body.expiry_height)
+        return _submit_response(ack)
+
+    @grpc_method
+    async def SubmitVote(self, request: spb.SubmitVoteRequest, context: Context) -> spb.SubmitResponse:
+        if not request.HasField("vote"):
+            raise InvalidInput("request.vote: missing field")
+        vote = await self._run(admission.admit_vote, request.vote, self.genesis)
+        ack = await self.seq.enqueue(pb.Entry(vote=request.vote), vote.id, 0, protocol=True)
+        return _submit_response(ack)
+
+    @grpc_method
+    async def SubmitBatch(self, request: spb.SubmitBatchRequest, context: Context) -> spb.SubmitBatchResponse:
+        txs = request.txs
+        limit = self.genesis.limits.max_batch
+        if len(txs) > limit:
+            raise LimitExceeded(f"batch has {len(txs)} transactions, limit is {limit}")
+        if self.seq.stopping:
+            raise Unavailable("sequencer is shutting down")
+        # Admission in a few chunks, one per thread, so verification uses every core.
+        next_height = self.seq.next_height
+        chunks = max(1, min(len(txs) // 64, 4))
+        bounds = [len(txs) * i // chunks for i in range(chunks + 1)]
+        parts = await asyncio.gather(
+            *(self._run(self._admit_many, txs[bounds[i] : bounds[i + 1]], next_height) for i in range(chunks))
+        )
+        admitted = [item for part in parts for item in part]
+
+        async def one(msg: pb.SignedTx, item: Tx | XrollupError) -> spb.BatchResult:
+            try:
+                if isinstance(item, XrollupError):
+                    raise item
+                ack = await self.seq.enqueue(pb.Entry(tx=msg), item.id, item.body.expiry_height)
+                return spb.BatchResult(
+                    id=ack.id, code=_OK, height=ack.height, index=ack.index, duplicate=ack.duplicate
+                )
+            except XrollupError as e:
+                code, message = compute_status_value(e)
+                return spb.BatchResult(id=getattr(item, "id", b""), code=code, message=message)
+
+        results = await asyncio.gather(*(one(msg, item) for msg, item in zip(txs, admitted, strict=True)))
+        return spb.SubmitBatchResponse(results=results)
+
+    def _admit_many(self, msgs: Sequence[pb.SignedTx], next_height: int) -> list[Tx | XrollupError]:
+        out: list[Tx | XrollupError] = []
+        for msg in msgs:
+            try:
+                out.append(admission.admit_tx(msg, self.genesis, next_height))
+            except XrollupError as e:
+                out.append(e)
+        return out
+
+    @grpc_method
+    async def GetBlock(self, request: spb.GetBlockRequest, context: Context) -> pb.Block:
+        return self.seq.get_block(request.height)
+
+    @grpc_method
+    async def StreamBlocks(self, request: spb.StreamBlocksRequest, context: Context) -> AsyncIterator[pb.Block]:
+        limit = self.genesis.limits.max_subscribers
+        if self.seq.subscribers >= limit:
+            raise LimitExceeded(f"{limit} block subscribers already; retry later")
+        self.seq.subscribers += 1
+        try:
+            height = max(1, request.from_height)
+            while True:
+                if height > self.seq.head_height and not await self.seq.wait_for_height(height):
+                    return  # shutting down: the stream ends, the client resumes elsewhere
+                yield self.seq.get_block(height)
+                height += 1
+        finally:
+            self.seq.subscribers -= 1
+
+    @grpc_method
+    async def GetSubmission(self, request: spb.GetSubmissionRequest, context: Context) -> spb.GetSubmissionResponse:
+        if len(request.id) != 32:
+            raise InvalidInput(f"id is {len(request.id)} bytes, want 32")
+        found = self.seq.lookup(request.id)
+        if found is None:
+            raise NotFound(f"no submission with id {request.id.hex()}")
+        if isinstance(found, Ack):
+            return spb.GetSubmissionResponse(
+                id=request.id,
+                state=spb.GetSubmissionResponse.STATE_ORDERED,
+                height=found.height,
+                index=found.index,
+            )
+        return spb.GetSubmissionResponse(id=request.id, state=spb.GetSubmissionResponse.STATE_PENDING)
+
+    @grpc_method
+    async def GetStatus(self, request: spb.GetStatusRequest, context: Context) -> spb.GetStatusResponse:
+        return spb.GetStatusResponse(
+            chain_id=self.genesis.chain_id,
+            height=self.seq.head_height,
+            head_hash=self.seq.head_hash,
+            pending=len(self.seq.pool),
+            block_interval_ms=self.genesis.block_interval_ms,
+            rollups=list(self.genesis.rollup_names),
+        )

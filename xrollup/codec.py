@@ -1,0 +1,265 @@
+"""The wire codec: protobuf <-> domain types, and nothing else touches _pb2
+messages' fields. Decoding checks structure (decodable, fields present, lengths);
+xrollup/checks.py checks meaning (signatures, known rollups, limits)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from typing import TypeVar
+
+from google.protobuf.message import DecodeError, Message
+
+from xrollup.blocks import compute_block_hash, compute_decision_id, compute_id
+from xrollup.errors import InvalidInput, LimitExceeded
+from xrollup.keys import ADDRESS_LEN
+from xrollup.model import (
+    Action,
+    Block,
+    Bundle,
+    BundleBody,
+    BundleVote,
+    Decision,
+    Entry,
+    Leg,
+    PriceUpdate,
+    Signature,
+    Transfer,
+    Tx,
+    TxBody,
+    Vote,
+    VoteBody,
+)
+from xrollup.numeric import Amount, Height
+from xrollup.v1 import types_pb2 as pb
+
+M = TypeVar("M", bound=Message)
+
+# ---------------------------------------------------------------- decode
+
+
+def _require(cond: bool, what: str) -> None:
+    if not cond:
+        raise InvalidInput(what)
+
+
+def _decode_address(raw: bytes, what: str) -> bytes:
+    _require(len(raw) > 0, f"{what}: missing field")
+    _require(len(raw) == ADDRESS_LEN, f"{what}: address is {len(raw)} bytes, want {ADDRESS_LEN}")
+    return raw
+
+
+def decode_action(msg: pb.Action, where: str) -> Action:
+    kind = msg.WhichOneof("kind")
+    if kind == "transfer":
+        t = msg.transfer
+        _require(bool(t.asset), f"{where}.transfer.asset: missing field")
+        _require(t.amount > 0, f"{where}.transfer.amount: must be positive")
+        return Transfer(_decode_address(t.to, f"{where}.transfer.to"), t.asset, Amount(t.amount))
+    if kind == "price_update":
+        p = msg.price_update
+        _require(bool(p.base), f"{where}.price_update.base: missing field")
+        _require(bool(p.quote), f"{where}.price_update.quote: missing field")
+        _require(p.price > 0, f"{where}.price_update.price: must be positive")
+        return PriceUpdate(p.base, p.quote, Amount(p.price))
+    raise InvalidInput(f"{where}.action: missing field (no action set)")
+
+
+def decode_signatures(msgs: Sequence[pb.Signature], where: str) -> tuple[Signature, ...]:
+    _require(len(msgs) > 0, f"{where}.signatures: missing (unsigned)")
+    return tuple(Signature(bytes(s.public_key), bytes(s.signature)) for s in msgs)
+
+
+def _parse(cls: type[M], raw: bytes, what: str) -> M:
+    _require(len(raw) > 0, f"{what}: missing body")
+    try:
+        return cls.FromString(raw)
+    except DecodeError as e:
+        raise InvalidInput(f"{what}: body bytes do not decode as {cls.__name__}: {e}") from None
+
+
+def decode_tx(msg: pb.SignedTx) -> Tx:
+    body_bytes = bytes(msg.body)
+    b: pb.TxBody = _parse(pb.TxBody, body_bytes, "tx")
+    _require(bool(b.chain_id), "tx.chain_id: missing field")
+    _require(bool(b.rollup), "tx.rollup: missing field")
+    _require(b.expiry_height > 0, "tx.expiry_height: missing field")
+    _require(b.HasField("action"), "tx.action: missing field")
+    body = TxBody(
+        chain_id=b.chain_id,
+        rollup=b.rollup,
+        sender=_decode_address(b.sender, "tx.sender"),
+        nonce=b.nonce,
+        expiry_height=Height(b.expiry_height),
+        action=decode_action(b.action, "tx"),
+    )
+    return Tx(compute_id(body_bytes), body, body_bytes, decode_signatures(msg.signatures, "tx"))
+
+
+def decode_bundle(msg: pb.SignedBundle, max_legs: int | None = None) -> Bundle:
+    """Decode a bundle. `max_legs` is checked before legs are decoded, so an
+    oversized bundle costs little."""
+    body_bytes = bytes(msg.body)
+    b: pb.BundleBody = _parse(pb.BundleBody, body_bytes, "bundle")
+    _require(bool(b.chain_id), "bundle.chain_id: missing field")
+    _require(b.expiry_height > 0, "bundle.expiry_height: missing field")
+    _require(len(b.legs) > 0, "bundle.legs: missing (a bundle needs at least one leg)")
+    if max_legs is not None and len(b.legs) > max_legs:
+        raise LimitExceeded(f"bundle has {len(b.legs)} legs, limit is {max_legs}")
+    legs = []
+    for i, leg in enumerate(b.legs):
+        where = f"bundle.legs[{i}]"
+        _require(bool(leg.rollup), f"{where}.rollup: missing field")
+        _require(leg.HasField("action"), f"{where}.action: missing field")
+        legs.append(
+            Leg(leg.rollup, _decode_address(leg.sender, f"{where}.sender"), decode_action(leg.action, where))
+        )
+    body = BundleBody(b.chain_id, b.nonce, Height(b.expiry_height), tuple(legs))
+    return Bundle(compute_id(body_bytes), body, body_bytes, decode_signatures(msg.signatures, "bundle"))
+
+
+def decode_vote(msg: pb.SignedVote) -> Vote:
+    body_bytes = bytes(msg.body)
+    b: pb.VoteBody = _parse(pb.VoteBody, body_bytes, "vote")
+    _require(bool(b.chain_id), "vote.chain_id: missing field")
+    _require(bool(b.rollup), "vote.rollup: missing field")
+    _require(b.height > 0, "vote.height: missing field")
+    _require(msg.HasField("signature"), "vote.signature: missing (unsigned)")
+    votes = []
+    for i, v in enumerate(b.votes):
+        _require(len(v.bundle_id) == 32, f"vote.votes[{i}].bundle_id: want 32 bytes")
+        votes.append(BundleVote(bytes(v.bundle_id), v.yes, v.reason))
+    body = VoteBody(b.chain_id, b.rollup, Height(b.height), tuple(votes))
+    sig = Signature(bytes(msg.signature.public_key), bytes(msg.signature.signature))
+    return Vote(compute_id(body_bytes), body, body_bytes, sig)
+
+
+def decode_decision(msg: pb.Decision) -> Decision:
+    _require(len(msg.bundle_id) == 32, "decision.bundle_id: want 32 bytes")
+    return Decision(
+        compute_decision_id(msg.bundle_id, msg.commit, msg.reason),
+        bytes(msg.bundle_id),
+        msg.commit,
+        msg.reason,
+    )
+
+
+def decode_entry(msg: pb.Entry) -> Entry:
+    kind = msg.WhichOneof("kind")
+    if kind == "tx":
+        return decode_tx(msg.tx)
+    if kind == "bundle":
+        return decode_bundle(msg.bundle)
+    if kind == "vote":
+        return decode_vote(msg.vote)
+    if kind == "decision":
+        return decode_decision(msg.decision)
+    raise InvalidInput("entry: no kind set")
+
+
+def compute_entry_id(msg: pb.Entry) -> bytes:
+    """An entry's id without decoding its body."""
+    kind = msg.WhichOneof("kind")
+    if kind == "tx":
+        return compute_id(msg.tx.body)
+    if kind == "bundle":
+        return compute_id(msg.bundle.body)
+    if kind == "vote":
+        return compute_id(msg.vote.body)
+    if kind == "decision":
+        d = msg.decision
+        return compute_decision_id(d.bundle_id, d.commit, d.reason)
+    raise InvalidInput("entry: no kind set")
+
+
+def decode_block(msg: pb.Block) -> Block:
+    """Decode a block and check that its hash matches its header and entries."""
+    h = msg.header
+    entries = tuple(decode_entry(e) for e in msg.entries)
+    _require(h.entry_count == len(entries), f"block {h.height}: entry_count mismatch")
+    expected = compute_block_hash(h.height, h.parent_hash, h.timestamp_ms, [e.id for e in entries])
+    _require(expected == msg.hash, f"block {h.height}: hash does not match its contents")
+    return Block(Height(h.height), bytes(h.parent_hash), h.timestamp_ms, entries, bytes(msg.hash))
+
+
+def decode_block_bytes(raw: bytes) -> pb.Block:
+    try:
+        return pb.Block.FromString(raw)
+    except DecodeError as e:
+        raise InvalidInput(f"block bytes do not decode: {e}") from None
+
+
+# ---------------------------------------------------------------- encode
+
+
+def encode_action(action: Action) -> pb.Action:
+    if isinstance(action, Transfer):
+        return pb.Action(transfer=pb.Transfer(to=action.to, asset=action.asset, amount=action.amount))
+    return pb.Action(
+        price_update=pb.PriceUpdate(base=action.base, quote=action.quote, price=action.price)
+    )
+
+
+def encode_tx_body(body: TxBody) -> bytes:
+    return pb.TxBody(
+        chain_id=body.chain_id,
+        rollup=body.rollup,
+        sender=body.sender,
+        nonce=body.nonce,
+        expiry_height=body.expiry_height,
+        action=encode_action(body.action),
+    ).SerializeToString()
+
+
+def encode_bundle_body(body: BundleBody) -> bytes:
+    return pb.BundleBody(
+        chain_id=body.chain_id,
+        nonce=body.nonce,
+        expiry_height=body.expiry_height,
+        legs=[pb.Leg(rollup=leg.rollup, sender=leg.sender, action=encode_action(leg.action)) for leg in body.legs],
+    ).SerializeToString()
+
+
+def encode_vote_body(body: VoteBody) -> bytes:
+    return pb.VoteBody(
+        chain_id=body.chain_id,
+        rollup=body.rollup,
+        height=body.height,
+        votes=[pb.BundleVote(bundle_id=v.bundle_id, yes=v.yes, reason=v.reason) for v in body.votes],
+    ).SerializeToString()
+
+
+def _encode_signatures(sigs: Sequence[Signature]) -> list[pb.Signature]:
+    return [pb.Signature(public_key=s.public_key, signature=s.signature) for s in sigs]
+
+
+def encode_signed_tx(body_bytes: bytes, signatures: Sequence[Signature]) -> pb.SignedTx:
+    return pb.SignedTx(body=body_bytes, signatures=_encode_signatures(signatures))
+
+
+def encode_signed_bundle(body_bytes: bytes, signatures: Sequence[Signature]) -> pb.SignedBundle:
+    return pb.SignedBundle(body=body_bytes, signatures=_encode_signatures(signatures))
+
+
+def encode_signed_vote(body_bytes: bytes, signature: Signature) -> pb.SignedVote:
+    return pb.SignedVote(
+        body=body_bytes,
+        signature=pb.Signature(public_key=signature.public_key, signature=signature.signature),
+    )
+
+
+def encode_decision(bundle_id: bytes, commit: bool, reason: str) -> pb.Entry:
+    return pb.Entry(decision=pb.Decision(bundle_id=bundle_id, commit=commit, reason=reason))
+
+
+def encode_block(
+    height: int, parent_hash: bytes, timestamp_ms: int, entries: Sequence[pb.Entry], ids: Sequence[bytes]
+) -> pb.Block:
+    """Build a sealed block message from already-admitted entries and their ids."""
+    return pb.Block(
+        header=pb.BlockHeader(
+            height=height, parent_hash=parent_hash, timestamp_ms=timestamp_ms, entry_count=len(entries)
+        ),
+        entries=entries,
+        hash=compute_block_hash(height, parent_hash, timestamp_ms, ids),
+    )

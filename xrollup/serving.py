@@ -1,0 +1,83 @@
+"""What every gRPC process shares: a grpc.aio server on loopback with message
+limits, the standard health service and server reflection, a ready file that
+says where it listens, and graceful shutdown on SIGTERM (health NOT_SERVING,
+stop with a grace period, then the caller closes storage)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from grpc import aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from xrollup.errors import InvalidInput
+
+log = logging.getLogger(__name__)
+
+
+def build_server(max_message_bytes: int) -> aio.Server:
+    return aio.server(
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+
+
+def add_health_and_reflection(server: aio.Server, service_names: Sequence[str]) -> health.aio.HealthServicer:
+    servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    reflection.enable_server_reflection([*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    return servicer
+
+
+async def set_serving(servicer: health.aio.HealthServicer, service_names: Sequence[str], serving: bool) -> None:
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in ("", *service_names):
+        await servicer.set(name, status)
+
+
+def bind(server: aio.Server, listen: str) -> str:
+    """Bind `listen` (host:port, port 0 for any free one) and return the endpoint."""
+    host, _, port_text = listen.rpartition(":")
+    if not host or not port_text.isdigit():
+        raise InvalidInput(f"--listen {listen!r}: want HOST:PORT")
+    port = server.add_insecure_port(listen)
+    if port == 0:
+        raise InvalidInput(f"--listen {listen!r}: could not bind (port in use?)")
+    return f"{host}:{port}"
+
+
+def write_ready_file(path: Path | None, endpoint: str) -> None:
+    """Atomically write {"endpoint", "pid"} so a launcher knows where we listen."""
+    if path is None:
+        return
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps({"endpoint": endpoint, "pid": os.getpid()}))
+    tmp.replace(path)
+
+
+async def wait_for_termination() -> None:
+    """Return on SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def setup_logging(name: str, level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format=f"%(asctime)s {name}[%(process)d] %(levelname)s %(name)s: %(message)s",
+    )
