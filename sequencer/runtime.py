@@ -7,6 +7,7 @@ and only then are the submissions in the block acknowledged."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -65,7 +66,9 @@ class Sequencer:
 
     # ------------------------------------------------------------ admission
 
-    async def enqueue(self, entry: pb.Entry, entry_id: bytes, expiry_height: int, protocol: bool = False) -> Ack:
+    async def enqueue(
+        self, entry: pb.Entry, entry_id: bytes, expiry_height: int, protocol: bool = False
+    ) -> Ack:
         """Queue an admitted entry and wait until its block is on disk. A duplicate
         id gets the first submission's result and is not queued again."""
         pending = self.lookup(entry_id)
@@ -119,17 +122,17 @@ class Sequencer:
             except Exception:
                 log.critical("sealing failed; refusing further submissions", exc_info=True)
                 self._stopping = True
-                self._fail_all(Unavailable("sequencer storage failed; the submission was not ordered"))
+                self._fail_all(
+                    Unavailable("sequencer storage failed; the submission was not ordered")
+                )
                 raise
             if self._stopping and not len(self.pool):
                 return
             delay = started + interval - loop.time()
             if delay > 0 and len(self.pool) < max_entries and not self._stopping:
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
-                except TimeoutError:
-                    pass
 
     async def seal_block(self) -> None:
         height = self.next_height
@@ -140,8 +143,14 @@ class Sequencer:
         entries = [p.payload for p in taken.included]
         parent = self.head_hash
         loop = asyncio.get_running_loop()
-        block = await loop.run_in_executor(self._io, self._build_and_append, height, parent, timestamp_ms, entries, ids)
-        self.head_height, self.head_hash, self._head_timestamp = height, bytes(block.hash), timestamp_ms
+        block = await loop.run_in_executor(
+            self._io, self._build_and_append, height, parent, timestamp_ms, entries, ids
+        )
+        self.head_height, self.head_hash, self._head_timestamp = (
+            height,
+            bytes(block.hash),
+            timestamp_ms,
+        )
         self._recent.append(block)
         for index, p in enumerate(taken.included):
             fut = self._waiters.pop(p.id, None)
@@ -150,12 +159,19 @@ class Sequencer:
         for p in taken.expired:
             fut = self._waiters.pop(p.id, None)
             if fut is not None and not fut.done():
-                fut.set_exception(Expired(f"expired at height {p.expiry_height} before it could be ordered"))
+                fut.set_exception(
+                    Expired(f"expired at height {p.expiry_height} before it could be ordered")
+                )
         async with self._new_block:
             self._new_block.notify_all()
 
     def _build_and_append(
-        self, height: int, parent: bytes, timestamp_ms: int, entries: list[pb.Entry], ids: list[bytes]
+        self,
+        height: int,
+        parent: bytes,
+        timestamp_ms: int,
+        entries: list[pb.Entry],
+        ids: list[bytes],
     ) -> pb.Block:
         block = codec.encode_block(height, parent, timestamp_ms, entries, ids)
         self.store.append(block, ids)
@@ -170,7 +186,10 @@ class Sequencer:
     # ------------------------------------------------------------ reading
 
     def get_block(self, height: int) -> pb.Block:
-        if self._recent and self._recent[0].header.height <= height <= self._recent[-1].header.height:
+        if (
+            self._recent
+            and self._recent[0].header.height <= height <= self._recent[-1].header.height
+        ):
             return self._recent[height - self._recent[0].header.height]
         raw = self.store.get_block(height)
         if raw is None:

@@ -33,7 +33,9 @@ def compute_block_hash(
 ) -> bytes:
     """blake3(tag || height u64 || parent 32B || timestamp u64 || count u32 || ids)."""
     h = blake3.blake3(_BLOCK_TAG)
-    h.update(struct.pack(">Q", height) + parent_hash + struct.pack(">QI", timestamp_ms, len(entry_ids)))
+    h.update(
+        struct.pack(">Q", height) + parent_hash + struct.pack(">QI", timestamp_ms, len(entry_ids))
+    )
     for entry_id in entry_ids:
         h.update(entry_id)
     return h.digest()

@@ -42,12 +42,16 @@ def validate_action(action: Action, sender: Address, genesis: Genesis, what: str
     if isinstance(action, Transfer):
         validate_asset(action.asset, genesis, f"{what}.transfer")
         if action.amount > max_amount:
-            raise LimitExceeded(f"{what}.transfer.amount {action.amount} is over the limit {max_amount}")
+            raise LimitExceeded(
+                f"{what}.transfer.amount {action.amount} is over the limit {max_amount}"
+            )
     elif isinstance(action, PriceUpdate):
         validate_asset(action.base, genesis, f"{what}.price_update.base")
         validate_asset(action.quote, genesis, f"{what}.price_update.quote")
         if action.price > max_amount:
-            raise LimitExceeded(f"{what}.price_update.price {action.price} is over the limit {max_amount}")
+            raise LimitExceeded(
+                f"{what}.price_update.price {action.price} is over the limit {max_amount}"
+            )
         if sender != compute_address(genesis.oracle_key):
             raise NotAuthorized(f"{what}: price updates must come from the genesis oracle account")
 
@@ -62,7 +66,9 @@ def validate_signatures(
     """Every signature verifies over the body, and the signers are exactly `required`."""
     sigs = tuple(signatures)
     if len(sigs) > genesis.limits.max_signatures:
-        raise LimitExceeded(f"{what} has {len(sigs)} signatures, limit is {genesis.limits.max_signatures}")
+        raise LimitExceeded(
+            f"{what} has {len(sigs)} signatures, limit is {genesis.limits.max_signatures}"
+        )
     signed: set[Address] = set()
     for i, s in enumerate(sigs):
         if not is_valid_signature(s.public_key, s.signature, body_bytes):
@@ -77,7 +83,9 @@ def validate_signatures(
         )
     extra = signed - required
     if extra:
-        raise NotAuthorized(f"{what}: signature by {encode_address(min(extra))}, an account it does not touch")
+        raise NotAuthorized(
+            f"{what}: signature by {encode_address(min(extra))}, an account it does not touch"
+        )
 
 
 def validate_tx(tx: Tx, genesis: Genesis) -> None:
@@ -113,7 +121,9 @@ def validate_vote(vote: Vote, genesis: Genesis) -> None:
     if not is_valid_signature(vote.signature.public_key, vote.signature.signature, vote.body_bytes):
         raise BadSignature("vote.signature does not verify over the body bytes")
     if vote.signature.public_key != rollup.vote_key:
-        raise NotAuthorized(f"vote for rollup {body.rollup!r} is not signed by its genesis vote key")
+        raise NotAuthorized(
+            f"vote for rollup {body.rollup!r} is not signed by its genesis vote key"
+        )
 
 
 def validate_expiry(expiry_height: int, next_height: int, genesis: Genesis, what: str) -> None:
@@ -123,5 +133,6 @@ def validate_expiry(expiry_height: int, next_height: int, genesis: Genesis, what
     window = genesis.limits.max_expiry_window
     if expiry_height > next_height + window:
         raise InvalidInput(
-            f"{what}.expiry_height {expiry_height} is more than {window} blocks ahead of {next_height}"
+            f"{what}.expiry_height {expiry_height} is more than {window} blocks"
+            f" ahead of {next_height}"
         )

@@ -5,7 +5,6 @@ xrollup/checks.py checks meaning (signatures, known rollups, limits)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-
 from typing import TypeVar
 
 from google.protobuf.message import DecodeError, Message
@@ -112,10 +111,16 @@ def decode_bundle(msg: pb.SignedBundle, max_legs: int | None = None) -> Bundle:
         _require(bool(leg.rollup), f"{where}.rollup: missing field")
         _require(leg.HasField("action"), f"{where}.action: missing field")
         legs.append(
-            Leg(leg.rollup, _decode_address(leg.sender, f"{where}.sender"), decode_action(leg.action, where))
+            Leg(
+                leg.rollup,
+                _decode_address(leg.sender, f"{where}.sender"),
+                decode_action(leg.action, where),
+            )
         )
     body = BundleBody(b.chain_id, b.nonce, Height(b.expiry_height), tuple(legs))
-    return Bundle(compute_id(body_bytes), body, body_bytes, decode_signatures(msg.signatures, "bundle"))
+    return Bundle(
+        compute_id(body_bytes), body, body_bytes, decode_signatures(msg.signatures, "bundle")
+    )
 
 
 def decode_vote(msg: pb.SignedVote) -> Vote:
@@ -194,7 +199,9 @@ def decode_block_bytes(raw: bytes) -> pb.Block:
 
 def encode_action(action: Action) -> pb.Action:
     if isinstance(action, Transfer):
-        return pb.Action(transfer=pb.Transfer(to=action.to, asset=action.asset, amount=action.amount))
+        return pb.Action(
+            transfer=pb.Transfer(to=action.to, asset=action.asset, amount=action.amount)
+        )
     return pb.Action(
         price_update=pb.PriceUpdate(base=action.base, quote=action.quote, price=action.price)
     )
@@ -216,7 +223,10 @@ def encode_bundle_body(body: BundleBody) -> bytes:
         chain_id=body.chain_id,
         nonce=body.nonce,
         expiry_height=body.expiry_height,
-        legs=[pb.Leg(rollup=leg.rollup, sender=leg.sender, action=encode_action(leg.action)) for leg in body.legs],
+        legs=[
+            pb.Leg(rollup=leg.rollup, sender=leg.sender, action=encode_action(leg.action))
+            for leg in body.legs
+        ],
     ).SerializeToString()
 
 
@@ -225,7 +235,9 @@ def encode_vote_body(body: VoteBody) -> bytes:
         chain_id=body.chain_id,
         rollup=body.rollup,
         height=body.height,
-        votes=[pb.BundleVote(bundle_id=v.bundle_id, yes=v.yes, reason=v.reason) for v in body.votes],
+        votes=[
+            pb.BundleVote(bundle_id=v.bundle_id, yes=v.yes, reason=v.reason) for v in body.votes
+        ],
     ).SerializeToString()
 
 
@@ -253,12 +265,19 @@ def encode_decision(bundle_id: bytes, commit: bool, reason: str) -> pb.Entry:
 
 
 def encode_block(
-    height: int, parent_hash: bytes, timestamp_ms: int, entries: Sequence[pb.Entry], ids: Sequence[bytes]
+    height: int,
+    parent_hash: bytes,
+    timestamp_ms: int,
+    entries: Sequence[pb.Entry],
+    ids: Sequence[bytes],
 ) -> pb.Block:
     """Build a sealed block message from already-admitted entries and their ids."""
     return pb.Block(
         header=pb.BlockHeader(
-            height=height, parent_hash=parent_hash, timestamp_ms=timestamp_ms, entry_count=len(entries)
+            height=height,
+            parent_hash=parent_hash,
+            timestamp_ms=timestamp_ms,
+            entry_count=len(entries),
         ),
         entries=entries,
         hash=compute_block_hash(height, parent_hash, timestamp_ms, ids),

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from grpc import aio
+from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -33,15 +34,25 @@ def build_server(max_message_bytes: int) -> aio.Server:
     )
 
 
-def add_health_and_reflection(server: aio.Server, service_names: Sequence[str]) -> health.aio.HealthServicer:
-    servicer = health.aio.HealthServicer()
+def add_health_and_reflection(
+    server: aio.Server, service_names: Sequence[str]
+) -> health_aio.HealthServicer:
+    servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    reflection.enable_server_reflection([*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    reflection.enable_server_reflection(
+        [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
     return servicer
 
 
-async def set_serving(servicer: health.aio.HealthServicer, service_names: Sequence[str], serving: bool) -> None:
-    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+async def set_serving(
+    servicer: health_aio.HealthServicer, service_names: Sequence[str], serving: bool
+) -> None:
+    status = (
+        health_pb2.HealthCheckResponse.SERVING
+        if serving
+        else health_pb2.HealthCheckResponse.NOT_SERVING
+    )
     for name in ("", *service_names):
         await servicer.set(name, status)
 

@@ -1,0 +1,524 @@
+"""`devnet`: the command users type. Lifecycle (up, down, status, logs) and
+client commands (accounts, transfer, blocks). Every subcommand has --json for
+scripts and reads endpoints from DIR/devnet.json unless given --sequencer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from grpc import aio
+from rich.console import Console
+from rich.table import Table
+
+from devnet import launcher
+from devnet.client import Client, build_transfer
+from devnet.manifest import GENESIS, Manifest, ProcessRecord, load_manifest, save_manifest
+from xrollup.errors import XrollupError
+from xrollup.genesis import DEV_ACCOUNT_COUNT, Genesis, decode_genesis, dev_genesis, encode_genesis
+from xrollup.keys import Address, decode_address, derive_dev_account, encode_address
+from xrollup.v1 import types_pb2 as pb
+
+# Outside a terminal (pipes, CI logs) rich would wrap at 80 columns; tables need more.
+console = Console() if sys.stdout.isatty() else Console(width=200)
+err_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=200)
+T = TypeVar("T")
+
+DATA_DIR_OPTION = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=Path(".devnet"),
+    show_default=True,
+    help="The devnet's directory (devnet.json, genesis, data, logs).",
+)
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+SEQUENCER_OPTION = click.option(
+    "--sequencer",
+    "sequencer_endpoint",
+    default=None,
+    help="Sequencer HOST:PORT (default: from devnet.json).",
+)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def fail(message: str, code: int = 1) -> None:
+    err_console.print(f"[red]error:[/red] {message}")
+    sys.exit(code)
+
+
+def handle_errors(fn: Callable[..., None]) -> Callable[..., None]:
+    """Turn gRPC and domain errors into one clear line and a non-zero exit."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            fn(*args, **kwargs)
+        except aio.AioRpcError as e:
+            fail(f"{e.code().name}: {e.details()}")
+        except XrollupError as e:
+            fail(str(e), code=2)
+        except launcher.LaunchError as e:
+            fail(str(e))
+
+    return wrapper
+
+
+def emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=False))
+
+
+def read_genesis(data_dir: Path) -> Genesis:
+    path = data_dir / GENESIS
+    return decode_genesis(path.read_text()) if path.exists() else dev_genesis()
+
+
+def resolve_sequencer(data_dir: Path, endpoint: str | None) -> str:
+    if endpoint:
+        return endpoint
+    manifest = load_manifest(data_dir)
+    rec = manifest.get("sequencer") if manifest else None
+    if rec is None:
+        fail(f"no devnet in {data_dir} (run `devnet up`, or pass --sequencer HOST:PORT)")
+        raise AssertionError  # unreachable
+    return rec.endpoint
+
+
+def parse_account(text: str) -> Address:
+    """A dev account index (0..) or a 0x address."""
+    if text.isdigit():
+        return derive_dev_account(int(text)).address
+    return decode_address(text)
+
+
+def is_running(rec: ProcessRecord) -> bool:
+    return launcher.is_alive(rec.pid, rec.argv)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """A shared-sequencer rollup devnet on one machine.
+
+    Start with `devnet up`; stop with `devnet down`."""
+
+
+# ---------------------------------------------------------------- lifecycle
+
+
+@main.command()
+@DATA_DIR_OPTION
+@click.option(
+    "--block-interval-ms", type=int, default=None, help="Block interval (default: genesis, 20 ms)."
+)
+@click.option(
+    "--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for health."
+)
+@JSON_OPTION
+@handle_errors
+def up(data_dir: Path, block_interval_ms: int | None, timeout: float, as_json: bool) -> None:
+    """Start the devnet's processes in the background and wait until healthy."""
+    data_dir = data_dir.resolve()
+    manifest = load_manifest(data_dir)
+    if manifest is not None:
+        running = [p for p in manifest.processes if is_running(p)]
+        if running:
+            seq = manifest.get("sequencer")
+            where = seq.endpoint if seq else "?"
+            if as_json:
+                emit_json({"already_running": True, **manifest.to_json()})
+            else:
+                console.print(
+                    f"devnet in {data_dir} is already running (sequencer {where});"
+                    " `devnet down` stops it"
+                )
+            return
+    data_dir.mkdir(parents=True, exist_ok=True)
+    genesis_path = data_dir / GENESIS
+    if not genesis_path.exists():
+        genesis_path.write_text(encode_genesis(dev_genesis()))
+    genesis = decode_genesis(genesis_path.read_text())
+    # Reuse the port of a previous run of this devnet so clients' endpoints stay valid.
+    listen = "127.0.0.1:0"
+    if manifest is not None and (old := manifest.get("sequencer")) is not None:
+        listen = old.endpoint
+    seq_dir = data_dir / "sequencer"
+    logs = data_dir / "logs"
+    argv = launcher.sequencer_argv(
+        listen, seq_dir, data_dir / "sequencer.ready", genesis_path, block_interval_ms
+    )
+    try:
+        proc = launcher.start_process(
+            "sequencer",
+            "sequencer",
+            None,
+            argv,
+            seq_dir,
+            logs / "sequencer.log",
+            data_dir / "sequencer.ready",
+            timeout=timeout,
+        )
+    except launcher.LaunchError:
+        if listen == "127.0.0.1:0":
+            raise
+        argv = launcher.sequencer_argv(
+            "127.0.0.1:0", seq_dir, data_dir / "sequencer.ready", genesis_path, block_interval_ms
+        )
+        proc = launcher.start_process(
+            "sequencer",
+            "sequencer",
+            None,
+            argv,
+            seq_dir,
+            logs / "sequencer.log",
+            data_dir / "sequencer.ready",
+            timeout=timeout,
+        )
+    manifest = Manifest(
+        str(data_dir), genesis.chain_id, str(genesis_path), [ProcessRecord.from_launched(proc)]
+    )
+    save_manifest(data_dir, manifest)
+    if as_json:
+        emit_json(
+            {
+                "already_running": False,
+                **manifest.to_json(),
+                "accounts": accounts_from_genesis(genesis),
+            }
+        )
+        return
+    console.print(f"[green]devnet up[/green] in {data_dir} (chain {genesis.chain_id})")
+    console.print(f"  sequencer  {proc.endpoint}  pid {proc.pid}  log {proc.log}")
+    console.print()
+    print_accounts(genesis, accounts_from_genesis(genesis))
+    console.print(
+        "\nDev account keys derive from the public dev seed in xrollup/keys.py:"
+        " never use them for real funds."
+    )
+
+
+@main.command()
+@DATA_DIR_OPTION
+@click.option("--wipe", is_flag=True, help="Also delete the devnet's data directory.")
+@JSON_OPTION
+@handle_errors
+def down(data_dir: Path, wipe: bool, as_json: bool) -> None:
+    """Stop the devnet's processes by pid (SIGTERM, then SIGKILL)."""
+    data_dir = data_dir.resolve()
+    manifest = load_manifest(data_dir)
+    stopped = []
+    if manifest is not None:
+        for rec in reversed(manifest.processes):
+            if is_running(rec):
+                launcher.stop_pid(rec.pid, grace=10.0, argv_hint=rec.argv)
+                stopped.append(rec.name)
+        # Keep the record of endpoints (so `up` reuses ports) but no live pids.
+        (data_dir / "devnet.json").unlink()
+        save_manifest(
+            data_dir, Manifest(manifest.data_dir, manifest.chain_id, manifest.genesis, [])
+        )
+        for rec in manifest.processes:
+            with contextlib.suppress(FileNotFoundError):
+                (data_dir / f"{rec.name}.ready").unlink()
+        _remember_endpoints(data_dir, manifest)
+    if wipe and data_dir.exists():
+        shutil.rmtree(data_dir)
+    if as_json:
+        emit_json({"stopped": stopped, "wiped": wipe})
+    else:
+        what = ", ".join(stopped) if stopped else "nothing was running"
+        console.print(f"devnet down: {what}" + (f"; wiped {data_dir}" if wipe else ""))
+
+
+def _remember_endpoints(data_dir: Path, manifest: Manifest) -> None:
+    """After `down`, devnet.json keeps each process with pid 0 so `up` reuses its port."""
+    kept = [
+        ProcessRecord(p.name, p.role, p.rollup, 0, p.endpoint, p.data_dir, p.log, p.argv)
+        for p in manifest.processes
+    ]
+    save_manifest(data_dir, Manifest(manifest.data_dir, manifest.chain_id, manifest.genesis, kept))
+
+
+async def _sequencer_status(endpoint: str) -> dict[str, Any]:
+    async with Client(endpoint) as c:
+        try:
+            s = await c.status(timeout=2.0)
+            return {"height": s.height, "head_hash": s.head_hash.hex(), "pending": s.pending}
+        except aio.AioRpcError:
+            return {"height": None, "head_hash": None, "pending": None}
+
+
+def collect_status(manifest: Manifest) -> list[dict[str, Any]]:
+    rows = []
+    for rec in manifest.processes:
+        alive = rec.pid > 0 and is_running(rec)
+        healthy = alive and launcher.check_health(rec.endpoint)
+        row: dict[str, Any] = {
+            "name": rec.name,
+            "role": rec.role,
+            "rollup": rec.rollup,
+            "pid": rec.pid if alive else None,
+            "endpoint": rec.endpoint,
+            "running": alive,
+            "healthy": healthy,
+            "height": None,
+            "state_root": None,
+            "log": rec.log,
+        }
+        if healthy and rec.role == "sequencer":
+            s = run(_sequencer_status(rec.endpoint))
+            row["height"] = s["height"]
+            row["head_hash"] = s["head_hash"]
+            row["pending"] = s["pending"]
+        rows.append(row)
+    return rows
+
+
+@main.command()
+@DATA_DIR_OPTION
+@JSON_OPTION
+@handle_errors
+def status(data_dir: Path, as_json: bool) -> None:
+    """Each process: role, pid, endpoint, health, height."""
+    data_dir = data_dir.resolve()
+    manifest = load_manifest(data_dir)
+    rows = collect_status(manifest) if manifest else []
+    if as_json:
+        emit_json(
+            {
+                "data_dir": str(data_dir),
+                "running": any(r["running"] for r in rows),
+                "processes": rows,
+            }
+        )
+        return
+    if not rows:
+        console.print(f"no devnet in {data_dir}")
+        return
+    table = Table("name", "role", "rollup", "pid", "endpoint", "health", "height", "state root")
+    for r in rows:
+        health = (
+            "[green]SERVING[/green]"
+            if r["healthy"]
+            else ("[yellow]not serving[/yellow]" if r["running"] else "[red]down[/red]")
+        )
+        table.add_row(
+            r["name"],
+            r["role"],
+            r["rollup"] or "-",
+            str(r["pid"] or "-"),
+            r["endpoint"],
+            health,
+            "-" if r["height"] is None else str(r["height"]),
+            "-" if r["state_root"] is None else r["state_root"][:16],
+        )
+    console.print(table)
+
+
+@main.command()
+@click.argument("name")
+@DATA_DIR_OPTION
+@click.option("-n", "--lines", type=int, default=50, show_default=True, help="Lines from the end.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
+@handle_errors
+def logs(name: str, data_dir: Path, lines: int, follow: bool) -> None:
+    """Print a process's log (NAME: sequencer, alpha, beta, ...)."""
+    data_dir = data_dir.resolve()
+    manifest = load_manifest(data_dir)
+    rec = manifest.get(name) if manifest else None
+    path = Path(rec.log) if rec else data_dir / "logs" / f"{name}.log"
+    if not path.exists():
+        known = ", ".join(p.name for p in manifest.processes) if manifest else "none"
+        fail(f"no log for {name!r} in {data_dir} (processes: {known})")
+    with open(path, errors="replace") as f:
+        for line in f.readlines()[-lines:] if lines > 0 else []:
+            click.echo(line, nl=False)
+        while follow:
+            line = f.readline()
+            if line:
+                click.echo(line, nl=False)
+            else:
+                time.sleep(0.2)
+
+
+# ---------------------------------------------------------------- client commands
+
+
+def accounts_from_genesis(genesis: Genesis) -> list[dict[str, Any]]:
+    out = []
+    for i in range(DEV_ACCOUNT_COUNT):
+        addr = derive_dev_account(i).address
+        balances: dict[str, dict[str, str]] = {}
+        for a in genesis.allocations:
+            if a.address == addr:
+                balances.setdefault(a.rollup, {})[a.asset] = str(a.amount)
+        out.append({"index": i, "address": encode_address(addr), "balances": balances})
+    return out
+
+
+def format_amount(amount: int, decimals: int) -> str:
+    whole, frac = divmod(amount, 10**decimals)
+    text = f"{whole:,}"
+    if frac:
+        text += "." + f"{frac:0{decimals}d}".rstrip("0")
+    return text
+
+
+def print_accounts(genesis: Genesis, accounts: list[dict[str, Any]]) -> None:
+    columns = [(r, a.symbol, a.decimals) for r in genesis.rollup_names for a in genesis.assets]
+    table = Table("#", "address", *(f"{r} {s}" for r, s, _ in columns), title="dev accounts")
+    for acc in accounts:
+        cells = [format_amount(int(acc["balances"].get(r, {}).get(s, 0)), d) for r, s, d in columns]
+        table.add_row(str(acc["index"]), acc["address"], *cells)
+    console.print(table)
+
+
+@main.command()
+@DATA_DIR_OPTION
+@JSON_OPTION
+@handle_errors
+def accounts(data_dir: Path, as_json: bool) -> None:
+    """The prefunded dev accounts: index, address and balances (from genesis)."""
+    genesis = read_genesis(data_dir.resolve())
+    accs = accounts_from_genesis(genesis)
+    if as_json:
+        emit_json({"source": "genesis", "accounts": accs})
+    else:
+        print_accounts(genesis, accs)
+
+
+@main.command()
+@click.option("--rollup", required=True, help="Rollup to transfer on (alpha, beta).")
+@click.option("--from", "from_", required=True, help="Sender: a dev account index.")
+@click.option("--to", required=True, help="Recipient: a dev account index or a 0x address.")
+@click.option("--asset", required=True, help="Asset symbol (USDC, ETH).")
+@click.option(
+    "--amount", required=True, type=int, help="Amount in base units (USDC has 6 decimals, ETH 9)."
+)
+@click.option("--wait", is_flag=True, help="Wait until ordered (and, once nodes run, executed).")
+@DATA_DIR_OPTION
+@SEQUENCER_OPTION
+@JSON_OPTION
+@handle_errors
+def transfer(
+    rollup: str,
+    from_: str,
+    to: str,
+    asset: str,
+    amount: int,
+    wait: bool,
+    data_dir: Path,
+    sequencer_endpoint: str | None,
+    as_json: bool,
+) -> None:
+    """Sign a transfer with a dev key and submit it."""
+    data_dir = data_dir.resolve()
+    endpoint = resolve_sequencer(data_dir, sequencer_endpoint)
+    if not from_.isdigit():
+        fail("--from must be a dev account index (the CLI holds only dev keys)", code=2)
+    if amount <= 0:
+        fail("--amount must be a positive integer of base units", code=2)
+    signer = derive_dev_account(int(from_))
+    recipient = parse_account(to)
+    genesis = read_genesis(data_dir)
+
+    async def go() -> dict[str, Any]:
+        async with Client(endpoint, genesis.chain_id) as c:
+            expiry = await c.expiry()
+            tx = build_transfer(signer, rollup, recipient, asset, amount, expiry, genesis.chain_id)
+            ack = await c.submit_tx(tx)
+            return {
+                "id": ack.id.hex(),
+                "rollup": rollup,
+                "from": encode_address(signer.address),
+                "to": encode_address(recipient),
+                "asset": asset,
+                "amount": str(amount),
+                "status": "ordered",
+                "height": ack.height,
+                "index": ack.index,
+                "duplicate": ack.duplicate,
+            }
+
+    result = run(go())
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(
+            f"ordered at height {result['height']} (index {result['index']})  id {result['id']}"
+        )
+
+
+def block_summary(b: pb.Block) -> dict[str, Any]:
+    kinds: dict[str, int] = {}
+    for e in b.entries:
+        k = e.WhichOneof("kind") or "?"
+        kinds[k] = kinds.get(k, 0) + 1
+    return {
+        "height": b.header.height,
+        "hash": b.hash.hex(),
+        "parent_hash": b.header.parent_hash.hex(),
+        "timestamp_ms": b.header.timestamp_ms,
+        "entries": len(b.entries),
+        "kinds": kinds,
+    }
+
+
+@main.command()
+@click.option(
+    "--from", "from_height", type=int, default=None, help="First height (default: the last 20)."
+)
+@click.option("--follow", is_flag=True, help="Keep printing new blocks (Ctrl-C to stop).")
+@click.option("--non-empty", is_flag=True, help="Only blocks with entries.")
+@DATA_DIR_OPTION
+@SEQUENCER_OPTION
+@JSON_OPTION
+@handle_errors
+def blocks(
+    from_height: int | None,
+    follow: bool,
+    non_empty: bool,
+    data_dir: Path,
+    sequencer_endpoint: str | None,
+    as_json: bool,
+) -> None:
+    """Print blocks from the sequencer (JSON lines with --json)."""
+    endpoint = resolve_sequencer(data_dir.resolve(), sequencer_endpoint)
+
+    def show(b: pb.Block) -> None:
+        s = block_summary(b)
+        if non_empty and not s["entries"]:
+            return
+        if as_json:
+            click.echo(json.dumps(s))
+        else:
+            kinds = " ".join(f"{k}={n}" for k, n in sorted(s["kinds"].items()))
+            click.echo(f"{s['height']:>8}  {s['hash'][:16]}  entries {s['entries']:>5}  {kinds}")
+
+    async def go() -> None:
+        async with Client(endpoint) as c:
+            head = (await c.status()).height
+            start = from_height if from_height is not None else max(1, head - 19)
+            if follow:
+                async for b in c.follow(start):
+                    show(b)
+            else:
+                for h in range(max(1, start), head + 1):
+                    show(await c.get_block(h))
+
+    with contextlib.suppress(KeyboardInterrupt):
+        run(go())
+
+
+if __name__ == "__main__":
+    main()

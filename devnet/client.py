@@ -1,0 +1,289 @@
+"""The client library: connect, keys, build and sign transactions and bundles,
+submit, wait for inclusion, follow blocks. Tests, benchmarks, the `devnet`
+command and users' scripts all go through it.
+
+    async with Client("127.0.0.1:50051") as c:
+        alice, bob = derive_dev_account(0), derive_dev_account(1)
+        tx = await c.build_transfer(alice, "alpha", bob.address, "USDC", 5_000_000)
+        ack = await c.submit_tx(tx)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+
+import grpc
+from grpc import aio
+
+from xrollup import codec
+from xrollup.blocks import compute_id
+from xrollup.genesis import DEV_CHAIN_ID
+from xrollup.keys import Address, Keypair
+from xrollup.model import Action, BundleBody, Leg, PriceUpdate, Signature, Transfer, TxBody
+from xrollup.numeric import Amount, Height
+from xrollup.v1 import sequencer_pb2 as spb
+from xrollup.v1 import sequencer_pb2_grpc as spb_grpc
+from xrollup.v1 import types_pb2 as pb
+
+DEFAULT_EXPIRY_BLOCKS = 3000
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """An acknowledged submission: ordered at `height`, position `index`."""
+
+    id: bytes
+    height: int
+    index: int
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    """One transaction's result in a batch: code 0 (OK) with a height, or a refusal."""
+
+    id: bytes
+    code: grpc.StatusCode
+    message: str
+    height: int
+    index: int
+    duplicate: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.code == grpc.StatusCode.OK
+
+
+_CODES = {c.value[0]: c for c in grpc.StatusCode}
+
+
+# ---------------------------------------------------------------- building and signing
+
+
+def new_nonce() -> int:
+    """A random salt so two otherwise equal bodies get different ids."""
+    return secrets.randbits(63)
+
+
+def sign_tx(body: TxBody, signers: Sequence[Keypair]) -> pb.SignedTx:
+    body_bytes = codec.encode_tx_body(body)
+    sigs = [Signature(k.public_key, k.sign(body_bytes)) for k in signers]
+    return codec.encode_signed_tx(body_bytes, sigs)
+
+
+def sign_bundle(body: BundleBody, signers: Sequence[Keypair]) -> pb.SignedBundle:
+    body_bytes = codec.encode_bundle_body(body)
+    sigs = [Signature(k.public_key, k.sign(body_bytes)) for k in signers]
+    return codec.encode_signed_bundle(body_bytes, sigs)
+
+
+def build_tx(
+    signer: Keypair,
+    rollup: str,
+    action: Action,
+    expiry_height: int,
+    chain_id: str = DEV_CHAIN_ID,
+    nonce: int | None = None,
+) -> pb.SignedTx:
+    body = TxBody(
+        chain_id=chain_id,
+        rollup=rollup,
+        sender=signer.address,
+        nonce=new_nonce() if nonce is None else nonce,
+        expiry_height=Height(expiry_height),
+        action=action,
+    )
+    return sign_tx(body, [signer])
+
+
+def build_transfer(
+    signer: Keypair,
+    rollup: str,
+    to: Address,
+    asset: str,
+    amount: int,
+    expiry_height: int,
+    chain_id: str = DEV_CHAIN_ID,
+    nonce: int | None = None,
+) -> pb.SignedTx:
+    return build_tx(
+        signer, rollup, Transfer(to, asset, Amount(amount)), expiry_height, chain_id, nonce
+    )
+
+
+def build_price_update(
+    oracle: Keypair,
+    rollup: str,
+    base: str,
+    quote: str,
+    price: int,
+    expiry_height: int,
+    chain_id: str = DEV_CHAIN_ID,
+) -> pb.SignedTx:
+    return build_tx(
+        oracle, rollup, PriceUpdate(base, quote, Amount(price)), expiry_height, chain_id
+    )
+
+
+def build_bundle(
+    legs: Sequence[Leg],
+    signers: Sequence[Keypair],
+    expiry_height: int,
+    chain_id: str = DEV_CHAIN_ID,
+    nonce: int | None = None,
+) -> pb.SignedBundle:
+    """A bundle signed by every given key; each leg's sender must be among them."""
+    body = BundleBody(
+        chain_id, new_nonce() if nonce is None else nonce, Height(expiry_height), tuple(legs)
+    )
+    return sign_bundle(body, signers)
+
+
+def compute_submission_id(msg: pb.SignedTx | pb.SignedBundle) -> bytes:
+    return compute_id(msg.body)
+
+
+# ---------------------------------------------------------------- the connection
+
+
+class Client:
+    """An async connection to a sequencer."""
+
+    def __init__(self, endpoint: str, chain_id: str = DEV_CHAIN_ID) -> None:
+        self.endpoint = endpoint
+        self.chain_id = chain_id
+        self.channel = aio.insecure_channel(endpoint, options=CHANNEL_OPTIONS)
+        self.stub = spb_grpc.SequencerServiceStub(self.channel)
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.channel.close(grace=None)
+
+    async def wait_ready(self, timeout: float = 10.0) -> None:
+        await asyncio.wait_for(self.channel.channel_ready(), timeout)
+
+    async def status(self, timeout: float | None = 5.0) -> spb.GetStatusResponse:
+        return await self.stub.GetStatus(spb.GetStatusRequest(), timeout=timeout)
+
+    async def expiry(self, blocks: int = DEFAULT_EXPIRY_BLOCKS) -> int:
+        """An expiry height `blocks` past the current head."""
+        return (await self.status()).height + blocks
+
+    async def build_transfer(
+        self,
+        signer: Keypair,
+        rollup: str,
+        to: Address,
+        asset: str,
+        amount: int,
+        expiry_height: int | None = None,
+    ) -> pb.SignedTx:
+        expiry = expiry_height if expiry_height is not None else await self.expiry()
+        return build_transfer(signer, rollup, to, asset, amount, expiry, self.chain_id)
+
+    async def submit_tx(self, tx: pb.SignedTx, timeout: float | None = 30.0) -> Submitted:
+        r = await self.stub.SubmitTransaction(spb.SubmitTransactionRequest(tx=tx), timeout=timeout)
+        return Submitted(r.id, r.height, r.index, r.duplicate)
+
+    async def submit_bundle(
+        self, bundle: pb.SignedBundle, timeout: float | None = 30.0
+    ) -> Submitted:
+        r = await self.stub.SubmitBundle(spb.SubmitBundleRequest(bundle=bundle), timeout=timeout)
+        return Submitted(r.id, r.height, r.index, r.duplicate)
+
+    async def submit_batch(
+        self, txs: Sequence[pb.SignedTx], timeout: float | None = 60.0
+    ) -> list[BatchItem]:
+        r = await self.stub.SubmitBatch(spb.SubmitBatchRequest(txs=txs), timeout=timeout)
+        return [
+            BatchItem(
+                x.id,
+                _CODES.get(x.code, grpc.StatusCode.UNKNOWN),
+                x.message,
+                x.height,
+                x.index,
+                x.duplicate,
+            )
+            for x in r.results
+        ]
+
+    async def get_block(self, height: int, timeout: float | None = 10.0) -> pb.Block:
+        return await self.stub.GetBlock(spb.GetBlockRequest(height=height), timeout=timeout)
+
+    async def get_submission(
+        self, submission_id: bytes, timeout: float | None = 5.0
+    ) -> spb.GetSubmissionResponse:
+        return await self.stub.GetSubmission(
+            spb.GetSubmissionRequest(id=submission_id), timeout=timeout
+        )
+
+    async def wait_for_inclusion(
+        self, submission_id: bytes, timeout: float = 30.0, poll: float = 0.02
+    ) -> int:
+        """The height that orders `submission_id`, polling until it is ordered."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                r = await self.get_submission(submission_id)
+                if r.state == spb.GetSubmissionResponse.STATE_ORDERED:
+                    return int(r.height)
+            except aio.AioRpcError as e:
+                if e.code() not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE):
+                    raise
+            if loop.time() > deadline:
+                raise TimeoutError(f"{submission_id.hex()} not ordered within {timeout}s")
+            await asyncio.sleep(poll)
+
+    async def stream_blocks(self, from_height: int = 1) -> AsyncIterator[pb.Block]:
+        """One stream of blocks from `from_height`; ends when the server ends it."""
+        call = self.stub.StreamBlocks(spb.StreamBlocksRequest(from_height=from_height))
+        try:
+            async for block in call:
+                yield block
+        finally:
+            call.cancel()
+
+    async def follow(
+        self, from_height: int = 1, retry_delay: float = 0.05, max_delay: float = 2.0
+    ) -> AsyncIterator[pb.Block]:
+        """Blocks from `from_height` in order, each exactly once, resuming after
+        disconnects and sequencer restarts with exponential backoff."""
+        next_height = max(1, from_height)
+        delay = retry_delay
+        while True:
+            try:
+                async for block in self.stream_blocks(next_height):
+                    if block.header.height != next_height:
+                        raise RuntimeError(
+                            f"stream gave height {block.header.height}, want {next_height}"
+                        )
+                    next_height += 1
+                    delay = retry_delay
+                    yield block
+            except aio.AioRpcError as e:
+                if e.code() not in (
+                    grpc.StatusCode.UNAVAILABLE,
+                    grpc.StatusCode.CANCELLED,
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    grpc.StatusCode.INTERNAL,
+                ):
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(max_delay, delay * 2)

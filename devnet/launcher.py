@@ -1,0 +1,170 @@
+"""Starting and stopping the devnet's processes as real OS processes: each with
+its data directory, log file and ready file, health-checked over grpc.health.v1,
+and stopped by its own pid (SIGTERM, then SIGKILL after a grace period). Never
+by name."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+@dataclass
+class Launched:
+    """A process this devnet started."""
+
+    name: str
+    role: str  # "sequencer" | "node"
+    rollup: str | None
+    pid: int
+    endpoint: str
+    data_dir: Path
+    log: Path
+    argv: list[str] = field(default_factory=list)
+    popen: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
+
+
+class LaunchError(RuntimeError):
+    """A process did not come up; the message says why and where its log is."""
+
+
+def sequencer_argv(
+    listen: str,
+    data_dir: Path,
+    ready_file: Path,
+    genesis: Path | None,
+    block_interval_ms: int | None = None,
+) -> list[str]:
+    argv = [sys.executable, "-m", "sequencer", "--listen", listen, "--data-dir", str(data_dir)]
+    argv += ["--ready-file", str(ready_file)]
+    if genesis is not None:
+        argv += ["--genesis", str(genesis)]
+    if block_interval_ms is not None:
+        argv += ["--block-interval-ms", str(block_interval_ms)]
+    return argv
+
+
+def start_process(
+    name: str,
+    role: str,
+    rollup: str | None,
+    argv: list[str],
+    data_dir: Path,
+    log: Path,
+    ready_file: Path,
+    timeout: float = 20.0,
+    detach: bool = True,
+) -> Launched:
+    """Start `argv` with output to `log`, wait for its ready file and health."""
+    with contextlib.suppress(FileNotFoundError):
+        ready_file.unlink()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        popen = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=detach,  # survives the `devnet up` that started it
+            cwd=os.getcwd(),
+        )
+    deadline = time.monotonic() + timeout
+    endpoint = None
+    while time.monotonic() < deadline:
+        if popen.poll() is not None:
+            raise LaunchError(f"{name} exited with code {popen.returncode} at start; see {log}")
+        if ready_file.exists():
+            with contextlib.suppress(ValueError, OSError):
+                endpoint = json.loads(ready_file.read_text())["endpoint"]
+                break
+        time.sleep(0.02)
+    if endpoint is None or not wait_healthy(endpoint, max(0.5, deadline - time.monotonic())):
+        stop_pid(popen.pid, popen=popen)
+        raise LaunchError(f"{name} did not become healthy within {timeout}s; see {log}")
+    return Launched(name, role, rollup, popen.pid, endpoint, data_dir, log, argv, popen)
+
+
+def check_health(endpoint: str, timeout: float = 1.0) -> bool:
+    """True when the server at `endpoint` answers SERVING on grpc.health.v1."""
+    try:
+        with grpc.insecure_channel(endpoint) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            r = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+            return bool(r.status == health_pb2.HealthCheckResponse.SERVING)
+    except grpc.RpcError:
+        return False
+
+
+def wait_healthy(endpoint: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check_health(endpoint, timeout=min(1.0, max(0.1, deadline - time.monotonic()))):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def is_alive(pid: int, argv_hint: list[str] | None = None) -> bool:
+    """True when `pid` runs and (given argv_hint) is the process we started, not a
+    recycled pid: its command line must contain the hint's module arguments."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError):
+        return False
+    if state == "Z":
+        return False
+    if argv_hint:
+        want = [a.encode() for a in argv_hint[1:4]]
+        return cmdline[1:4] == want
+    return True
+
+
+def stop_pid(
+    pid: int,
+    grace: float = 10.0,
+    popen: subprocess.Popen[bytes] | None = None,
+    argv_hint: list[str] | None = None,
+    sig: int = signal.SIGTERM,
+) -> bool:
+    """Stop our process `pid`: `sig` (SIGTERM), then SIGKILL after `grace`
+    seconds. Returns True when it is gone."""
+    if popen is None and not is_alive(pid, argv_hint):
+        return True
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if popen is not None:
+            if popen.poll() is not None:
+                return True
+        elif not is_alive(pid):
+            return True
+        time.sleep(0.02)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    if popen is not None:
+        popen.wait(timeout=10)
+        return True
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and is_alive(pid):
+        time.sleep(0.02)
+    return not is_alive(pid)
+
+
+def kill_pid(pid: int, popen: subprocess.Popen[bytes] | None = None) -> None:
+    """SIGKILL our process and reap it when we are its parent."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    if popen is not None:
+        popen.wait(timeout=10)

@@ -1,0 +1,64 @@
+"""On a fresh copy of the repository, `make up` gives a healthy sequencer and
+`devnet down` leaves no process behind."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from devnet.launcher import check_health, is_alive
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _fresh_copy(dest: Path) -> None:
+    """What a clone holds: tracked files plus new files not ignored by .gitignore."""
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, check=True, capture_output=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, files):
+        src = ROOT / name.decode()
+        if src.is_file():
+            (dest / name.decode()).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name.decode())
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if text.encode() in (proc / "cmdline").read_bytes():
+                    pids.append(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_make_up_on_fresh_copy_then_down(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    _fresh_copy(repo)
+    assert not (repo / ".venv").exists()
+    try:
+        up = subprocess.run(["make", "up"], cwd=repo, capture_output=True, text=True, timeout=600)
+        assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-2000:]
+        assert (repo / ".venv/bin/devnet").exists()
+        manifest = json.loads((repo / ".devnet/devnet.json").read_text())
+        seq = next(p for p in manifest["processes"] if p["name"] == "sequencer")
+        assert check_health(seq["endpoint"], timeout=5)
+        status = subprocess.run(
+            [str(repo / ".venv/bin/devnet"), "status", "--json"], cwd=repo, capture_output=True, text=True
+        )
+        rows = json.loads(status.stdout)["processes"]
+        assert [(r["name"], r["healthy"]) for r in rows] == [("sequencer", True)]
+        assert rows[0]["height"] is not None and rows[0]["state_root"] is None
+    finally:
+        down = subprocess.run(
+            [str(repo / ".venv/bin/devnet"), "down"], cwd=repo, capture_output=True, text=True, timeout=60
+        )
+    assert down.returncode == 0, down.stderr
+    assert not is_alive(seq["pid"])
+    assert _processes_mentioning(str(repo)) == []
