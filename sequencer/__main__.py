@@ -23,12 +23,30 @@ SERVICE_NAME = sequencer_pb2.DESCRIPTOR.services_by_name["SequencerService"].ful
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m sequencer", description=__doc__)
-    p.add_argument("--listen", default="127.0.0.1:50051", help="HOST:PORT to serve on (port 0: any free port)")
-    p.add_argument("--data-dir", type=Path, default=Path(".devnet/sequencer"), help="LevelDB block store directory")
-    p.add_argument("--genesis", type=Path, default=None, help="genesis JSON (default: the embedded dev genesis)")
-    p.add_argument("--block-interval-ms", type=int, default=None, help="override genesis block interval")
-    p.add_argument("--ready-file", type=Path, default=None, help="write {endpoint, pid} here once serving")
-    p.add_argument("--grace", type=float, default=3.0, help="seconds in-flight calls get on SIGTERM")
+    p.add_argument(
+        "--listen", default="127.0.0.1:50051", help="HOST:PORT to serve on (port 0: any free port)"
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".devnet/sequencer"),
+        help="LevelDB block store directory",
+    )
+    p.add_argument(
+        "--genesis",
+        type=Path,
+        default=None,
+        help="genesis JSON (default: the embedded dev genesis)",
+    )
+    p.add_argument(
+        "--block-interval-ms", type=int, default=None, help="override genesis block interval"
+    )
+    p.add_argument(
+        "--ready-file", type=Path, default=None, help="write {endpoint, pid} here once serving"
+    )
+    p.add_argument(
+        "--grace", type=float, default=3.0, help="seconds in-flight calls get on SIGTERM"
+    )
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -51,7 +69,11 @@ async def serve(args: argparse.Namespace) -> None:
         serving.write_ready_file(args.ready_file, endpoint)
         log.info(
             "serving on %s: chain %s, head %d, block interval %d ms, data %s",
-            endpoint, genesis.chain_id, seq.head_height, genesis.block_interval_ms, args.data_dir,
+            endpoint,
+            genesis.chain_id,
+            seq.head_height,
+            genesis.block_interval_ms,
+            args.data_dir,
         )
         await serving.wait_for_termination()
         log.info("SIGTERM: draining")

@@ -27,7 +27,9 @@ _OK = grpc.StatusCode.OK.value[0]
 
 
 def _submit_response(ack: Ack) -> spb.SubmitResponse:
-    return spb.SubmitResponse(id=ack.id, height=ack.height, index=ack.index, duplicate=ack.duplicate)
+    return spb.SubmitResponse(
+        id=ack.id, height=ack.height, index=ack.index, duplicate=ack.duplicate
+    )
 
 
 class SequencerService(spb_grpc.SequencerServiceServicer):
@@ -35,7 +37,9 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
         self.seq = sequencer
         self.genesis = sequencer.genesis
         # Signature checks release the GIL, so admission runs on threads beside the loop.
-        self._verify = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="admit")
+        self._verify = ThreadPoolExecutor(
+            max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="admit"
+        )
 
     def close(self) -> None:
         self._verify.shutdown(wait=False, cancel_futures=True)
@@ -44,7 +48,9 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
         return await asyncio.get_running_loop().run_in_executor(self._verify, fn, *args)
 
     @grpc_method
-    async def SubmitTransaction(self, request: spb.SubmitTransactionRequest, context: Context) -> spb.SubmitResponse:
+    async def SubmitTransaction(
+        self, request: spb.SubmitTransactionRequest, context: Context
+    ) -> spb.SubmitResponse:
         if not request.HasField("tx"):
             raise InvalidInput("request.tx: missing field")
         tx: Tx = await self._run(admission.admit_tx, request.tx, self.genesis, self.seq.next_height)
@@ -52,15 +58,23 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
         return _submit_response(ack)
 
     @grpc_method
-    async def SubmitBundle(self, request: spb.SubmitBundleRequest, context: Context) -> spb.SubmitResponse:
+    async def SubmitBundle(
+        self, request: spb.SubmitBundleRequest, context: Context
+    ) -> spb.SubmitResponse:
         if not request.HasField("bundle"):
             raise InvalidInput("request.bundle: missing field")
-        bundle = await self._run(admission.admit_bundle, request.bundle, self.genesis, self.seq.next_height)
-        ack = await self.seq.enqueue(pb.Entry(bundle=request.bundle), bundle.id, bundle.body.expiry_height)
+        bundle = await self._run(
+            admission.admit_bundle, request.bundle, self.genesis, self.seq.next_height
+        )
+        ack = await self.seq.enqueue(
+            pb.Entry(bundle=request.bundle), bundle.id, bundle.body.expiry_height
+        )
         return _submit_response(ack)
 
     @grpc_method
-    async def SubmitVote(self, request: spb.SubmitVoteRequest, context: Context) -> spb.SubmitResponse:
+    async def SubmitVote(
+        self, request: spb.SubmitVoteRequest, context: Context
+    ) -> spb.SubmitResponse:
         if not request.HasField("vote"):
             raise InvalidInput("request.vote: missing field")
         vote = await self._run(admission.admit_vote, request.vote, self.genesis)
@@ -68,7 +82,9 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
         return _submit_response(ack)
 
     @grpc_method
-    async def SubmitBatch(self, request: spb.SubmitBatchRequest, context: Context) -> spb.SubmitBatchResponse:
+    async def SubmitBatch(
+        self, request: spb.SubmitBatchRequest, context: Context
+    ) -> spb.SubmitBatchResponse:
         txs = request.txs
         limit = self.genesis.limits.max_batch
         if len(txs) > limit:
@@ -80,7 +96,10 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
         chunks = max(1, min(len(txs) // 64, 4))
         bounds = [len(txs) * i // chunks for i in range(chunks + 1)]
         parts = await asyncio.gather(
-            *(self._run(self._admit_many, txs[bounds[i] : bounds[i + 1]], next_height) for i in range(chunks))
+            *(
+                self._run(self._admit_many, txs[bounds[i] : bounds[i + 1]], next_height)
+                for i in range(chunks)
+            )
         )
         admitted = [item for part in parts for item in part]
 
@@ -96,7 +115,9 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
                 code, message = compute_status_value(e)
                 return spb.BatchResult(id=getattr(item, "id", b""), code=code, message=message)
 
-        results = await asyncio.gather(*(one(msg, item) for msg, item in zip(txs, admitted, strict=True)))
+        results = await asyncio.gather(
+            *(one(msg, item) for msg, item in zip(txs, admitted, strict=True))
+        )
         return spb.SubmitBatchResponse(results=results)
 
     def _admit_many(self, msgs: Sequence[pb.SignedTx], next_height: int) -> list[Tx | XrollupError]:
@@ -113,7 +134,9 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
         return self.seq.get_block(request.height)
 
     @grpc_method
-    async def StreamBlocks(self, request: spb.StreamBlocksRequest, context: Context) -> AsyncIterator[pb.Block]:
+    async def StreamBlocks(
+        self, request: spb.StreamBlocksRequest, context: Context
+    ) -> AsyncIterator[pb.Block]:
         limit = self.genesis.limits.max_subscribers
         if self.seq.subscribers >= limit:
             raise LimitExceeded(f"{limit} block subscribers already; retry later")
@@ -129,7 +152,9 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
             self.seq.subscribers -= 1
 
     @grpc_method
-    async def GetSubmission(self, request: spb.GetSubmissionRequest, context: Context) -> spb.GetSubmissionResponse:
+    async def GetSubmission(
+        self, request: spb.GetSubmissionRequest, context: Context
+    ) -> spb.GetSubmissionResponse:
         if len(request.id) != 32:
             raise InvalidInput(f"id is {len(request.id)} bytes, want 32")
         found = self.seq.lookup(request.id)
@@ -142,10 +167,14 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
                 height=found.height,
                 index=found.index,
             )
-        return spb.GetSubmissionResponse(id=request.id, state=spb.GetSubmissionResponse.STATE_PENDING)
+        return spb.GetSubmissionResponse(
+            id=request.id, state=spb.GetSubmissionResponse.STATE_PENDING
+        )
 
     @grpc_method
-    async def GetStatus(self, request: spb.GetStatusRequest, context: Context) -> spb.GetStatusResponse:
+    async def GetStatus(
+        self, request: spb.GetStatusRequest, context: Context
+    ) -> spb.GetStatusResponse:
         return spb.GetStatusResponse(
             chain_id=self.genesis.chain_id,
             height=self.seq.head_height,

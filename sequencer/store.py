@@ -57,7 +57,9 @@ class LevelDBBlockStore:
         try:
             self._db = plyvel.DB(str(path), create_if_missing=True)
         except plyvel.IOError as e:
-            raise Unavailable(f"cannot open block store {path}: {e} (is another sequencer using it?)") from None
+            raise Unavailable(
+                f"cannot open block store {path}: {e} (is another sequencer using it?)"
+            ) from None
         self._sync = sync
         raw = self._db.get(_HEAD)
         if raw is None:

@@ -46,7 +46,9 @@ class Pool(Generic[P]):
     def add(self, pending: Pending[P], protocol: bool = False) -> None:
         """Queue an entry; raises PoolFull when its lane is at capacity."""
         assert pending.id not in self, "callers check for duplicates first"
-        lane, cap = (self._protocol, self.protocol_capacity) if protocol else (self._user, self.capacity)
+        lane, cap = (
+            (self._protocol, self.protocol_capacity) if protocol else (self._user, self.capacity)
+        )
         if len(lane) >= cap:
             kind = "protocol" if protocol else "pending"
             raise PoolFull(f"{kind} pool is full ({cap} entries); retry after the next block")
