@@ -21,6 +21,7 @@ from xrollup.model import (
     Decision,
     Entry,
     Leg,
+    Malformed,
     PriceUpdate,
     Signature,
     Transfer,
@@ -177,10 +178,23 @@ def compute_entry_id(msg: pb.Entry) -> bytes:
     raise InvalidInput("entry: no kind set")
 
 
+def decode_entry_tolerant(msg: pb.Entry) -> Entry:
+    """As decode_entry, but an entry that does not decode becomes Malformed."""
+    try:
+        return decode_entry(msg)
+    except InvalidInput as e:
+        try:
+            entry_id = compute_entry_id(msg)
+        except InvalidInput:
+            entry_id = compute_id(msg.SerializeToString())
+        return Malformed(entry_id, str(e))
+
+
 def decode_block(msg: pb.Block) -> Block:
-    """Decode a block and check that its hash matches its header and entries."""
+    """Decode a block and check that its hash matches its header and entries.
+    Entries that do not decode become Malformed; a bad hash raises InvalidInput."""
     h = msg.header
-    entries = tuple(decode_entry(e) for e in msg.entries)
+    entries = tuple(decode_entry_tolerant(e) for e in msg.entries)
     _require(h.entry_count == len(entries), f"block {h.height}: entry_count mismatch")
     expected = compute_block_hash(h.height, h.parent_hash, h.timestamp_ms, [e.id for e in entries])
     _require(expected == msg.hash, f"block {h.height}: hash does not match its contents")

@@ -112,7 +112,16 @@ class Decision:
     reason: str
 
 
-Entry = Tx | Bundle | Vote | Decision
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """An entry of a sealed block that does not decode. Nodes give it a failed
+    receipt instead of stopping; an honest sequencer never orders one."""
+
+    id: bytes
+    reason: str
+
+
+Entry = Tx | Bundle | Vote | Decision | Malformed
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,7 +53,10 @@ class Uint64(int):
         return type(self)(int(self) // self._other(other))
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({int(self)})"
+        return f"{type(self).__name__}({int.__repr__(self)})"
+
+    def __str__(self) -> str:
+        return int.__repr__(self)
 
 
 class Height(Uint64):

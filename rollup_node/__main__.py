@@ -1,0 +1,93 @@
+"""`python -m rollup_node`: run one rollup node until SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from pathlib import Path
+
+from rollup_node.follower import Follower, compute_genesis_hash
+from rollup_node.service import RollupNodeService
+from rollup_node.store import NodeStore
+from xrollup import serving
+from xrollup.errors import InvalidInput, XrollupError
+from xrollup.genesis import load_genesis
+from xrollup.v1 import node_pb2, node_pb2_grpc
+
+log = logging.getLogger("rollup_node")
+SERVICE_NAME = node_pb2.DESCRIPTOR.services_by_name["RollupNodeService"].full_name
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m rollup_node", description=__doc__)
+    p.add_argument("--rollup", required=True, help="which rollup of genesis this node runs")
+    p.add_argument("--sequencer", required=True, help="sequencer HOST:PORT to follow")
+    p.add_argument(
+        "--listen", default="127.0.0.1:0", help="HOST:PORT to serve on (port 0: any free port)"
+    )
+    p.add_argument("--data-dir", type=Path, required=True, help="LevelDB state directory")
+    p.add_argument(
+        "--genesis", type=Path, default=None, help="genesis JSON (default: embedded dev genesis)"
+    )
+    p.add_argument(
+        "--ready-file", type=Path, default=None, help="write {endpoint, pid} here once serving"
+    )
+    p.add_argument("--grace", type=float, default=2.0)
+    p.add_argument("--log-level", default="INFO")
+    return p.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    genesis = load_genesis(args.genesis)
+    if genesis.get_rollup(args.rollup) is None:
+        raise InvalidInput(
+            f"--rollup {args.rollup!r} is not in genesis ({', '.join(genesis.rollup_names)})"
+        )
+    store = NodeStore(args.data_dir, compute_genesis_hash(genesis))
+    follower = Follower(store, genesis, args.rollup, args.sequencer)
+    server = serving.build_server(genesis.limits.max_message_bytes)
+    node_pb2_grpc.add_RollupNodeServiceServicer_to_server(RollupNodeService(follower), server)
+    health = serving.add_health_and_reflection(server, [SERVICE_NAME])
+    following: asyncio.Task[None] | None = None
+    try:
+        endpoint = serving.bind(server, args.listen)
+        await server.start()
+        following = asyncio.create_task(follower.run(), name="follower")
+        await serving.set_serving(health, [SERVICE_NAME], True)
+        serving.write_ready_file(args.ready_file, endpoint)
+        log.info(
+            "rollup %s serving on %s, following %s from height %d",
+            args.rollup,
+            endpoint,
+            args.sequencer,
+            follower.applied.height,
+        )
+        await serving.wait_for_termination()
+        log.info("SIGTERM: stopping at height %d", follower.applied.height)
+        await serving.set_serving(health, [SERVICE_NAME], False)
+        await server.stop(args.grace)
+    finally:
+        if following is not None:
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await following
+        store.close()
+        log.info("stopped at height %d", follower.applied.height)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    serving.setup_logging(f"rollup_node.{args.rollup}", args.log_level)
+    try:
+        asyncio.run(serve(args))
+    except XrollupError as e:
+        log.error("%s", e)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""The node's follower: streams blocks from the sequencer from the last applied
+height, checks each links to the chain it has, applies its rollup's entries
+with the pure state machine and saves the result in one write batch.
+Reconnects by itself with backoff (devnet.client.Client.follow)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import blake3
+import grpc
+from grpc import aio
+
+from devnet.client import Client
+from rollup_node.core.execute import apply_block, apply_genesis
+from rollup_node.core.root import compute_state_root, update_accumulator
+from rollup_node.store import Applied, NodeStore
+from xrollup import codec
+from xrollup.blocks import GENESIS_PARENT
+from xrollup.errors import InvalidInput
+from xrollup.genesis import Genesis, encode_genesis
+from xrollup.v1 import types_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+
+def compute_genesis_hash(genesis: Genesis) -> bytes:
+    return blake3.blake3(encode_genesis(genesis).encode()).digest()
+
+
+class Follower:
+    def __init__(self, store: NodeStore, genesis: Genesis, rollup: str, sequencer: str) -> None:
+        self.store = store
+        self.genesis = genesis
+        self.rollup = rollup
+        self.sequencer = sequencer
+        self.connected = False
+        self.sequencer_height = 0
+        self._apply_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="apply")
+        applied = store.applied()
+        if applied is None:
+            applied = self._apply_genesis()
+        self.applied = applied
+        self.state_root = store.get_root(applied.height) or b""
+
+    def _apply_genesis(self) -> Applied:
+        outcome = apply_genesis(self.store.state, self.genesis, self.rollup)
+        acc = update_accumulator(0, ((k, None, v) for k, v in outcome.writes.items()))
+        self.store.save_block(outcome, GENESIS_PARENT, acc, compute_state_root(acc))
+        applied = self.store.applied()
+        assert applied is not None
+        return applied
+
+    def apply(self, msg: pb.Block) -> Applied:
+        """Apply one block; raises InvalidInput when it does not extend our chain."""
+        block = codec.decode_block(msg)
+        if block.height != self.applied.height + 1:
+            raise InvalidInput(f"got block {block.height}, next is {self.applied.height + 1}")
+        if block.parent_hash != self.applied.block_hash:
+            raise InvalidInput(f"block {block.height} does not extend the chain this node applied")
+        outcome = apply_block(self.store.state, block, self.rollup, self.genesis)
+        base = self.store.state
+        acc = update_accumulator(
+            self.applied.accumulator, ((k, base.get(k), v) for k, v in outcome.writes.items())
+        )
+        root = compute_state_root(acc)
+        self.store.save_block(outcome, block.hash, acc, root)
+        self.applied = Applied(block.height, block.hash, acc)
+        self.state_root = root
+        return self.applied
+
+    async def run(self) -> None:
+        """Follow the sequencer until cancelled."""
+        loop = asyncio.get_running_loop()
+        poller = asyncio.create_task(self._poll_head())
+        try:
+            async with Client(self.sequencer) as client:
+                while True:
+                    try:
+                        async for msg in client.follow(self.applied.height + 1):
+                            self.connected = True
+                            self.sequencer_height = max(self.sequencer_height, msg.header.height)
+                            await loop.run_in_executor(self._apply_thread, self.apply, msg)
+                    except InvalidInput as e:
+                        # A block that does not link: never apply it; retry from our height.
+                        log.error("refusing block: %s", e)
+                        self.connected = False
+                        await asyncio.sleep(1.0)
+        finally:
+            self.connected = False
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+            self._apply_thread.shutdown(wait=True)
+
+    async def _poll_head(self) -> None:
+        async with Client(self.sequencer) as client:
+            while True:
+                try:
+                    status = await client.status(timeout=2.0)
+                    self.sequencer_height = max(self.sequencer_height, status.height)
+                except aio.AioRpcError as e:
+                    self.connected = False
+                    if e.code() != grpc.StatusCode.UNAVAILABLE:
+                        log.warning("sequencer status: %s", e.details())
+                await asyncio.sleep(0.5)

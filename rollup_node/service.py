@@ -1,0 +1,93 @@
+"""The RollupNodeService gRPC servicer: balances, receipts, state roots, prices
+and status, read from the node's store. Errors go through xrollup.grpc_status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grpc import aio
+
+from rollup_node.core import bank, oracle
+from rollup_node.core.state import State
+from rollup_node.follower import Follower
+from xrollup.errors import InvalidInput, NotFound
+from xrollup.grpc_status import grpc_method
+from xrollup.keys import ADDRESS_LEN
+from xrollup.v1 import node_pb2 as npb
+from xrollup.v1 import node_pb2_grpc as npb_grpc
+
+Context = aio.ServicerContext[Any, Any]
+
+
+class RollupNodeService(npb_grpc.RollupNodeServiceServicer):
+    def __init__(self, follower: Follower) -> None:
+        self.follower = follower
+        self.store = follower.store
+        self.genesis = follower.genesis
+
+    @grpc_method
+    async def GetBalances(
+        self, request: npb.GetBalancesRequest, context: Context
+    ) -> npb.GetBalancesResponse:
+        if len(request.address) != ADDRESS_LEN:
+            raise InvalidInput(f"address is {len(request.address)} bytes, want {ADDRESS_LEN}")
+        reader, height = self.store.snapshot_reader()
+        state = State(reader)
+        balances = [
+            npb.Balance(asset=a.symbol, amount=bank.get_balance(state, request.address, a.symbol))
+            for a in sorted(self.genesis.assets, key=lambda a: a.symbol)
+        ]
+        return npb.GetBalancesResponse(address=request.address, height=height, balances=balances)
+
+    @grpc_method
+    async def GetReceipt(self, request: npb.GetReceiptRequest, context: Context) -> npb.Receipt:
+        if len(request.id) != 32:
+            raise InvalidInput(f"id is {len(request.id)} bytes, want 32")
+        r = self.store.get_receipt(request.id)
+        if r is None:
+            raise NotFound(
+                f"no receipt for {request.id.hex()} on {self.follower.rollup} "
+                f"(applied up to height {self.follower.applied.height})"
+            )
+        status = npb.Receipt.STATUS_OK if r.ok else npb.Receipt.STATUS_FAILED
+        return npb.Receipt(id=r.id, status=status, reason=r.reason, height=r.height, index=r.index)
+
+    @grpc_method
+    async def GetStateRoot(
+        self, request: npb.GetStateRootRequest, context: Context
+    ) -> npb.GetStateRootResponse:
+        root = self.store.get_root(request.height)
+        if root is None:
+            raise NotFound(
+                f"no state root at height {request.height};"
+                f" applied up to {self.follower.applied.height}"
+            )
+        return npb.GetStateRootResponse(height=request.height, state_root=root)
+
+    @grpc_method
+    async def GetNodeStatus(
+        self, request: npb.GetNodeStatusRequest, context: Context
+    ) -> npb.GetNodeStatusResponse:
+        f = self.follower
+        applied = f.applied.height
+        seq = max(f.sequencer_height, applied)
+        return npb.GetNodeStatusResponse(
+            rollup=f.rollup,
+            applied_height=applied,
+            state_root=f.state_root,
+            sequencer_height=seq,
+            lag=seq - applied,
+            connected=f.connected,
+        )
+
+    @grpc_method
+    async def GetPrice(
+        self, request: npb.GetPriceRequest, context: Context
+    ) -> npb.GetPriceResponse:
+        reader, _ = self.store.snapshot_reader()
+        p = oracle.get_price(State(reader), request.base, request.quote)
+        if p is None:
+            raise NotFound(f"no {request.base}/{request.quote} price on {self.follower.rollup}")
+        return npb.GetPriceResponse(
+            base=p.base, quote=p.quote, price=p.price, posted_height=p.height
+        )
