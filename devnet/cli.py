@@ -1,6 +1,7 @@
 """`devnet`: the command users type. Lifecycle (up, down, status, logs) and
-client commands (accounts, transfer, blocks). Every subcommand has --json for
-scripts and reads endpoints from DIR/devnet.json unless given --sequencer."""
+client commands (accounts, transfer, receipt, blocks). Every subcommand has
+--json for scripts and reads endpoints from DIR/devnet.json unless given
+--sequencer / --node."""
 
 from __future__ import annotations
 
@@ -20,11 +21,11 @@ from grpc import aio
 from rich.console import Console
 from rich.table import Table
 
-from devnet import launcher
-from devnet.client import Client, build_transfer
-from devnet.manifest import GENESIS, Manifest, ProcessRecord, load_manifest, save_manifest
+from devnet import launcher, network
+from devnet.client import Client, NodeClient, build_transfer
+from devnet.manifest import GENESIS, Manifest, load_manifest
 from xrollup.errors import XrollupError
-from xrollup.genesis import DEV_ACCOUNT_COUNT, Genesis, decode_genesis, dev_genesis, encode_genesis
+from xrollup.genesis import DEV_ACCOUNT_COUNT, Genesis, decode_genesis, dev_genesis
 from xrollup.keys import Address, decode_address, derive_dev_account, encode_address
 from xrollup.v1 import types_pb2 as pb
 
@@ -46,6 +47,12 @@ SEQUENCER_OPTION = click.option(
     "sequencer_endpoint",
     default=None,
     help="Sequencer HOST:PORT (default: from devnet.json).",
+)
+NODE_OPTION = click.option(
+    "--node",
+    "node_endpoint",
+    default=None,
+    help="Rollup node HOST:PORT (default: the rollup's node from devnet.json).",
 )
 
 
@@ -69,14 +76,14 @@ def handle_errors(fn: Callable[..., None]) -> Callable[..., None]:
             fail(f"{e.code().name}: {e.details()}")
         except XrollupError as e:
             fail(str(e), code=2)
-        except launcher.LaunchError as e:
-            fail(str(e))
+        except (launcher.LaunchError, TimeoutError) as e:
+            fail(str(e) or type(e).__name__)
 
     return wrapper
 
 
 def emit_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2, sort_keys=False))
+    click.echo(json.dumps(obj, indent=2))
 
 
 def read_genesis(data_dir: Path) -> Genesis:
@@ -84,15 +91,33 @@ def read_genesis(data_dir: Path) -> Genesis:
     return decode_genesis(path.read_text()) if path.exists() else dev_genesis()
 
 
+def _manifest(data_dir: Path) -> Manifest | None:
+    return load_manifest(data_dir.resolve())
+
+
 def resolve_sequencer(data_dir: Path, endpoint: str | None) -> str:
     if endpoint:
         return endpoint
-    manifest = load_manifest(data_dir)
+    manifest = _manifest(data_dir)
     rec = manifest.get("sequencer") if manifest else None
     if rec is None:
         fail(f"no devnet in {data_dir} (run `devnet up`, or pass --sequencer HOST:PORT)")
         raise AssertionError  # unreachable
     return rec.endpoint
+
+
+def resolve_node(data_dir: Path, rollup: str, endpoint: str | None) -> str | None:
+    """The endpoint of `rollup`'s primary node (a running replica if it is down)."""
+    if endpoint:
+        return endpoint
+    manifest = _manifest(data_dir)
+    if manifest is None:
+        return None
+    candidates = [p for p in manifest.processes if p.role == "node" and p.rollup == rollup]
+    for rec in candidates:
+        if network.is_running(rec):
+            return rec.endpoint
+    return None
 
 
 def parse_account(text: str) -> Address:
@@ -102,15 +127,11 @@ def parse_account(text: str) -> Address:
     return decode_address(text)
 
 
-def is_running(rec: ProcessRecord) -> bool:
-    return launcher.is_alive(rec.pid, rec.argv)
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """A shared-sequencer rollup devnet on one machine.
 
-    Start with `devnet up`; stop with `devnet down`."""
+    `devnet up` starts a sequencer and rollups alpha and beta; `devnet down` stops them."""
 
 
 # ---------------------------------------------------------------- lifecycle
@@ -118,6 +139,7 @@ def main() -> None:
 
 @main.command()
 @DATA_DIR_OPTION
+@click.option("--replicas", is_flag=True, help="Also run a replica node of each rollup.")
 @click.option(
     "--block-interval-ms", type=int, default=None, help="Block interval (default: genesis, 20 ms)."
 )
@@ -126,84 +148,37 @@ def main() -> None:
 )
 @JSON_OPTION
 @handle_errors
-def up(data_dir: Path, block_interval_ms: int | None, timeout: float, as_json: bool) -> None:
-    """Start the devnet's processes in the background and wait until healthy."""
+def up(
+    data_dir: Path, replicas: bool, block_interval_ms: int | None, timeout: float, as_json: bool
+) -> None:
+    """Start the sequencer and a node per rollup in the background; wait until healthy."""
     data_dir = data_dir.resolve()
     manifest = load_manifest(data_dir)
-    if manifest is not None:
-        running = [p for p in manifest.processes if is_running(p)]
-        if running:
-            seq = manifest.get("sequencer")
-            where = seq.endpoint if seq else "?"
-            if as_json:
-                emit_json({"already_running": True, **manifest.to_json()})
-            else:
-                console.print(
-                    f"devnet in {data_dir} is already running (sequencer {where});"
-                    " `devnet down` stops it"
-                )
-            return
-    data_dir.mkdir(parents=True, exist_ok=True)
-    genesis_path = data_dir / GENESIS
-    if not genesis_path.exists():
-        genesis_path.write_text(encode_genesis(dev_genesis()))
-    genesis = decode_genesis(genesis_path.read_text())
-    # Reuse the port of a previous run of this devnet so clients' endpoints stay valid.
-    listen = "127.0.0.1:0"
-    if manifest is not None and (old := manifest.get("sequencer")) is not None:
-        listen = old.endpoint
-    seq_dir = data_dir / "sequencer"
-    logs = data_dir / "logs"
-    argv = launcher.sequencer_argv(
-        listen, seq_dir, data_dir / "sequencer.ready", genesis_path, block_interval_ms
-    )
-    try:
-        proc = launcher.start_process(
-            "sequencer",
-            "sequencer",
-            None,
-            argv,
-            seq_dir,
-            logs / "sequencer.log",
-            data_dir / "sequencer.ready",
-            timeout=timeout,
-        )
-    except launcher.LaunchError:
-        if listen == "127.0.0.1:0":
-            raise
-        argv = launcher.sequencer_argv(
-            "127.0.0.1:0", seq_dir, data_dir / "sequencer.ready", genesis_path, block_interval_ms
-        )
-        proc = launcher.start_process(
-            "sequencer",
-            "sequencer",
-            None,
-            argv,
-            seq_dir,
-            logs / "sequencer.log",
-            data_dir / "sequencer.ready",
-            timeout=timeout,
-        )
-    manifest = Manifest(
-        str(data_dir), genesis.chain_id, str(genesis_path), [ProcessRecord.from_launched(proc)]
-    )
-    save_manifest(data_dir, manifest)
+    running = network.running_processes(manifest)
+    if manifest is not None and running:
+        names = ", ".join(p.name for p in running)
+        if as_json:
+            emit_json({"already_running": True, **manifest.to_json()})
+        else:
+            console.print(
+                f"devnet in {data_dir} is already running ({names}); `devnet down` stops it"
+            )
+        return
+    manifest = network.start_devnet(data_dir, replicas, block_interval_ms, timeout)
+    genesis = read_genesis(data_dir)
+    accs = accounts_from_genesis(genesis)
     if as_json:
-        emit_json(
-            {
-                "already_running": False,
-                **manifest.to_json(),
-                "accounts": accounts_from_genesis(genesis),
-            }
-        )
+        emit_json({"already_running": False, **manifest.to_json(), "accounts": accs})
         return
     console.print(f"[green]devnet up[/green] in {data_dir} (chain {genesis.chain_id})")
-    console.print(f"  sequencer  {proc.endpoint}  pid {proc.pid}  log {proc.log}")
+    for p in manifest.processes:
+        what = f"rollup {p.rollup}" if p.role == "node" else "shared sequencer"
+        console.print(f"  {p.name:<14} {p.endpoint:<16} pid {p.pid:<7} {what:<17} log {p.log}")
     console.print()
-    print_accounts(genesis, accounts_from_genesis(genesis))
+    print_accounts(genesis, accs, "dev accounts (genesis)")
     console.print(
         "\nDev account keys derive from the public dev seed in xrollup/keys.py:"
-        " never use them for real funds."
+        " never use them for real funds. `devnet down` stops everything."
     )
 
 
@@ -213,24 +188,9 @@ def up(data_dir: Path, block_interval_ms: int | None, timeout: float, as_json: b
 @JSON_OPTION
 @handle_errors
 def down(data_dir: Path, wipe: bool, as_json: bool) -> None:
-    """Stop the devnet's processes by pid (SIGTERM, then SIGKILL)."""
+    """Stop the devnet's processes by pid (SIGTERM, then SIGKILL); keep data unless --wipe."""
     data_dir = data_dir.resolve()
-    manifest = load_manifest(data_dir)
-    stopped = []
-    if manifest is not None:
-        for rec in reversed(manifest.processes):
-            if is_running(rec):
-                launcher.stop_pid(rec.pid, grace=10.0, argv_hint=rec.argv)
-                stopped.append(rec.name)
-        # Keep the record of endpoints (so `up` reuses ports) but no live pids.
-        (data_dir / "devnet.json").unlink()
-        save_manifest(
-            data_dir, Manifest(manifest.data_dir, manifest.chain_id, manifest.genesis, [])
-        )
-        for rec in manifest.processes:
-            with contextlib.suppress(FileNotFoundError):
-                (data_dir / f"{rec.name}.ready").unlink()
-        _remember_endpoints(data_dir, manifest)
+    stopped = network.stop_devnet(data_dir)
     if wipe and data_dir.exists():
         shutil.rmtree(data_dir)
     if as_json:
@@ -240,28 +200,33 @@ def down(data_dir: Path, wipe: bool, as_json: bool) -> None:
         console.print(f"devnet down: {what}" + (f"; wiped {data_dir}" if wipe else ""))
 
 
-def _remember_endpoints(data_dir: Path, manifest: Manifest) -> None:
-    """After `down`, devnet.json keeps each process with pid 0 so `up` reuses its port."""
-    kept = [
-        ProcessRecord(p.name, p.role, p.rollup, 0, p.endpoint, p.data_dir, p.log, p.argv)
-        for p in manifest.processes
-    ]
-    save_manifest(data_dir, Manifest(manifest.data_dir, manifest.chain_id, manifest.genesis, kept))
-
-
 async def _sequencer_status(endpoint: str) -> dict[str, Any]:
     async with Client(endpoint) as c:
         try:
             s = await c.status(timeout=2.0)
             return {"height": s.height, "head_hash": s.head_hash.hex(), "pending": s.pending}
         except aio.AioRpcError:
-            return {"height": None, "head_hash": None, "pending": None}
+            return {"height": None}
+
+
+async def _node_status(endpoint: str) -> dict[str, Any]:
+    async with NodeClient(endpoint) as c:
+        try:
+            s = await c.status(timeout=2.0)
+            return {
+                "height": s.applied_height,
+                "state_root": s.state_root.hex(),
+                "lag": s.lag,
+                "connected": s.connected,
+            }
+        except aio.AioRpcError:
+            return {"height": None, "state_root": None}
 
 
 def collect_status(manifest: Manifest) -> list[dict[str, Any]]:
     rows = []
     for rec in manifest.processes:
-        alive = rec.pid > 0 and is_running(rec)
+        alive = network.is_running(rec)
         healthy = alive and launcher.check_health(rec.endpoint)
         row: dict[str, Any] = {
             "name": rec.name,
@@ -276,10 +241,9 @@ def collect_status(manifest: Manifest) -> list[dict[str, Any]]:
             "log": rec.log,
         }
         if healthy and rec.role == "sequencer":
-            s = run(_sequencer_status(rec.endpoint))
-            row["height"] = s["height"]
-            row["head_hash"] = s["head_hash"]
-            row["pending"] = s["pending"]
+            row.update(run(_sequencer_status(rec.endpoint)))
+        elif healthy and rec.role == "node":
+            row.update(run(_node_status(rec.endpoint)))
         rows.append(row)
     return rows
 
@@ -289,29 +253,23 @@ def collect_status(manifest: Manifest) -> list[dict[str, Any]]:
 @JSON_OPTION
 @handle_errors
 def status(data_dir: Path, as_json: bool) -> None:
-    """Each process: role, pid, endpoint, health, height."""
+    """Each process: role, rollup, pid, endpoint, health, height, state root."""
     data_dir = data_dir.resolve()
     manifest = load_manifest(data_dir)
     rows = collect_status(manifest) if manifest else []
     if as_json:
-        emit_json(
-            {
-                "data_dir": str(data_dir),
-                "running": any(r["running"] for r in rows),
-                "processes": rows,
-            }
-        )
+        running = any(r["running"] for r in rows)
+        emit_json({"data_dir": str(data_dir), "running": running, "processes": rows})
         return
     if not rows:
         console.print(f"no devnet in {data_dir}")
         return
     table = Table("name", "role", "rollup", "pid", "endpoint", "health", "height", "state root")
     for r in rows:
-        health = (
-            "[green]SERVING[/green]"
-            if r["healthy"]
-            else ("[yellow]not serving[/yellow]" if r["running"] else "[red]down[/red]")
-        )
+        if r["healthy"]:
+            health = "[green]SERVING[/green]"
+        else:
+            health = "[yellow]not serving[/yellow]" if r["running"] else "[red]down[/red]"
         table.add_row(
             r["name"],
             r["role"],
@@ -332,7 +290,7 @@ def status(data_dir: Path, as_json: bool) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
 @handle_errors
 def logs(name: str, data_dir: Path, lines: int, follow: bool) -> None:
-    """Print a process's log (NAME: sequencer, alpha, beta, ...)."""
+    """Print a process's log (NAME: sequencer, alpha, beta, alpha-replica, ...)."""
     data_dir = data_dir.resolve()
     manifest = load_manifest(data_dir)
     rec = manifest.get(name) if manifest else None
@@ -343,12 +301,13 @@ def logs(name: str, data_dir: Path, lines: int, follow: bool) -> None:
     with open(path, errors="replace") as f:
         for line in f.readlines()[-lines:] if lines > 0 else []:
             click.echo(line, nl=False)
-        while follow:
-            line = f.readline()
-            if line:
-                click.echo(line, nl=False)
-            else:
-                time.sleep(0.2)
+        with contextlib.suppress(KeyboardInterrupt):
+            while follow:
+                line = f.readline()
+                if line:
+                    click.echo(line, nl=False)
+                else:
+                    time.sleep(0.2)
 
 
 # ---------------------------------------------------------------- client commands
@@ -366,6 +325,23 @@ def accounts_from_genesis(genesis: Genesis) -> list[dict[str, Any]]:
     return out
 
 
+async def accounts_from_nodes(genesis: Genesis, nodes: dict[str, str]) -> list[dict[str, Any]]:
+    out = []
+    clients = {r: NodeClient(ep) for r, ep in nodes.items()}
+    try:
+        for i in range(DEV_ACCOUNT_COUNT):
+            addr = derive_dev_account(i).address
+            balances = {}
+            for rollup, c in clients.items():
+                b = await c.balances(addr)
+                balances[rollup] = {asset: str(amount) for asset, amount in b.items()}
+            out.append({"index": i, "address": encode_address(addr), "balances": balances})
+    finally:
+        for c in clients.values():
+            await c.close()
+    return out
+
+
 def format_amount(amount: int, decimals: int) -> str:
     whole, frac = divmod(amount, 10**decimals)
     text = f"{whole:,}"
@@ -374,9 +350,9 @@ def format_amount(amount: int, decimals: int) -> str:
     return text
 
 
-def print_accounts(genesis: Genesis, accounts: list[dict[str, Any]]) -> None:
+def print_accounts(genesis: Genesis, accounts: list[dict[str, Any]], title: str) -> None:
     columns = [(r, a.symbol, a.decimals) for r in genesis.rollup_names for a in genesis.assets]
-    table = Table("#", "address", *(f"{r} {s}" for r, s, _ in columns), title="dev accounts")
+    table = Table("#", "address", *(f"{r} {s}" for r, s, _ in columns), title=title)
     for acc in accounts:
         cells = [format_amount(int(acc["balances"].get(r, {}).get(s, 0)), d) for r, s, d in columns]
         table.add_row(str(acc["index"]), acc["address"], *cells)
@@ -388,13 +364,31 @@ def print_accounts(genesis: Genesis, accounts: list[dict[str, Any]]) -> None:
 @JSON_OPTION
 @handle_errors
 def accounts(data_dir: Path, as_json: bool) -> None:
-    """The prefunded dev accounts: index, address and balances (from genesis)."""
-    genesis = read_genesis(data_dir.resolve())
-    accs = accounts_from_genesis(genesis)
-    if as_json:
-        emit_json({"source": "genesis", "accounts": accs})
+    """The dev accounts: index, address, balances per rollup and asset.
+
+    Live from the nodes when the devnet runs, otherwise from genesis."""
+    data_dir = data_dir.resolve()
+    genesis = read_genesis(data_dir)
+    nodes = {r: resolve_node(data_dir, r, None) for r in genesis.rollup_names}
+    live = {r: ep for r, ep in nodes.items() if ep is not None}
+    if len(live) == len(nodes):
+        source, accs = "nodes", run(accounts_from_nodes(genesis, live))
     else:
-        print_accounts(genesis, accs)
+        source, accs = "genesis", accounts_from_genesis(genesis)
+    if as_json:
+        emit_json({"source": source, "accounts": accs})
+    else:
+        print_accounts(genesis, accs, f"dev accounts ({source})")
+
+
+def receipt_json(r: Any, rollup: str) -> dict[str, Any]:
+    return {
+        "rollup": rollup,
+        "status": "ok" if r.ok else "failed",
+        "reason": r.reason or None,
+        "height": r.height,
+        "index": r.index,
+    }
 
 
 @main.command()
@@ -403,11 +397,12 @@ def accounts(data_dir: Path, as_json: bool) -> None:
 @click.option("--to", required=True, help="Recipient: a dev account index or a 0x address.")
 @click.option("--asset", required=True, help="Asset symbol (USDC, ETH).")
 @click.option(
-    "--amount", required=True, type=int, help="Amount in base units (USDC has 6 decimals, ETH 9)."
+    "--amount", required=True, type=int, help="Amount in base units (USDC: 6 decimals, ETH: 9)."
 )
-@click.option("--wait", is_flag=True, help="Wait until ordered (and, once nodes run, executed).")
+@click.option("--wait", is_flag=True, help="Wait for the receipt from the rollup's node.")
 @DATA_DIR_OPTION
 @SEQUENCER_OPTION
+@NODE_OPTION
 @JSON_OPTION
 @handle_errors
 def transfer(
@@ -419,9 +414,10 @@ def transfer(
     wait: bool,
     data_dir: Path,
     sequencer_endpoint: str | None,
+    node_endpoint: str | None,
     as_json: bool,
 ) -> None:
-    """Sign a transfer with a dev key and submit it."""
+    """Sign a transfer with a dev key and submit it; exit 1 if it failed."""
     data_dir = data_dir.resolve()
     endpoint = resolve_sequencer(data_dir, sequencer_endpoint)
     if not from_.isdigit():
@@ -431,32 +427,93 @@ def transfer(
     signer = derive_dev_account(int(from_))
     recipient = parse_account(to)
     genesis = read_genesis(data_dir)
+    node = resolve_node(data_dir, rollup, node_endpoint) if wait else None
+    if wait and node is None:
+        fail(f"--wait: no running node for rollup {rollup!r} (pass --node HOST:PORT)")
 
     async def go() -> dict[str, Any]:
         async with Client(endpoint, genesis.chain_id) as c:
             expiry = await c.expiry()
             tx = build_transfer(signer, rollup, recipient, asset, amount, expiry, genesis.chain_id)
             ack = await c.submit_tx(tx)
-            return {
-                "id": ack.id.hex(),
-                "rollup": rollup,
-                "from": encode_address(signer.address),
-                "to": encode_address(recipient),
-                "asset": asset,
-                "amount": str(amount),
-                "status": "ordered",
-                "height": ack.height,
-                "index": ack.index,
-                "duplicate": ack.duplicate,
-            }
+        result: dict[str, Any] = {
+            "id": ack.id.hex(),
+            "rollup": rollup,
+            "from": encode_address(signer.address),
+            "to": encode_address(recipient),
+            "asset": asset,
+            "amount": str(amount),
+            "ordered_height": ack.height,
+            "index": ack.index,
+            "duplicate": ack.duplicate,
+            "receipt": None,
+        }
+        if node is not None:
+            async with NodeClient(node) as n:
+                result["receipt"] = receipt_json(await n.wait_for_receipt(ack.id), rollup)
+        return result
 
     result = run(go())
+    receipt = result["receipt"]
     if as_json:
         emit_json(result)
     else:
-        click.echo(
-            f"ordered at height {result['height']} (index {result['index']})  id {result['id']}"
-        )
+        click.echo(f"id {result['id']}")
+        click.echo(f"ordered at height {result['ordered_height']} (index {result['index']})")
+        if receipt is not None:
+            why = f": {receipt['reason']}" if receipt["reason"] else ""
+            click.echo(
+                f"executed on {rollup} at height {receipt['height']}: {receipt['status']}{why}"
+            )
+    if receipt is not None and receipt["status"] != "ok":
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("entry_id")
+@DATA_DIR_OPTION
+@NODE_OPTION
+@JSON_OPTION
+@handle_errors
+def receipt(entry_id: str, data_dir: Path, node_endpoint: str | None, as_json: bool) -> None:
+    """The receipt of a transaction id on every rollup that executed it."""
+    data_dir = data_dir.resolve()
+    try:
+        raw = bytes.fromhex(entry_id.removeprefix("0x"))
+    except ValueError:
+        fail(f"{entry_id!r} is not a hex id", code=2)
+        raise AssertionError from None
+    genesis = read_genesis(data_dir)
+    targets = (
+        {"node": node_endpoint}
+        if node_endpoint
+        else {r: ep for r in genesis.rollup_names if (ep := resolve_node(data_dir, r, None))}
+    )
+    if not targets:
+        fail("no running node to ask (run `devnet up`, or pass --node HOST:PORT)")
+
+    async def go() -> list[dict[str, Any]]:
+        found = []
+        for rollup, ep in targets.items():
+            async with NodeClient(ep) as n:
+                try:
+                    found.append(receipt_json(await n.receipt(raw), rollup))
+                except aio.AioRpcError as e:
+                    if e.code().name != "NOT_FOUND":
+                        raise
+        return found
+
+    found = run(go())
+    if as_json:
+        emit_json({"id": raw.hex(), "receipts": found})
+    elif not found:
+        fail(f"no receipt for {raw.hex()} on {', '.join(targets)}")
+    else:
+        for r in found:
+            why = f": {r['reason']}" if r["reason"] else ""
+            click.echo(f"{r['rollup']}: {r['status']} at height {r['height']}{why}")
+    if not found:
+        sys.exit(1)
 
 
 def block_summary(b: pb.Block) -> dict[str, Any]:
@@ -492,7 +549,7 @@ def blocks(
     sequencer_endpoint: str | None,
     as_json: bool,
 ) -> None:
-    """Print blocks from the sequencer (JSON lines with --json)."""
+    """Print blocks from the sequencer (one JSON object per line with --json)."""
     endpoint = resolve_sequencer(data_dir.resolve(), sequencer_endpoint)
 
     def show(b: pb.Block) -> None:

@@ -11,6 +11,7 @@ command and users' scripts all go through it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from xrollup.genesis import DEV_CHAIN_ID
 from xrollup.keys import Address, Keypair
 from xrollup.model import Action, BundleBody, Leg, PriceUpdate, Signature, Transfer, TxBody
 from xrollup.numeric import Amount, Height
+from xrollup.v1 import node_pb2 as npb
+from xrollup.v1 import node_pb2_grpc as npb_grpc
 from xrollup.v1 import sequencer_pb2 as spb
 from xrollup.v1 import sequencer_pb2_grpc as spb_grpc
 from xrollup.v1 import types_pb2 as pb
@@ -287,3 +290,88 @@ class Client:
                     raise
             await asyncio.sleep(delay)
             delay = min(max_delay, delay * 2)
+
+
+# ---------------------------------------------------------------- rollup nodes
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptInfo:
+    id: bytes
+    ok: bool
+    reason: str
+    height: int
+    index: int
+
+
+class NodeClient:
+    """An async connection to a rollup node."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.channel = aio.insecure_channel(endpoint, options=CHANNEL_OPTIONS)
+        self.stub = npb_grpc.RollupNodeServiceStub(self.channel)
+
+    async def __aenter__(self) -> NodeClient:
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.channel.close(grace=None)
+
+    async def status(self, timeout: float | None = 5.0) -> npb.GetNodeStatusResponse:
+        return await self.stub.GetNodeStatus(npb.GetNodeStatusRequest(), timeout=timeout)
+
+    async def balances(self, address: Address, timeout: float | None = 5.0) -> dict[str, int]:
+        r = await self.stub.GetBalances(npb.GetBalancesRequest(address=address), timeout=timeout)
+        return {b.asset: int(b.amount) for b in r.balances}
+
+    async def state_root(self, height: int, timeout: float | None = 5.0) -> bytes:
+        r = await self.stub.GetStateRoot(npb.GetStateRootRequest(height=height), timeout=timeout)
+        return bytes(r.state_root)
+
+    async def price(
+        self, base: str, quote: str, timeout: float | None = 5.0
+    ) -> npb.GetPriceResponse:
+        return await self.stub.GetPrice(
+            npb.GetPriceRequest(base=base, quote=quote), timeout=timeout
+        )
+
+    async def receipt(self, entry_id: bytes, timeout: float | None = 5.0) -> ReceiptInfo:
+        r = await self.stub.GetReceipt(npb.GetReceiptRequest(id=entry_id), timeout=timeout)
+        return ReceiptInfo(r.id, r.status == npb.Receipt.STATUS_OK, r.reason, r.height, r.index)
+
+    async def wait_for_receipt(
+        self, entry_id: bytes, timeout: float = 30.0, poll: float = 0.02
+    ) -> ReceiptInfo:
+        """The receipt of `entry_id` once this node has executed it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                return await self.receipt(entry_id)
+            except aio.AioRpcError as e:
+                if e.code() not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE):
+                    raise
+            if loop.time() > deadline:
+                raise TimeoutError(f"no receipt for {entry_id.hex()} within {timeout}s")
+            await asyncio.sleep(poll)
+
+    async def wait_for_height(self, height: int, timeout: float = 30.0, poll: float = 0.02) -> int:
+        """Wait until the node has applied `height`; returns its applied height."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            with contextlib.suppress(aio.AioRpcError):
+                s = await self.status()
+                if s.applied_height >= height:
+                    return int(s.applied_height)
+            if loop.time() > deadline:
+                raise TimeoutError(
+                    f"node {self.endpoint} did not reach height {height} in {timeout}s"
+                )
+            await asyncio.sleep(poll)

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,10 @@ class Launched:
     log: Path
     argv: list[str] = field(default_factory=list)
     popen: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
+
+
+ArgvFor = Callable[[str, Path, Path], list[str]]
+"""Builds a process's argv from (listen, data dir, ready file)."""
 
 
 class LaunchError(RuntimeError):
@@ -168,3 +173,13 @@ def kill_pid(pid: int, popen: subprocess.Popen[bytes] | None = None) -> None:
         os.kill(pid, signal.SIGKILL)
     if popen is not None:
         popen.wait(timeout=10)
+
+
+def node_argv(
+    rollup: str, sequencer: str, listen: str, data_dir: Path, ready_file: Path, genesis: Path | None
+) -> list[str]:
+    argv = [sys.executable, "-m", "rollup_node", "--rollup", rollup, "--sequencer", sequencer]
+    argv += ["--listen", listen, "--data-dir", str(data_dir), "--ready-file", str(ready_file)]
+    if genesis is not None:
+        argv += ["--genesis", str(genesis)]
+    return argv

@@ -1,5 +1,5 @@
-"""On a fresh copy of the repository, `make up` gives a healthy sequencer and
-`devnet down` leaves no process behind."""
+"""On a fresh copy of the repository, `make up` gives a healthy devnet (the
+sequencer and nodes alpha and beta) and `devnet down` leaves no process behind."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ def _fresh_copy(dest: Path) -> None:
     """What a clone holds: tracked files plus new files not ignored by .gitignore."""
     files = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, check=True, capture_output=True,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
     ).stdout.split(b"\0")
     for name in filter(None, files):
         src = ROOT / name.decode()
@@ -47,18 +49,31 @@ def test_make_up_on_fresh_copy_then_down(tmp_path: Path) -> None:
         assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-2000:]
         assert (repo / ".venv/bin/devnet").exists()
         manifest = json.loads((repo / ".devnet/devnet.json").read_text())
-        seq = next(p for p in manifest["processes"] if p["name"] == "sequencer")
-        assert check_health(seq["endpoint"], timeout=5)
+        pids = [p["pid"] for p in manifest["processes"]]
+        for p in manifest["processes"]:
+            assert check_health(p["endpoint"], timeout=5), p["name"]
         status = subprocess.run(
-            [str(repo / ".venv/bin/devnet"), "status", "--json"], cwd=repo, capture_output=True, text=True
+            [str(repo / ".venv/bin/devnet"), "status", "--json"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
         )
         rows = json.loads(status.stdout)["processes"]
-        assert [(r["name"], r["healthy"]) for r in rows] == [("sequencer", True)]
+        assert [(r["name"], r["healthy"]) for r in rows] == [
+            ("sequencer", True),
+            ("alpha", True),
+            ("beta", True),
+        ]
         assert rows[0]["height"] is not None and rows[0]["state_root"] is None
+        assert all(r["height"] is not None and len(r["state_root"]) == 64 for r in rows[1:])
     finally:
         down = subprocess.run(
-            [str(repo / ".venv/bin/devnet"), "down"], cwd=repo, capture_output=True, text=True, timeout=60
+            [str(repo / ".venv/bin/devnet"), "down"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     assert down.returncode == 0, down.stderr
-    assert not is_alive(seq["pid"])
+    assert not any(is_alive(pid) for pid in pids)
     assert _processes_mentioning(str(repo)) == []

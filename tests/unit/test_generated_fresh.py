@@ -18,16 +18,30 @@ def test_generated_code_matches_proto_sources(tmp_path: Path) -> None:
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
     out = str(tmp_path)
     subprocess.run(
-        [sys.executable, "-m", "grpc_tools.protoc", "-Iproto", f"--python_out={out}",
-         f"--mypy_out={out}", f"--grpc_python_out={out}", f"--mypy_grpc_out={out}", *protos],
-        cwd=ROOT, env=env, check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            "-Iproto",
+            f"--python_out={out}",
+            f"--mypy_out={out}",
+            f"--grpc_python_out={out}",
+            f"--mypy_grpc_out={out}",
+            *protos,
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
     )
     fresh = tmp_path / "xrollup/v1"
     committed = ROOT / "xrollup/v1"
     generated = sorted(p.name for p in fresh.iterdir())
     assert generated, "protoc wrote nothing"
     stale = [
-        name for name in generated
-        if not (committed / name).exists() or not filecmp.cmp(fresh / name, committed / name, shallow=False)
+        name
+        for name in generated
+        if not (committed / name).exists()
+        or not filecmp.cmp(fresh / name, committed / name, shallow=False)
     ]
     assert not stale, f"generated code is stale, run `make proto`: {stale}"

@@ -1,0 +1,149 @@
+"""A whole devnet in one directory: the sequencer and one node per rollup (plus
+replicas), started as background OS processes, recorded in devnet.json, and
+stopped by pid. The `devnet` command and the tests share this."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from pathlib import Path
+
+from devnet import launcher
+from devnet.manifest import GENESIS, Manifest, ProcessRecord, load_manifest, save_manifest
+from xrollup.genesis import Genesis, decode_genesis, dev_genesis, encode_genesis
+
+ANY_PORT = "127.0.0.1:0"
+
+
+def is_running(rec: ProcessRecord) -> bool:
+    return rec.pid > 0 and launcher.is_alive(rec.pid, rec.argv)
+
+
+def running_processes(manifest: Manifest | None) -> list[ProcessRecord]:
+    return [p for p in manifest.processes if is_running(p)] if manifest else []
+
+
+def ensure_genesis(data_dir: Path) -> tuple[Path, Genesis]:
+    """The devnet's genesis file, written from the embedded default on first up."""
+    path = data_dir / GENESIS
+    if not path.exists():
+        path.write_text(encode_genesis(dev_genesis()))
+    return path, decode_genesis(path.read_text())
+
+
+def node_names(genesis: Genesis, replicas: bool) -> list[tuple[str, str]]:
+    """(process name, rollup) for every node: alpha, beta, then alpha-replica, ..."""
+    names = [(r, r) for r in genesis.rollup_names]
+    if replicas:
+        names += [(f"{r}-replica", r) for r in genesis.rollup_names]
+    return names
+
+
+def _start(
+    name: str,
+    role: str,
+    rollup: str | None,
+    argv_for: launcher.ArgvFor,
+    listen: str,
+    data_dir: Path,
+    timeout: float,
+) -> launcher.Launched:
+    """Start one process, on its previous port when it had one and it is free."""
+    ready = data_dir / f"{name}.ready"
+    log = data_dir / "logs" / f"{name}.log"
+    proc_dir = data_dir / name
+    try:
+        return launcher.start_process(
+            name, role, rollup, argv_for(listen, proc_dir, ready), proc_dir, log, ready, timeout
+        )
+    except launcher.LaunchError:
+        if listen == ANY_PORT:
+            raise
+        return launcher.start_process(
+            name, role, rollup, argv_for(ANY_PORT, proc_dir, ready), proc_dir, log, ready, timeout
+        )
+
+
+def _node_argv(
+    rollup: str, sequencer: str, genesis: Path, listen: str, data_dir: Path, ready: Path
+) -> list[str]:
+    return launcher.node_argv(rollup, sequencer, listen, data_dir, ready, genesis)
+
+
+def start_devnet(
+    data_dir: Path,
+    replicas: bool = False,
+    block_interval_ms: int | None = None,
+    timeout: float = 30.0,
+) -> Manifest:
+    """Start the sequencer and the nodes, wait until each is healthy, write
+    devnet.json. On any failure, stop what was started and raise LaunchError."""
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    genesis_path, genesis = ensure_genesis(data_dir)
+    previous = load_manifest(data_dir)
+
+    def old_listen(name: str) -> str:
+        rec = previous.get(name) if previous else None
+        return rec.endpoint if rec else ANY_PORT
+
+    started: list[launcher.Launched] = []
+    try:
+        seq = _start(
+            "sequencer",
+            "sequencer",
+            None,
+            lambda listen, d, ready: launcher.sequencer_argv(
+                listen, d, ready, genesis_path, block_interval_ms
+            ),
+            old_listen("sequencer"),
+            data_dir,
+            timeout,
+        )
+        started.append(seq)
+        for name, rollup in node_names(genesis, replicas):
+            started.append(
+                _start(
+                    name,
+                    "node",
+                    rollup,
+                    functools.partial(_node_argv, rollup, seq.endpoint, genesis_path),
+                    old_listen(name),
+                    data_dir,
+                    timeout,
+                )
+            )
+    except BaseException:
+        for proc in reversed(started):
+            launcher.stop_pid(proc.pid, grace=5.0, argv_hint=proc.argv)
+        raise
+    manifest = Manifest(
+        str(data_dir),
+        genesis.chain_id,
+        str(genesis_path),
+        [ProcessRecord.from_launched(p) for p in started],
+    )
+    save_manifest(data_dir, manifest)
+    return manifest
+
+
+def stop_devnet(data_dir: Path, grace: float = 10.0) -> list[str]:
+    """Stop every running process of the devnet by pid, nodes first. devnet.json
+    keeps each process with pid 0 so the next `up` reuses its port."""
+    data_dir = data_dir.resolve()
+    manifest = load_manifest(data_dir)
+    if manifest is None:
+        return []
+    stopped = []
+    for rec in reversed(manifest.processes):
+        if is_running(rec):
+            launcher.stop_pid(rec.pid, grace=grace, argv_hint=rec.argv)
+            stopped.append(rec.name)
+        with contextlib.suppress(FileNotFoundError):
+            (data_dir / f"{rec.name}.ready").unlink()
+    kept = [
+        ProcessRecord(p.name, p.role, p.rollup, 0, p.endpoint, p.data_dir, p.log, p.argv)
+        for p in manifest.processes
+    ]
+    save_manifest(data_dir, Manifest(manifest.data_dir, manifest.chain_id, manifest.genesis, kept))
+    return stopped
