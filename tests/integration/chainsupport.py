@@ -1,0 +1,158 @@
+"""Helpers the integration tests share: read the chain two ways, verify it as a
+hash chain, index where every id was ordered, and build signed transfers from
+the dev accounts. Imported by the test modules in this directory."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import grpc
+from grpc import aio
+
+from devnet.client import Client, build_transfer
+from xrollup.blocks import GENESIS_PARENT, compute_block_hash, compute_id
+from xrollup.codec import decode_block
+from xrollup.genesis import DEV_ACCOUNT_COUNT
+from xrollup.keys import Keypair, derive_dev_account
+from xrollup.model import Block
+from xrollup.v1 import sequencer_pb2 as spb
+from xrollup.v1 import types_pb2 as pb
+
+DEV_ACCOUNTS: tuple[Keypair, ...] = tuple(derive_dev_account(i) for i in range(DEV_ACCOUNT_COUNT))
+ORDERED = spb.GetSubmissionResponse.STATE_ORDERED
+
+
+@dataclass(frozen=True)
+class Acked:
+    """One acknowledgement a client received: `id` ordered at (height, index)."""
+
+    id: bytes
+    height: int
+    index: int
+
+
+def random_transfer(rng: random.Random, expiry_height: int) -> pb.SignedTx:
+    """A signed transfer between two distinct dev accounts, nonce from `rng`."""
+    sender, receiver = rng.sample(DEV_ACCOUNTS, 2)
+    rollup = rng.choice(("alpha", "beta"))
+    asset = rng.choice(("USDC", "ETH"))
+    return build_transfer(
+        sender,
+        rollup,
+        receiver.address,
+        asset,
+        rng.randint(1, 1_000),
+        expiry_height,
+        nonce=rng.getrandbits(63),
+    )
+
+
+async def read_blocks_by_get(client: Client, first: int, last: int) -> list[pb.Block]:
+    """Blocks first..last through GetBlock, a few calls at a time."""
+    out: list[pb.Block] = []
+    step = 32
+    for start in range(first, last + 1, step):
+        heights = range(start, min(last, start + step - 1) + 1)
+        out.extend(await asyncio.gather(*(client.get_block(h) for h in heights)))
+    return out
+
+
+async def read_blocks_by_stream(client: Client, first: int, last: int) -> list[pb.Block]:
+    """Blocks first..last through one StreamBlocks call, cancelled after `last`."""
+    out: list[pb.Block] = []
+    if last < first:
+        return out
+    call = client.stub.StreamBlocks(spb.StreamBlocksRequest(from_height=first))
+    try:
+        async for block in call:
+            out.append(block)
+            if block.header.height >= last:
+                break
+    finally:
+        call.cancel()
+    return out
+
+
+def verify_chain(
+    blocks: Sequence[pb.Block], first_height: int = 1, parent: bytes = GENESIS_PARENT
+) -> list[Block]:
+    """Check that `blocks` are heights first_height, first_height+1, ... with no
+    gap, each naming the previous block's hash as its parent, each hash
+    recomputing from header and entry ids. Returns the decoded blocks."""
+    decoded: list[Block] = []
+    expected_height = first_height
+    for msg in blocks:
+        block = decode_block(msg)  # raises InvalidInput when the hash does not match
+        assert block.height == expected_height, f"height {block.height}, want {expected_height}"
+        assert block.parent_hash == parent, (
+            f"block {block.height}: parent is not block {block.height - 1}"
+        )
+        recomputed = compute_block_hash(
+            block.height, block.parent_hash, block.timestamp_ms, [e.id for e in block.entries]
+        )
+        assert recomputed == block.hash, f"block {block.height}: hash does not recompute"
+        assert msg.header.entry_count == len(block.entries)
+        decoded.append(block)
+        parent = block.hash
+        expected_height += 1
+    return decoded
+
+
+def index_entries(blocks: Iterable[Block]) -> dict[bytes, list[tuple[int, int]]]:
+    """Every entry id -> each (height, index) it occupies."""
+    where: dict[bytes, list[tuple[int, int]]] = {}
+    for block in blocks:
+        for index, entry in enumerate(block.entries):
+            where.setdefault(entry.id, []).append((int(block.height), index))
+    return where
+
+
+async def read_verified_chain(client: Client) -> list[Block]:
+    """The whole chain 1..head (head read first) through one stream, verified."""
+    head = (await client.status()).height
+    return verify_chain(await read_blocks_by_stream(client, 1, head))
+
+
+def assert_acked_in_chain(
+    acked: Iterable[Acked], where: dict[bytes, list[tuple[int, int]]]
+) -> None:
+    """Each acknowledged id appears exactly once, at its acknowledged place."""
+    for a in acked:
+        places = where.get(a.id)
+        assert places is not None, f"acknowledged id {a.id.hex()} is in no block"
+        assert places == [(a.height, a.index)], (
+            f"id {a.id.hex()} acknowledged at {(a.height, a.index)} but found at {places}"
+        )
+
+
+async def assert_acked_by_get_submission(client: Client, acked: Sequence[Acked]) -> None:
+    """GetSubmission reports each acknowledged id ORDERED at its acknowledged place."""
+    step = 64
+    for start in range(0, len(acked), step):
+        chunk = acked[start : start + step]
+        replies = await asyncio.gather(*(client.get_submission(a.id) for a in chunk))
+        for a, r in zip(chunk, replies, strict=True):
+            assert r.state == ORDERED, f"{a.id.hex()}: state {r.state}, want ORDERED"
+            assert (r.height, r.index) == (a.height, a.index), (
+                f"{a.id.hex()}: GetSubmission says {(r.height, r.index)}, "
+                f"ack said {(a.height, a.index)}"
+            )
+
+
+def id_of(tx: pb.SignedTx | pb.SignedBundle | pb.SignedVote) -> bytes:
+    return compute_id(tx.body)
+
+
+async def expect_rpc_error(awaitable: object) -> aio.AioRpcError:
+    """Await `awaitable` and return the AioRpcError it raised; fail if it succeeded."""
+    try:
+        result = await awaitable  # type: ignore[misc]
+    except aio.AioRpcError as e:
+        return e
+    raise AssertionError(f"expected an RPC error, got {result!r}")
+
+
+NEVER = (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL)
