@@ -146,6 +146,8 @@ def stop_pid(
     seconds. Returns True when it is gone."""
     if popen is None and not is_alive(pid, argv_hint):
         return True
+    if popen is not None and popen.poll() is not None:
+        return True  # already reaped: its pid may belong to another process now
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
     deadline = time.monotonic() + grace
@@ -169,6 +171,8 @@ def stop_pid(
 
 def kill_pid(pid: int, popen: subprocess.Popen[bytes] | None = None) -> None:
     """SIGKILL our process and reap it when we are its parent."""
+    if popen is not None and popen.poll() is not None:
+        return  # already reaped: its pid may belong to another process now
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     if popen is not None:

@@ -1,0 +1,30 @@
+"""The launcher stops only processes it started: once a child has been reaped
+its pid may belong to someone else, so stop_pid and kill_pid must not signal it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from devnet import launcher
+
+
+def test_reaped_child_is_never_signalled(monkeypatch: pytest.MonkeyPatch) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    assert child.wait(timeout=10) == 0
+    sent: list[tuple[int, int]] = []
+    monkeypatch.setattr(os, "kill", lambda pid, sig: sent.append((pid, sig)))
+
+    assert launcher.stop_pid(child.pid, grace=0.1, popen=child)
+    launcher.kill_pid(child.pid, popen=child)
+
+    assert sent == [], f"signalled a reaped pid: {sent}"
+
+
+def test_running_child_is_stopped_by_sigterm() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    assert launcher.stop_pid(child.pid, grace=5, popen=child)
+    assert child.returncode is not None
