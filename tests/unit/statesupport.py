@@ -1,0 +1,134 @@
+"""Helpers the rollup state-machine unit tests share: dev genesis, signed
+transactions as domain objects, blocks built by hand, and a small chain that
+applies blocks to a MemoryState the way the node does (incremental
+accumulator) while checking it against the accumulator computed from scratch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from devnet.client import build_transfer, build_tx
+from rollup_node.core import bank
+from rollup_node.core.execute import BlockOutcome, apply_block, apply_genesis
+from rollup_node.core.root import (
+    compute_accumulator,
+    compute_state_root,
+    update_accumulator,
+)
+from rollup_node.core.state import MemoryState, State, encode_u64, expiry_key, seen_key
+from xrollup.blocks import GENESIS_PARENT, compute_block_hash
+from xrollup.codec import decode_tx
+from xrollup.genesis import Genesis, dev_genesis
+from xrollup.keys import Address, Keypair, derive_dev_account, derive_oracle_key
+from xrollup.model import Block, Entry, PriceUpdate, Tx
+from xrollup.numeric import Amount, Height
+
+GENESIS = dev_genesis()
+ALICE, BOB, CAROL, DAVE = (derive_dev_account(i) for i in range(4))
+ORACLE = derive_oracle_key()
+USDC_GENESIS = 1_000_000 * 10**6  # per dev account per rollup
+ETH_GENESIS = 1_000 * 10**9
+
+
+def transfer(
+    signer: Keypair,
+    to: Address,
+    asset: str,
+    amount: int,
+    expiry: int = 100,
+    nonce: int = 1,
+    rollup: str = "alpha",
+) -> Tx:
+    """A signed transfer, decoded at the edge as the node receives it."""
+    return decode_tx(build_transfer(signer, rollup, to, asset, amount, expiry, nonce=nonce))
+
+
+def price_update(
+    signer: Keypair,
+    base: str,
+    quote: str,
+    price: int,
+    expiry: int = 100,
+    nonce: int = 1,
+    rollup: str = "alpha",
+) -> Tx:
+    action = PriceUpdate(base, quote, Amount(price))
+    return decode_tx(build_tx(signer, rollup, action, expiry, nonce=nonce))
+
+
+def make_block(
+    height: int, entries: Sequence[Entry], parent: bytes = GENESIS_PARENT, timestamp_ms: int = 0
+) -> Block:
+    ts = timestamp_ms or 1_700_000_000_000 + height
+    block_hash = compute_block_hash(height, parent, ts, [e.id for e in entries])
+    return Block(Height(height), parent, ts, tuple(entries), block_hash)
+
+
+def seen_marker(tx: Tx) -> dict[bytes, bytes | None]:
+    """The only writes a failed (but not expired) transaction may leave."""
+    expiry = int(tx.body.expiry_height)
+    return {seen_key(tx.id): encode_u64(expiry), expiry_key(expiry, tx.id): b""}
+
+
+def balance(state: MemoryState | State, who: Keypair | Address, asset: str) -> int:
+    address = who.address if isinstance(who, Keypair) else who
+    reader = state if isinstance(state, State) else State(state)
+    return int(bank.get_balance(reader, address, asset))
+
+
+def genesis_state(rollup: str = "alpha", genesis: Genesis = GENESIS) -> MemoryState:
+    state = MemoryState()
+    state.apply(apply_genesis(state, genesis, rollup).writes)
+    return state
+
+
+class Chain:
+    """One rollup's state over a sequence of blocks, as a node keeps it: each
+    block's writes fold into the accumulator incrementally. Every step also
+    checks the incremental accumulator against one computed from all items."""
+
+    def __init__(
+        self, rollup: str = "alpha", genesis: Genesis = GENESIS, verify_signatures: bool = True
+    ) -> None:
+        self.rollup = rollup
+        self.genesis = genesis
+        self.verify_signatures = verify_signatures
+        self.state = MemoryState()
+        self.acc = 0
+        self.parent = GENESIS_PARENT
+        self.roots: list[bytes] = []
+        self._commit(apply_genesis(self.state, genesis, rollup))
+
+    @property
+    def height(self) -> int:
+        return len(self.roots) - 1
+
+    @property
+    def root(self) -> bytes:
+        return self.roots[-1]
+
+    def _commit(self, outcome: BlockOutcome) -> None:
+        changes = [(k, self.state.get(k), v) for k, v in outcome.writes.items()]
+        self.acc = update_accumulator(self.acc, changes)
+        self.state.apply(outcome.writes)
+        assert self.acc == compute_accumulator(self.state.items.items()), (
+            f"incremental accumulator diverged at height {outcome.height}"
+        )
+        self.roots.append(compute_state_root(self.acc))
+
+    def next_block(self, entries: Sequence[Entry]) -> Block:
+        return make_block(self.height + 1, entries, self.parent)
+
+    def apply(self, entries: Sequence[Entry]) -> BlockOutcome:
+        """Apply the next block carrying `entries`."""
+        return self.apply_block(self.next_block(entries))
+
+    def apply_block(self, block: Block) -> BlockOutcome:
+        assert block.height == self.height + 1
+        outcome = apply_block(self.state, block, self.rollup, self.genesis, self.verify_signatures)
+        self._commit(outcome)
+        self.parent = block.hash
+        return outcome
+
+    def balance(self, who: Keypair | Address, asset: str) -> int:
+        return balance(self.state, who, asset)
