@@ -20,11 +20,25 @@ from types import TracebackType
 import grpc
 from grpc import aio
 
+from rollup_node.core import options
 from xrollup import codec
 from xrollup.blocks import compute_id
 from xrollup.genesis import DEV_CHAIN_ID
 from xrollup.keys import Address, Keypair
-from xrollup.model import Action, BundleBody, Leg, PriceUpdate, Signature, Transfer, TxBody
+from xrollup.model import (
+    Action,
+    BundleBody,
+    Leg,
+    LockCollateral,
+    OpenOption,
+    OptionKind,
+    PriceUpdate,
+    ReleaseLien,
+    SettleOption,
+    Signature,
+    Transfer,
+    TxBody,
+)
 from xrollup.numeric import Amount, Height
 from xrollup.v1 import node_pb2 as npb
 from xrollup.v1 import node_pb2_grpc as npb_grpc
@@ -150,6 +164,77 @@ def build_bundle(
     return sign_bundle(body, signers)
 
 
+def build_open_option(
+    writer: Keypair,
+    holder: Keypair,
+    kind: OptionKind,
+    strike: int,
+    size: int,
+    option_expiry_height: int,
+    premium: int,
+    expiry_height: int,
+    underlying: str = "ETH",
+    quote: str = "USDC",
+    underlying_decimals: int = 9,
+    collateral: int | None = None,
+    collateral_rollup: str = "alpha",
+    option_rollup: str = "beta",
+    chain_id: str = DEV_CHAIN_ID,
+    nonce: int | None = None,
+) -> pb.SignedBundle:
+    """The open bundle: the writer locks collateral on `collateral_rollup` (by
+    default exactly what the margin rule demands) and the holder opens the option
+    on `option_rollup`, paying the premium. The option's and the lien's id is the
+    bundle's id. Signed by writer and holder."""
+    asset = options.collateral_asset(kind, underlying, quote)
+    amount = (
+        collateral
+        if collateral is not None
+        else options.compute_collateral(kind, strike, size, underlying_decimals)
+    )
+    legs = [
+        Leg(
+            collateral_rollup, writer.address, LockCollateral(asset, Amount(amount), option_rollup)
+        ),
+        Leg(
+            option_rollup,
+            holder.address,
+            OpenOption(
+                kind=kind,
+                underlying=underlying,
+                quote=quote,
+                strike=Amount(strike),
+                size=Amount(size),
+                expiry_height=Height(option_expiry_height),
+                premium=Amount(premium),
+                writer=writer.address,
+                collateral_rollup=collateral_rollup,
+            ),
+        ),
+    ]
+    return build_bundle(legs, [writer, holder], expiry_height, chain_id, nonce)
+
+
+def build_settle_option(
+    submitter: Keypair,
+    option_id: bytes,
+    payout: int,
+    holder: Address,
+    expiry_height: int,
+    option_rollup: str = "beta",
+    collateral_rollup: str = "alpha",
+    chain_id: str = DEV_CHAIN_ID,
+    nonce: int | None = None,
+) -> pb.SignedBundle:
+    """The settle bundle (anyone may submit it): settle the option on its rollup
+    at the stated payout, and pay that payout from its lien to the holder."""
+    legs = [
+        Leg(option_rollup, submitter.address, SettleOption(option_id, Amount(payout))),
+        Leg(collateral_rollup, submitter.address, ReleaseLien(option_id, Amount(payout), holder)),
+    ]
+    return build_bundle(legs, [submitter], expiry_height, chain_id, nonce)
+
+
 def compute_submission_id(msg: pb.SignedTx | pb.SignedBundle) -> bytes:
     return compute_id(msg.body)
 
@@ -207,6 +292,10 @@ class Client:
         self, bundle: pb.SignedBundle, timeout: float | None = 30.0
     ) -> Submitted:
         r = await self.stub.SubmitBundle(spb.SubmitBundleRequest(bundle=bundle), timeout=timeout)
+        return Submitted(r.id, r.height, r.index, r.duplicate)
+
+    async def submit_vote(self, vote: pb.SignedVote, timeout: float | None = 30.0) -> Submitted:
+        r = await self.stub.SubmitVote(spb.SubmitVoteRequest(vote=vote), timeout=timeout)
         return Submitted(r.id, r.height, r.index, r.duplicate)
 
     async def submit_batch(
@@ -361,6 +450,33 @@ class NodeClient:
                 raise TimeoutError(f"no receipt for {entry_id.hex()} within {timeout}s")
             await asyncio.sleep(poll)
 
+    async def bundle(self, bundle_id: bytes, timeout: float | None = 5.0) -> npb.BundleRecord:
+        return await self.stub.GetBundle(npb.GetBundleRequest(id=bundle_id), timeout=timeout)
+
+    async def lien(self, lien_id: bytes, timeout: float | None = 5.0) -> npb.Lien:
+        return await self.stub.GetLien(npb.GetLienRequest(id=lien_id), timeout=timeout)
+
+    async def option(self, option_id: bytes, timeout: float | None = 5.0) -> npb.OptionPosition:
+        return await self.stub.GetOption(npb.GetOptionRequest(id=option_id), timeout=timeout)
+
+    async def wait_for_bundle(
+        self, bundle_id: bytes, timeout: float = 30.0, poll: float = 0.01
+    ) -> npb.BundleRecord:
+        """This rollup's record of the bundle once the decision has been applied here."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                r = await self.bundle(bundle_id)
+                if r.status in (npb.BundleRecord.STATUS_COMMITTED, npb.BundleRecord.STATUS_ABORTED):
+                    return r
+            except aio.AioRpcError as e:
+                if e.code() not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE):
+                    raise
+            if loop.time() > deadline:
+                raise TimeoutError(f"bundle {bundle_id.hex()} not decided within {timeout}s")
+            await asyncio.sleep(poll)
+
     async def wait_for_height(self, height: int, timeout: float = 30.0, poll: float = 0.02) -> int:
         """Wait until the node has applied `height`; returns its applied height."""
         loop = asyncio.get_running_loop()
@@ -375,3 +491,12 @@ class NodeClient:
                     f"node {self.endpoint} did not reach height {height} in {timeout}s"
                 )
             await asyncio.sleep(poll)
+
+
+async def wait_for_decision(
+    nodes: dict[str, NodeClient], bundle_id: bytes, timeout: float = 30.0
+) -> dict[str, npb.BundleRecord]:
+    """Each involved rollup's record of the bundle once decided there.
+    `nodes` maps each rollup the bundle touches to a node of that rollup."""
+    records = await asyncio.gather(*(n.wait_for_bundle(bundle_id, timeout) for n in nodes.values()))
+    return dict(zip(nodes, records, strict=True))

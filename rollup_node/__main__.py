@@ -15,6 +15,7 @@ from rollup_node.store import NodeStore
 from xrollup import serving
 from xrollup.errors import InvalidInput, XrollupError
 from xrollup.genesis import load_genesis
+from xrollup.keys import Keypair, derive_rollup_vote_key
 from xrollup.v1 import node_pb2, node_pb2_grpc
 
 log = logging.getLogger("rollup_node")
@@ -35,23 +36,49 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--ready-file", type=Path, default=None, help="write {endpoint, pid} here once serving"
     )
+    p.add_argument(
+        "--vote-key",
+        type=Path,
+        default=None,
+        help="file with the hex Ed25519 seed of this rollup's vote key (default: the dev key)",
+    )
     p.add_argument("--grace", type=float, default=2.0)
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
 
-async def serve(args: argparse.Namespace) -> None:
+def load_vote_key(path: Path | None, rollup: str) -> Keypair:
+    if path is None:
+        return derive_rollup_vote_key(rollup)
+    try:
+        seed = bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError) as e:
+        raise InvalidInput(f"--vote-key {path}: {e}") from None
+    if len(seed) != 32:
+        raise InvalidInput(f"--vote-key {path}: want a 32-byte hex seed")
+    return Keypair(seed)
+
+
+async def serve(args: argparse.Namespace) -> int:
     genesis = load_genesis(args.genesis)
     if genesis.get_rollup(args.rollup) is None:
         raise InvalidInput(
             f"--rollup {args.rollup!r} is not in genesis ({', '.join(genesis.rollup_names)})"
         )
+    vote_key = load_vote_key(args.vote_key, args.rollup)
+    rollup = genesis.get_rollup(args.rollup)
+    assert rollup is not None
+    if vote_key.public_key != rollup.vote_key:
+        raise InvalidInput(
+            f"the vote key does not match genesis for {args.rollup}; pass --vote-key"
+        )
     store = NodeStore(args.data_dir, compute_genesis_hash(genesis))
-    follower = Follower(store, genesis, args.rollup, args.sequencer)
+    follower = Follower(store, genesis, args.rollup, args.sequencer, vote_key)
     server = serving.build_server(genesis.limits.max_message_bytes)
     node_pb2_grpc.add_RollupNodeServiceServicer_to_server(RollupNodeService(follower), server)
     health = serving.add_health_and_reflection(server, [SERVICE_NAME])
     following: asyncio.Task[None] | None = None
+    failure: BaseException | None = None
     try:
         endpoint = serving.bind(server, args.listen)
         await server.start()
@@ -65,8 +92,9 @@ async def serve(args: argparse.Namespace) -> None:
             args.sequencer,
             follower.applied.height,
         )
-        await serving.wait_for_termination()
-        log.info("SIGTERM: stopping at height %d", follower.applied.height)
+        failure = await serving.wait_for_termination(following)
+        if failure is None:
+            log.info("SIGTERM: stopping at height %d", follower.applied.height)
         await serving.set_serving(health, [SERVICE_NAME], False)
         await server.stop(args.grace)
     finally:
@@ -76,17 +104,17 @@ async def serve(args: argparse.Namespace) -> None:
                 await following
         store.close()
         log.info("stopped at height %d", follower.applied.height)
+    return 1 if failure is not None else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     serving.setup_logging(f"rollup_node.{args.rollup}", args.log_level)
     try:
-        asyncio.run(serve(args))
+        return asyncio.run(serve(args))
     except XrollupError as e:
         log.error("%s", e)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

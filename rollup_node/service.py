@@ -7,7 +7,7 @@ from typing import Any
 
 from grpc import aio
 
-from rollup_node.core import bank, oracle
+from rollup_node.core import bank, bundles, collateral, options, oracle
 from rollup_node.core.state import State
 from rollup_node.follower import Follower
 from xrollup.errors import InvalidInput, NotFound
@@ -91,3 +91,97 @@ class RollupNodeService(npb_grpc.RollupNodeServiceServicer):
         return npb.GetPriceResponse(
             base=p.base, quote=p.quote, price=p.price, posted_height=p.height
         )
+
+    def _state(self) -> State:
+        reader, _ = self.store.snapshot_reader()
+        return State(reader)
+
+    @grpc_method
+    async def GetBundle(self, request: npb.GetBundleRequest, context: Context) -> npb.BundleRecord:
+        _validate_id(request.id)
+        r = bundles.get_record(self._state(), request.id)
+        if r is None:
+            raise NotFound(
+                f"no bundle {request.id.hex()} with a leg on {self.follower.rollup}"
+                f" (applied up to height {self.follower.applied.height})"
+            )
+        return npb.BundleRecord(
+            id=r.id,
+            status=_BUNDLE_STATUS[r.status],
+            vote=r.vote,
+            reason=r.reason,
+            prepare_height=r.prepare_height,
+            decision_height=r.decision_height,
+            legs=[npb.BundleRecord.LegOutcome(index=i, ok=ok, reason=why) for i, ok, why in r.legs],
+        )
+
+    @grpc_method
+    async def GetLien(self, request: npb.GetLienRequest, context: Context) -> npb.Lien:
+        _validate_id(request.id)
+        lien = collateral.get_lien(self._state(), request.id)
+        if lien is None:
+            raise NotFound(f"no lien {request.id.hex()} on {self.follower.rollup}")
+        return npb.Lien(
+            id=lien.id,
+            owner=lien.owner,
+            asset=lien.asset,
+            amount=lien.amount,
+            controller_rollup=lien.controller_rollup,
+            controller_position=lien.controller_position,
+            status=_LIEN_STATUS[lien.status],
+            paid_out=lien.paid_out,
+            payee=lien.payee,
+            locked_height=lien.locked_height,
+            released_height=lien.released_height,
+        )
+
+    @grpc_method
+    async def GetOption(
+        self, request: npb.GetOptionRequest, context: Context
+    ) -> npb.OptionPosition:
+        _validate_id(request.id)
+        o = options.get_option(self._state(), request.id)
+        if o is None:
+            raise NotFound(f"no option {request.id.hex()} on {self.follower.rollup}")
+        return npb.OptionPosition(
+            id=o.id,
+            kind=int(o.kind),  # type: ignore[arg-type]
+            underlying=o.underlying,
+            quote=o.quote,
+            strike=o.strike,
+            size=o.size,
+            expiry_height=o.expiry_height,
+            premium=o.premium,
+            writer=o.writer,
+            holder=o.holder,
+            collateral_rollup=o.collateral_rollup,
+            collateral_asset=o.collateral_asset,
+            collateral=o.collateral,
+            status=_OPTION_STATUS[o.status],
+            opened_height=o.opened_height,
+            settled_height=o.settled_height,
+            settle_price=o.settle_price,
+            payout=o.payout,
+        )
+
+
+def _validate_id(raw: bytes) -> None:
+    if len(raw) != 32:
+        raise InvalidInput(f"id is {len(raw)} bytes, want 32")
+
+
+_BUNDLE_STATUS = {
+    bundles.PREPARED: npb.BundleRecord.STATUS_PREPARED,
+    bundles.COMMITTED: npb.BundleRecord.STATUS_COMMITTED,
+    bundles.ABORTED: npb.BundleRecord.STATUS_ABORTED,
+}
+_LIEN_STATUS = {
+    collateral.LOCKED: npb.Lien.STATUS_LOCKED,
+    collateral.PENDING: npb.Lien.STATUS_PENDING,
+    collateral.RELEASED: npb.Lien.STATUS_RELEASED,
+}
+_OPTION_STATUS = {
+    options.OPEN: npb.OptionPosition.STATUS_OPEN,
+    options.SETTLING: npb.OptionPosition.STATUS_SETTLING,
+    options.SETTLED: npb.OptionPosition.STATUS_SETTLED,
+}

@@ -51,7 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-async def serve(args: argparse.Namespace) -> None:
+async def serve(args: argparse.Namespace) -> int:
     genesis = load_genesis(args.genesis)
     if args.block_interval_ms is not None:
         genesis = dataclasses.replace(genesis, block_interval_ms=args.block_interval_ms)
@@ -61,6 +61,7 @@ async def serve(args: argparse.Namespace) -> None:
     server = serving.build_server(genesis.limits.max_message_bytes)
     sequencer_pb2_grpc.add_SequencerServiceServicer_to_server(service, server)
     health = serving.add_health_and_reflection(server, [SERVICE_NAME])
+    failure: BaseException | None = None
     try:
         endpoint = serving.bind(server, args.listen)
         await server.start()
@@ -75,8 +76,10 @@ async def serve(args: argparse.Namespace) -> None:
             genesis.block_interval_ms,
             args.data_dir,
         )
-        await serving.wait_for_termination()
-        log.info("SIGTERM: draining")
+        assert seq.sealer is not None
+        failure = await serving.wait_for_termination(seq.sealer)
+        if failure is None:
+            log.info("SIGTERM: draining")
         await serving.set_serving(health, [SERVICE_NAME], False)
         # Stop admitting, let in-flight submissions be sealed and acknowledged, then stop.
         stop_server = asyncio.create_task(server.stop(args.grace))
@@ -86,17 +89,17 @@ async def serve(args: argparse.Namespace) -> None:
         service.close()
         store.close()
         log.info("stopped at height %d", seq.head_height)
+    return 1 if failure is not None else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     serving.setup_logging("sequencer", args.log_level)
     try:
-        asyncio.run(serve(args))
+        return asyncio.run(serve(args))
     except XrollupError as e:
         log.error("%s", e)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

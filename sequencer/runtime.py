@@ -11,14 +11,19 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import cast
 
+from sequencer.core.bundles import BundleMeta, BundleTracker, EntryMeta, VoteMeta
 from sequencer.core.pool import Pending, Pool
 from sequencer.store import BlockStore
 from xrollup import codec
-from xrollup.errors import Expired, NotFound, Unavailable
+from xrollup.blocks import compute_decision_id
+from xrollup.errors import Expired, NotFound, Unavailable, XrollupError
 from xrollup.genesis import Genesis
+from xrollup.model import Bundle, Decision, Vote
 from xrollup.v1 import types_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -49,12 +54,32 @@ class Sequencer:
         self._wake = asyncio.Event()
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seal-io")
         self._stopping = False
-        self._sealer: asyncio.Task[None] | None = None
+        self.sealer: asyncio.Task[None] | None = None
         self.subscribers = 0
+        self.tracker = BundleTracker(genesis.limits.bundle_deadline_blocks)
+        self._meta: dict[bytes, EntryMeta] = {}
         if self.head_height:
             raw = store.get_block(self.head_height)
             assert raw is not None
             self._head_timestamp = codec.decode_block_bytes(raw).header.timestamp_ms
+            self._rebuild_tracker()
+
+    def _rebuild_tracker(self) -> None:
+        """After a restart: find the bundles still undecided in the last blocks
+        (a bundle is decided by its deadline, so older ones all are)."""
+        start = max(1, self.head_height - self.genesis.limits.bundle_deadline_blocks)
+        for raw in self.store.read_from(start):
+            block = codec.decode_block(codec.decode_block_bytes(raw))
+            for entry in block.entries:
+                if isinstance(entry, Bundle):
+                    self.tracker.observe_bundle(entry.id, entry.rollups, block.height)
+                elif isinstance(entry, Vote):
+                    votes = [(v.bundle_id, v.yes, v.reason) for v in entry.body.votes]
+                    self.tracker.observe_vote(entry.body.rollup, votes)
+                elif isinstance(entry, Decision):
+                    self.tracker.observe_decision(entry.bundle_id)
+        if self.tracker.open:
+            log.info("%d bundles undecided at restart", len(self.tracker.open))
 
     @property
     def next_height(self) -> int:
@@ -67,7 +92,12 @@ class Sequencer:
     # ------------------------------------------------------------ admission
 
     async def enqueue(
-        self, entry: pb.Entry, entry_id: bytes, expiry_height: int, protocol: bool = False
+        self,
+        entry: pb.Entry,
+        entry_id: bytes,
+        expiry_height: int,
+        protocol: bool = False,
+        meta: EntryMeta | None = None,
     ) -> Ack:
         """Queue an admitted entry and wait until its block is on disk. A duplicate
         id gets the first submission's result and is not queued again."""
@@ -78,6 +108,8 @@ class Sequencer:
             if self._stopping:
                 raise Unavailable("sequencer is shutting down")
             self.pool.add(Pending(entry_id, expiry_height, entry), protocol=protocol)
+            if meta is not None:
+                self._meta[entry_id] = meta
             pending = asyncio.get_running_loop().create_future()
             self._waiters[entry_id] = pending
             if len(self.pool) >= self.genesis.limits.max_block_entries:
@@ -85,6 +117,50 @@ class Sequencer:
             return await asyncio.shield(pending)
         ack = await asyncio.shield(pending)
         return Ack(ack.id, ack.height, ack.index, duplicate=True)
+
+    async def enqueue_many(
+        self, items: Sequence[tuple[pb.Entry, bytes, int]]
+    ) -> list[Ack | XrollupError]:
+        """Queue many admitted user entries (entry, id, expiry height) and wait until
+        each is on disk or refused. Each is answered as `enqueue` would answer it,
+        in order; one coroutine waits for all of them instead of one per entry."""
+        results: list[Ack | XrollupError | None] = [None] * len(items)
+        waiting: list[tuple[int, asyncio.Future[Ack], bool]] = []
+        loop = asyncio.get_running_loop()
+        for i, (entry, entry_id, expiry_height) in enumerate(items):
+            pending = self.lookup(entry_id)
+            if isinstance(pending, Ack):
+                results[i] = pending
+            elif pending is not None:
+                waiting.append((i, pending, True))
+            elif self._stopping:
+                results[i] = Unavailable("sequencer is shutting down")
+            else:
+                try:
+                    self.pool.add(Pending(entry_id, expiry_height, entry))
+                except XrollupError as e:
+                    results[i] = e
+                    continue
+                pending = loop.create_future()
+                self._waiters[entry_id] = pending
+                waiting.append((i, pending, False))
+        if len(self.pool) >= self.genesis.limits.max_block_entries:
+            self._wake.set()
+        if waiting:
+            # wait() never cancels what it waits for, so a cancelled call leaves the
+            # futures (which duplicates may share) alone, as shield does in enqueue.
+            await asyncio.wait([fut for _, fut, _ in waiting])
+        for i, fut, duplicate in waiting:
+            if fut.cancelled():
+                results[i] = Unavailable("the submission was not ordered (cancelled)")
+            elif (err := fut.exception()) is not None:
+                results[i] = err if isinstance(err, XrollupError) else Unavailable(str(err))
+            else:
+                ack = fut.result()
+                if duplicate:
+                    ack = Ack(ack.id, ack.height, ack.index, duplicate=True)
+                results[i] = ack
+        return cast(list[Ack | XrollupError], results)
 
     def lookup(self, entry_id: bytes) -> Ack | asyncio.Future[Ack] | None:
         """An ordered id's Ack (marked duplicate), a pending id's future, or None."""
@@ -99,14 +175,14 @@ class Sequencer:
     # ------------------------------------------------------------ sealing
 
     def start(self) -> None:
-        self._sealer = asyncio.create_task(self._run_sealer(), name="sealer")
+        self.sealer = asyncio.create_task(self._run_sealer(), name="sealer")
 
     async def stop(self) -> None:
         """Seal what is pending, stop the sealer and wake every follower."""
         self._stopping = True
         self._wake.set()
-        if self._sealer is not None:
-            await self._sealer
+        if self.sealer is not None and not self.sealer.done():
+            await self.sealer
         async with self._new_block:
             self._new_block.notify_all()
         self._io.shutdown(wait=True)
@@ -141,6 +217,19 @@ class Sequencer:
         timestamp_ms = max(self._head_timestamp, time.time_ns() // 1_000_000)
         ids = [p.id for p in taken.included]
         entries = [p.payload for p in taken.included]
+        for p in taken.expired:
+            self._meta.pop(p.id, None)
+        # The bundle protocol: observe what this block orders, then append the
+        # decisions that follow from it (see sequencer/core/bundles.py).
+        for p in taken.included:
+            meta = self._meta.pop(p.id, None)
+            if isinstance(meta, BundleMeta):
+                self.tracker.observe_bundle(p.id, meta.rollups, height)
+            elif isinstance(meta, VoteMeta):
+                self.tracker.observe_vote(meta.rollup, list(meta.votes))
+        for d in self.tracker.decide(height):
+            entries.append(codec.encode_decision(d.bundle_id, d.commit, d.reason))
+            ids.append(compute_decision_id(d.bundle_id, d.commit, d.reason))
         parent = self.head_hash
         loop = asyncio.get_running_loop()
         block = await loop.run_in_executor(

@@ -8,12 +8,13 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from grpc import aio
 
 from sequencer.core import admission
+from sequencer.core.bundles import BundleMeta, VoteMeta
 from sequencer.runtime import Ack, Sequencer
 from xrollup.errors import InvalidInput, LimitExceeded, NotFound, Unavailable, XrollupError
 from xrollup.grpc_status import compute_status_value, grpc_method
@@ -53,7 +54,7 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
     ) -> spb.SubmitResponse:
         if not request.HasField("tx"):
             raise InvalidInput("request.tx: missing field")
-        tx: Tx = await self._run(admission.admit_tx, request.tx, self.genesis, self.seq.next_height)
+        tx: Tx = admission.admit_tx(request.tx, self.genesis, self.seq.next_height)
         ack = await self.seq.enqueue(pb.Entry(tx=request.tx), tx.id, tx.body.expiry_height)
         return _submit_response(ack)
 
@@ -67,7 +68,10 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
             admission.admit_bundle, request.bundle, self.genesis, self.seq.next_height
         )
         ack = await self.seq.enqueue(
-            pb.Entry(bundle=request.bundle), bundle.id, bundle.body.expiry_height
+            pb.Entry(bundle=request.bundle),
+            bundle.id,
+            bundle.body.expiry_height,
+            meta=BundleMeta(bundle.rollups),
         )
         return _submit_response(ack)
 
@@ -78,7 +82,12 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
         if not request.HasField("vote"):
             raise InvalidInput("request.vote: missing field")
         vote = await self._run(admission.admit_vote, request.vote, self.genesis)
-        ack = await self.seq.enqueue(pb.Entry(vote=request.vote), vote.id, 0, protocol=True)
+        meta = VoteMeta(
+            vote.body.rollup, tuple((v.bundle_id, v.yes, v.reason) for v in vote.body.votes)
+        )
+        ack = await self.seq.enqueue(
+            pb.Entry(vote=request.vote), vote.id, 0, protocol=True, meta=meta
+        )
         return _submit_response(ack)
 
     @grpc_method
@@ -103,22 +112,26 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
         )
         admitted = [item for part in parts for item in part]
 
-        async def one(msg: pb.SignedTx, item: Tx | XrollupError) -> spb.BatchResult:
-            try:
-                if isinstance(item, XrollupError):
-                    raise item
-                ack = await self.seq.enqueue(pb.Entry(tx=msg), item.id, item.body.expiry_height)
-                return spb.BatchResult(
+        results: list[spb.BatchResult | None] = [None] * len(txs)
+        queued: list[tuple[pb.Entry, bytes, int]] = []
+        where: list[int] = []
+        for i, (msg, item) in enumerate(zip(txs, admitted, strict=True)):
+            if isinstance(item, XrollupError):
+                code, message = compute_status_value(item)
+                results[i] = spb.BatchResult(id=b"", code=code, message=message)
+            else:
+                queued.append((pb.Entry(tx=msg), item.id, item.body.expiry_height))
+                where.append(i)
+        acks = await self.seq.enqueue_many(queued)
+        for i, (_entry, entry_id, _expiry), ack in zip(where, queued, acks, strict=True):
+            if isinstance(ack, Ack):
+                results[i] = spb.BatchResult(
                     id=ack.id, code=_OK, height=ack.height, index=ack.index, duplicate=ack.duplicate
                 )
-            except XrollupError as e:
-                code, message = compute_status_value(e)
-                return spb.BatchResult(id=getattr(item, "id", b""), code=code, message=message)
-
-        results = await asyncio.gather(
-            *(one(msg, item) for msg, item in zip(txs, admitted, strict=True))
-        )
-        return spb.SubmitBatchResponse(results=results)
+            else:
+                code, message = compute_status_value(ack)
+                results[i] = spb.BatchResult(id=entry_id, code=code, message=message)
+        return spb.SubmitBatchResponse(results=cast(list[spb.BatchResult], results))
 
     def _admit_many(self, msgs: Sequence[pb.SignedTx], next_height: int) -> list[Tx | XrollupError]:
         out: list[Tx | XrollupError] = []

@@ -55,7 +55,9 @@ class LevelDBBlockStore:
     def __init__(self, path: Path, sync: bool = True) -> None:
         path.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = plyvel.DB(str(path), create_if_missing=True)
+            # Every submission looks its id up (duplicates get the first result); nearly
+            # all are misses, which a bloom filter answers without reading table blocks.
+            self._db = plyvel.DB(str(path), create_if_missing=True, bloom_filter_bits=10)
         except plyvel.IOError as e:
             raise Unavailable(
                 f"cannot open block store {path}: {e} (is another sequencer using it?)"

@@ -11,7 +11,21 @@ from collections.abc import Iterable
 from xrollup.errors import BadSignature, Expired, InvalidInput, LimitExceeded, NotAuthorized
 from xrollup.genesis import Genesis
 from xrollup.keys import Address, compute_address, encode_address, is_valid_signature
-from xrollup.model import Action, Bundle, PriceUpdate, Signature, Transfer, Tx, Vote
+from xrollup.model import (
+    BUNDLE_ONLY,
+    Action,
+    Bundle,
+    Leg,
+    LockCollateral,
+    OpenOption,
+    PriceUpdate,
+    ReleaseLien,
+    SettleOption,
+    Signature,
+    Transfer,
+    Tx,
+    Vote,
+)
 
 
 def validate_body_size(body_bytes: bytes, genesis: Genesis, what: str) -> None:
@@ -54,6 +68,87 @@ def validate_action(action: Action, sender: Address, genesis: Genesis, what: str
             )
         if sender != compute_address(genesis.oracle_key):
             raise NotAuthorized(f"{what}: price updates must come from the genesis oracle account")
+    elif isinstance(action, LockCollateral):
+        validate_asset(action.asset, genesis, f"{what}.lock_collateral")
+        validate_rollup(
+            action.controller_rollup, genesis, f"{what}.lock_collateral.controller_rollup"
+        )
+        if action.amount > max_amount:
+            raise LimitExceeded(f"{what}.lock_collateral.amount {action.amount} is over the limit")
+    elif isinstance(action, OpenOption):
+        w = f"{what}.open_option"
+        validate_asset(action.underlying, genesis, f"{w}.underlying")
+        validate_asset(action.quote, genesis, f"{w}.quote")
+        if action.underlying == action.quote:
+            raise InvalidInput(f"{w}: underlying and quote are the same asset")
+        validate_rollup(action.collateral_rollup, genesis, f"{w}.collateral_rollup")
+        for name in ("strike", "size", "premium"):
+            if getattr(action, name) > max_amount:
+                raise LimitExceeded(f"{w}.{name} is over the limit {max_amount}")
+        if action.writer == sender:
+            raise InvalidInput(f"{w}: writer and holder are the same account")
+    elif isinstance(action, SettleOption | ReleaseLien) and action.payout > max_amount:
+        raise LimitExceeded(f"{what}: payout is over the limit {max_amount}")
+
+
+def compute_authorizers(leg_sender: Address, action: Action) -> set[Address]:
+    """The accounts that must sign for an action: its sender, and for an option
+    open also the writer, who takes on the obligation and receives the premium."""
+    if isinstance(action, OpenOption):
+        return {leg_sender, action.writer}
+    return {leg_sender}
+
+
+def validate_bundle_structure(legs: tuple[Leg, ...], what: str) -> None:
+    """Cross-leg rules that make option flows atomic by construction: a lien lock
+    travels with the option open it collateralizes, a lien release with the
+    settlement on its controlling rollup. At most one leg of each such kind."""
+    by_kind: dict[type, list[tuple[int, Leg]]] = {}
+    for i, leg in enumerate(legs):
+        by_kind.setdefault(type(leg.action), []).append((i, leg))
+    for kind in BUNDLE_ONLY:
+        if len(by_kind.get(kind, [])) > 1:
+            raise InvalidInput(f"{what}: at most one {kind.__name__} leg per bundle")
+
+    def only(kind: type) -> tuple[int, Leg] | None:
+        found = by_kind.get(kind)
+        return found[0] if found else None
+
+    lock, open_, settle, release = (
+        only(LockCollateral),
+        only(OpenOption),
+        only(SettleOption),
+        only(ReleaseLien),
+    )
+    if (lock is None) != (open_ is None):
+        raise InvalidInput(f"{what}: a lock_collateral leg and an open_option leg go together")
+    if lock is not None and open_ is not None:
+        (li, lleg), (oi, oleg) = lock, open_
+        la, oa = lleg.action, oleg.action
+        assert isinstance(la, LockCollateral) and isinstance(oa, OpenOption)
+        if la.controller_rollup != oleg.rollup or oa.collateral_rollup != lleg.rollup:
+            raise InvalidInput(
+                f"{what}.legs[{li}]/[{oi}]: the lien must be controlled by the option's rollup"
+                " and the option collateralized on the lien's rollup"
+            )
+        if lleg.rollup == oleg.rollup:
+            raise InvalidInput(f"{what}: the lien and the option must be on different rollups")
+        if lleg.sender != oa.writer:
+            raise InvalidInput(f"{what}.legs[{li}]: the lien's owner must be the option's writer")
+    if (settle is None) != (release is None):
+        raise InvalidInput(
+            f"{what}: a settle_option leg and a release_lien leg go together"
+            " (a lien cannot be spent by a single leg)"
+        )
+    if settle is not None and release is not None:
+        (si, sleg), (ri, rleg) = settle, release
+        sa, ra = sleg.action, rleg.action
+        assert isinstance(sa, SettleOption) and isinstance(ra, ReleaseLien)
+        if sa.option_id != ra.lien_id or sa.payout != ra.payout or sleg.rollup == rleg.rollup:
+            raise InvalidInput(
+                f"{what}.legs[{si}]/[{ri}]: settle_option and release_lien must name the same"
+                " position and payout, on different rollups"
+            )
 
 
 def validate_signatures(
@@ -93,6 +188,9 @@ def validate_tx(tx: Tx, genesis: Genesis) -> None:
     validate_body_size(tx.body_bytes, genesis, "tx")
     validate_chain_id(body.chain_id, genesis, "tx")
     validate_rollup(body.rollup, genesis, "tx.rollup")
+    if isinstance(body.action, BUNDLE_ONLY):
+        name = type(body.action).__name__
+        raise InvalidInput(f"tx.action: {name} is only valid as a leg of a bundle")
     validate_action(body.action, body.sender, genesis, "tx")
     validate_signatures(tx.body_bytes, tx.signatures, {body.sender}, genesis, "tx")
 
@@ -103,10 +201,14 @@ def validate_bundle(bundle: Bundle, genesis: Genesis) -> None:
     validate_chain_id(body.chain_id, genesis, "bundle")
     if len(body.legs) > genesis.limits.max_legs:
         raise LimitExceeded(f"bundle has {len(body.legs)} legs, limit is {genesis.limits.max_legs}")
+    required: set[Address] = set()
     for i, leg in enumerate(body.legs):
         validate_rollup(leg.rollup, genesis, f"bundle.legs[{i}].rollup")
+        if isinstance(leg.action, PriceUpdate):
+            raise InvalidInput(f"bundle.legs[{i}]: price updates are plain transactions")
         validate_action(leg.action, leg.sender, genesis, f"bundle.legs[{i}]")
-    required = {leg.sender for leg in body.legs}
+        required |= compute_authorizers(leg.sender, leg.action)
+    validate_bundle_structure(body.legs, "bundle")
     validate_signatures(bundle.body_bytes, bundle.signatures, required, genesis, "bundle")
 
 

@@ -21,8 +21,13 @@ from xrollup.model import (
     Decision,
     Entry,
     Leg,
+    LockCollateral,
     Malformed,
+    OpenOption,
+    OptionKind,
     PriceUpdate,
+    ReleaseLien,
+    SettleOption,
     Signature,
     Transfer,
     Tx,
@@ -62,6 +67,46 @@ def decode_action(msg: pb.Action, where: str) -> Action:
         _require(bool(p.quote), f"{where}.price_update.quote: missing field")
         _require(p.price > 0, f"{where}.price_update.price: must be positive")
         return PriceUpdate(p.base, p.quote, Amount(p.price))
+    if kind == "lock_collateral":
+        c = msg.lock_collateral
+        _require(bool(c.asset), f"{where}.lock_collateral.asset: missing field")
+        _require(c.amount > 0, f"{where}.lock_collateral.amount: must be positive")
+        _require(
+            bool(c.controller_rollup), f"{where}.lock_collateral.controller_rollup: missing field"
+        )
+        return LockCollateral(c.asset, Amount(c.amount), c.controller_rollup)
+    if kind == "open_option":
+        o = msg.open_option
+        w = f"{where}.open_option"
+        _require(
+            o.kind in (pb.OPTION_KIND_PUT, pb.OPTION_KIND_CALL), f"{w}.kind: must be PUT or CALL"
+        )
+        _require(bool(o.underlying), f"{w}.underlying: missing field")
+        _require(bool(o.quote), f"{w}.quote: missing field")
+        _require(o.strike > 0, f"{w}.strike: must be positive")
+        _require(o.size > 0, f"{w}.size: must be positive")
+        _require(o.expiry_height > 0, f"{w}.expiry_height: missing field")
+        _require(bool(o.collateral_rollup), f"{w}.collateral_rollup: missing field")
+        return OpenOption(
+            kind=OptionKind(o.kind),
+            underlying=o.underlying,
+            quote=o.quote,
+            strike=Amount(o.strike),
+            size=Amount(o.size),
+            expiry_height=Height(o.expiry_height),
+            premium=Amount(o.premium),
+            writer=_decode_address(o.writer, f"{w}.writer"),
+            collateral_rollup=o.collateral_rollup,
+        )
+    if kind == "settle_option":
+        s = msg.settle_option
+        _require(len(s.option_id) == 32, f"{where}.settle_option.option_id: want 32 bytes")
+        return SettleOption(bytes(s.option_id), Amount(s.payout))
+    if kind == "release_lien":
+        r = msg.release_lien
+        _require(len(r.lien_id) == 32, f"{where}.release_lien.lien_id: want 32 bytes")
+        payee = _decode_address(r.payee, f"{where}.release_lien.payee")
+        return ReleaseLien(bytes(r.lien_id), Amount(r.payout), payee)
     raise InvalidInput(f"{where}.action: missing field (no action set)")
 
 
@@ -216,8 +261,38 @@ def encode_action(action: Action) -> pb.Action:
         return pb.Action(
             transfer=pb.Transfer(to=action.to, asset=action.asset, amount=action.amount)
         )
+    if isinstance(action, PriceUpdate):
+        return pb.Action(
+            price_update=pb.PriceUpdate(base=action.base, quote=action.quote, price=action.price)
+        )
+    if isinstance(action, LockCollateral):
+        return pb.Action(
+            lock_collateral=pb.LockCollateral(
+                asset=action.asset, amount=action.amount, controller_rollup=action.controller_rollup
+            )
+        )
+    if isinstance(action, OpenOption):
+        return pb.Action(
+            open_option=pb.OpenOption(
+                kind=int(action.kind),  # type: ignore[arg-type]
+                underlying=action.underlying,
+                quote=action.quote,
+                strike=action.strike,
+                size=action.size,
+                expiry_height=action.expiry_height,
+                premium=action.premium,
+                writer=action.writer,
+                collateral_rollup=action.collateral_rollup,
+            )
+        )
+    if isinstance(action, SettleOption):
+        return pb.Action(
+            settle_option=pb.SettleOption(option_id=action.option_id, payout=action.payout)
+        )
     return pb.Action(
-        price_update=pb.PriceUpdate(base=action.base, quote=action.quote, price=action.price)
+        release_lien=pb.ReleaseLien(
+            lien_id=action.lien_id, payout=action.payout, payee=action.payee
+        )
     )
 
 

@@ -28,6 +28,10 @@ class Expired(Refused):
     """The submission's expiry height has passed."""
 
 
+class ArithmeticOverflow(Refused, OverflowError):
+    """A typed integer would leave its range (a balance past 2^64 - 1, below 0)."""
+
+
 class Conflict(XrollupError):
     """A conflict: retry the whole operation (ABORTED)."""
 

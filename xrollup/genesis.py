@@ -37,6 +37,9 @@ class Limits:
     max_amount: int = 2**63 - 1
     max_message_bytes: int = 4 * 1024 * 1024
     max_subscribers: int = 256
+    bundle_deadline_blocks: int = (
+        50  # abort a bundle this many blocks after it, if a vote is missing
+    )
 
 
 @dataclass(frozen=True)

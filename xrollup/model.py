@@ -4,6 +4,7 @@ a _pb2 type."""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from xrollup.keys import Address
@@ -26,7 +27,52 @@ class PriceUpdate:
     price: Amount
 
 
-Action = Transfer | PriceUpdate
+class OptionKind(enum.IntEnum):
+    PUT = 1  # cash-secured put
+    CALL = 2  # covered call
+
+
+@dataclass(frozen=True, slots=True)
+class LockCollateral:
+    """Bundle only: lock the leg sender's asset as a lien (id = bundle id),
+    controlled by the option this bundle opens on `controller_rollup`."""
+
+    asset: str
+    amount: Amount
+    controller_rollup: str
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOption:
+    """Bundle only: the leg sender (holder) buys an option (id = bundle id) from
+    `writer`, collateralized by the lien this bundle locks on `collateral_rollup`."""
+
+    kind: OptionKind
+    underlying: str
+    quote: str
+    strike: Amount  # quote base units per whole unit of the underlying
+    size: Amount  # underlying base units
+    expiry_height: Height
+    premium: Amount  # quote base units, holder -> writer
+    writer: Address
+    collateral_rollup: str
+
+
+@dataclass(frozen=True, slots=True)
+class SettleOption:
+    option_id: bytes
+    payout: Amount
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseLien:
+    lien_id: bytes
+    payout: Amount
+    payee: Address
+
+
+Action = Transfer | PriceUpdate | LockCollateral | OpenOption | SettleOption | ReleaseLien
+BUNDLE_ONLY = (LockCollateral, OpenOption, SettleOption, ReleaseLien)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Self, SupportsIndex
 
+from xrollup.errors import ArithmeticOverflow
+
 
 class Uint64(int):
     """An unsigned 64-bit integer. Arithmetic with a plain int or the same type
@@ -20,9 +22,9 @@ class Uint64(int):
             raise TypeError(f"cannot make {cls.__name__} from {type(value).__name__}")
         v = int(value)
         if v < 0:
-            raise OverflowError(f"{cls.__name__} cannot be negative ({v})")
+            raise ArithmeticOverflow(f"{cls.__name__} cannot be negative ({v})")
         if v > cls.MAX:
-            raise OverflowError(f"{cls.__name__} overflows ({v} > {cls.MAX})")
+            raise ArithmeticOverflow(f"{cls.__name__} overflows ({v} > {cls.MAX})")
         return super().__new__(cls, v)
 
     def _other(self, other: object) -> int:

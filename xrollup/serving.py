@@ -77,13 +77,23 @@ def write_ready_file(path: Path | None, endpoint: str) -> None:
     tmp.replace(path)
 
 
-async def wait_for_termination() -> None:
-    """Return on SIGTERM or SIGINT."""
+async def wait_for_termination(*workers: asyncio.Task[None]) -> BaseException | None:
+    """Return on SIGTERM or SIGINT (None), or when a worker task ends: then its
+    exception, so the process stops visibly instead of serving stale answers."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    waiter = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({waiter, *workers}, return_when=asyncio.FIRST_COMPLETED)
+    if waiter in done:
+        return None
+    waiter.cancel()
+    for task in done:
+        err = task.exception() if not task.cancelled() else None
+        log.critical("%s stopped: %r", task.get_name(), err, exc_info=err)
+        return err or RuntimeError(f"{task.get_name()} stopped")
+    return None
 
 
 def setup_logging(name: str, level: str = "INFO") -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rollup_node.core import bank, oracle
+from rollup_node.core import bank, bundles, oracle
+from rollup_node.core.bundles import BundleRecord
 from rollup_node.core.state import (
     EXPIRY,
     State,
@@ -23,7 +24,17 @@ from xrollup import checks
 from xrollup.errors import Expired, Refused, XrollupError
 from xrollup.genesis import Genesis
 from xrollup.keys import Address
-from xrollup.model import Action, Block, Malformed, PriceUpdate, Transfer, Tx
+from xrollup.model import (
+    Action,
+    Block,
+    Bundle,
+    BundleVote,
+    Decision,
+    Malformed,
+    PriceUpdate,
+    Transfer,
+    Tx,
+)
 from xrollup.numeric import Amount, Height
 
 
@@ -41,6 +52,8 @@ class BlockOutcome:
     height: int
     receipts: tuple[Receipt, ...]
     writes: dict[bytes, bytes | None]
+    votes: tuple[BundleVote, ...] = ()  # this rollup's votes on bundles prepared here
+    finished: tuple[BundleRecord, ...] = ()  # bundles this block's decisions finished here
 
 
 class Replay(Refused):
@@ -63,17 +76,28 @@ def apply_block(
     height = block.height
     prune_seen(state, height)
     receipts: list[Receipt] = []
+    votes: list[BundleVote] = []
+    finished: list[BundleRecord] = []
     for index, entry in enumerate(block.entries):
         if isinstance(entry, Tx):
             if entry.body.rollup == rollup:
                 receipt = apply_tx(state, entry, height, index, genesis, verify_signatures)
                 if receipt is not None:
                     receipts.append(receipt)
+        elif isinstance(entry, Bundle):
+            vote = bundles.prepare_bundle(state, entry, rollup, height, genesis, verify_signatures)
+            if vote is not None:
+                mark_seen(state, entry.id, entry.body.expiry_height)
+                votes.append(vote)
+        elif isinstance(entry, Decision):
+            record = bundles.finish_bundle(state, entry, height)
+            if record is not None:
+                finished.append(record)
         elif isinstance(entry, Malformed):
             receipts.append(
                 Receipt(entry.id, height, index, False, f"malformed entry: {entry.reason}")
             )
-    return BlockOutcome(height, tuple(receipts), state.writes)
+    return BlockOutcome(height, tuple(receipts), state.writes, tuple(votes), tuple(finished))
 
 
 def apply_tx(
@@ -114,8 +138,8 @@ def apply_action(state: State, sender: Address, action: Action, height: Height) 
         bank.apply_transfer(state, sender, action)
     elif isinstance(action, PriceUpdate):
         oracle.apply_price_update(state, action, height)
-    else:  # pragma: no cover - the codec only yields known actions
-        raise AssertionError(f"unknown action {action!r}")
+    else:
+        raise Refused(f"{type(action).__name__} is only valid as a leg of a bundle")
 
 
 def mark_seen(state: State, entry_id: bytes, expiry_height: int) -> None:

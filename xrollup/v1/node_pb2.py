@@ -22,39 +22,60 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from xrollup.v1 import types_pb2 as xrollup_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15xrollup/v1/node.proto\x12\nxrollup.v1\"(\n\x07\x42\x61lance\x12\r\n\x05\x61sset\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x04\"%\n\x12GetBalancesRequest\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\x0c\"]\n\x13GetBalancesResponse\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\x0c\x12\x0e\n\x06height\x18\x02 \x01(\x04\x12%\n\x08\x62\x61lances\x18\x03 \x03(\x0b\x32\x13.xrollup.v1.Balance\"\x1f\n\x11GetReceiptRequest\x12\n\n\x02id\x18\x01 \x01(\x0c\"\xb4\x01\n\x07Receipt\x12\n\n\x02id\x18\x01 \x01(\x0c\x12*\n\x06status\x18\x02 \x01(\x0e\x32\x1a.xrollup.v1.Receipt.Status\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0e\n\x06height\x18\x04 \x01(\x04\x12\r\n\x05index\x18\x05 \x01(\r\"B\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\r\n\tSTATUS_OK\x10\x01\x12\x11\n\rSTATUS_FAILED\x10\x02\"%\n\x13GetStateRootRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\":\n\x14GetStateRootResponse\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\x12\n\nstate_root\x18\x02 \x01(\x0c\"\x16\n\x14GetNodeStatusRequest\"\x8d\x01\n\x15GetNodeStatusResponse\x12\x0e\n\x06rollup\x18\x01 \x01(\t\x12\x16\n\x0e\x61pplied_height\x18\x02 \x01(\x04\x12\x12\n\nstate_root\x18\x03 \x01(\x0c\x12\x18\n\x10sequencer_height\x18\x04 \x01(\x04\x12\x0b\n\x03lag\x18\x05 \x01(\x04\x12\x11\n\tconnected\x18\x06 \x01(\x08\".\n\x0fGetPriceRequest\x12\x0c\n\x04\x62\x61se\x18\x01 \x01(\t\x12\r\n\x05quote\x18\x02 \x01(\t\"U\n\x10GetPriceResponse\x12\x0c\n\x04\x62\x61se\x18\x01 \x01(\t\x12\r\n\x05quote\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\x04\x12\x15\n\rposted_height\x18\x04 \x01(\x04\x32\x95\x03\n\x11RollupNodeService\x12N\n\x0bGetBalances\x12\x1e.xrollup.v1.GetBalancesRequest\x1a\x1f.xrollup.v1.GetBalancesResponse\x12@\n\nGetReceipt\x12\x1d.xrollup.v1.GetReceiptRequest\x1a\x13.xrollup.v1.Receipt\x12Q\n\x0cGetStateRoot\x12\x1f.xrollup.v1.GetStateRootRequest\x1a .xrollup.v1.GetStateRootResponse\x12T\n\rGetNodeStatus\x12 .xrollup.v1.GetNodeStatusRequest\x1a!.xrollup.v1.GetNodeStatusResponse\x12\x45\n\x08GetPrice\x12\x1b.xrollup.v1.GetPriceRequest\x1a\x1c.xrollup.v1.GetPriceResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15xrollup/v1/node.proto\x12\nxrollup.v1\x1a\x16xrollup/v1/types.proto\"\x1e\n\x10GetBundleRequest\x12\n\n\x02id\x18\x01 \x01(\x0c\"\xe7\x02\n\x0c\x42undleRecord\x12\n\n\x02id\x18\x01 \x01(\x0c\x12/\n\x06status\x18\x02 \x01(\x0e\x32\x1f.xrollup.v1.BundleRecord.Status\x12\x0c\n\x04vote\x18\x03 \x01(\x08\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x16\n\x0eprepare_height\x18\x05 \x01(\x04\x12\x17\n\x0f\x64\x65\x63ision_height\x18\x06 \x01(\x04\x12\x31\n\x04legs\x18\x07 \x03(\x0b\x32#.xrollup.v1.BundleRecord.LegOutcome\x1a\x37\n\nLegOutcome\x12\r\n\x05index\x18\x01 \x01(\r\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\"_\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x13\n\x0fSTATUS_PREPARED\x10\x01\x12\x14\n\x10STATUS_COMMITTED\x10\x02\x12\x12\n\x0eSTATUS_ABORTED\x10\x03\"\x1c\n\x0eGetLienRequest\x12\n\n\x02id\x18\x01 \x01(\x0c\"\xd0\x02\n\x04Lien\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\r\n\x05owner\x18\x02 \x01(\x0c\x12\r\n\x05\x61sset\x18\x03 \x01(\t\x12\x0e\n\x06\x61mount\x18\x04 \x01(\x04\x12\x19\n\x11\x63ontroller_rollup\x18\x05 \x01(\t\x12\x1b\n\x13\x63ontroller_position\x18\x06 \x01(\x0c\x12\'\n\x06status\x18\x07 \x01(\x0e\x32\x17.xrollup.v1.Lien.Status\x12\x10\n\x08paid_out\x18\x08 \x01(\x04\x12\r\n\x05payee\x18\t \x01(\x0c\x12\x15\n\rlocked_height\x18\n \x01(\x04\x12\x17\n\x0freleased_height\x18\x0b \x01(\x04\"\\\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n\rSTATUS_LOCKED\x10\x01\x12\x12\n\x0eSTATUS_PENDING\x10\x02\x12\x13\n\x0fSTATUS_RELEASED\x10\x03\"\x1e\n\x10GetOptionRequest\x12\n\n\x02id\x18\x01 \x01(\x0c\"\xf8\x03\n\x0eOptionPosition\x12\n\n\x02id\x18\x01 \x01(\x0c\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.xrollup.v1.OptionKind\x12\x12\n\nunderlying\x18\x03 \x01(\t\x12\r\n\x05quote\x18\x04 \x01(\t\x12\x0e\n\x06strike\x18\x05 \x01(\x04\x12\x0c\n\x04size\x18\x06 \x01(\x04\x12\x15\n\rexpiry_height\x18\x07 \x01(\x04\x12\x0f\n\x07premium\x18\x08 \x01(\x04\x12\x0e\n\x06writer\x18\t \x01(\x0c\x12\x0e\n\x06holder\x18\n \x01(\x0c\x12\x19\n\x11\x63ollateral_rollup\x18\x0b \x01(\t\x12\x18\n\x10\x63ollateral_asset\x18\x0c \x01(\t\x12\x12\n\ncollateral\x18\r \x01(\x04\x12\x31\n\x06status\x18\x0e \x01(\x0e\x32!.xrollup.v1.OptionPosition.Status\x12\x15\n\ropened_height\x18\x0f \x01(\x04\x12\x16\n\x0esettled_height\x18\x10 \x01(\x04\x12\x14\n\x0csettle_price\x18\x11 \x01(\x04\x12\x0e\n\x06payout\x18\x12 \x01(\x04\"Z\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSTATUS_OPEN\x10\x01\x12\x13\n\x0fSTATUS_SETTLING\x10\x02\x12\x12\n\x0eSTATUS_SETTLED\x10\x03\"(\n\x07\x42\x61lance\x12\r\n\x05\x61sset\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x04\"%\n\x12GetBalancesRequest\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\x0c\"]\n\x13GetBalancesResponse\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\x0c\x12\x0e\n\x06height\x18\x02 \x01(\x04\x12%\n\x08\x62\x61lances\x18\x03 \x03(\x0b\x32\x13.xrollup.v1.Balance\"\x1f\n\x11GetReceiptRequest\x12\n\n\x02id\x18\x01 \x01(\x0c\"\xb4\x01\n\x07Receipt\x12\n\n\x02id\x18\x01 \x01(\x0c\x12*\n\x06status\x18\x02 \x01(\x0e\x32\x1a.xrollup.v1.Receipt.Status\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0e\n\x06height\x18\x04 \x01(\x04\x12\r\n\x05index\x18\x05 \x01(\r\"B\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\r\n\tSTATUS_OK\x10\x01\x12\x11\n\rSTATUS_FAILED\x10\x02\"%\n\x13GetStateRootRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\":\n\x14GetStateRootResponse\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\x12\n\nstate_root\x18\x02 \x01(\x0c\"\x16\n\x14GetNodeStatusRequest\"\x8d\x01\n\x15GetNodeStatusResponse\x12\x0e\n\x06rollup\x18\x01 \x01(\t\x12\x16\n\x0e\x61pplied_height\x18\x02 \x01(\x04\x12\x12\n\nstate_root\x18\x03 \x01(\x0c\x12\x18\n\x10sequencer_height\x18\x04 \x01(\x04\x12\x0b\n\x03lag\x18\x05 \x01(\x04\x12\x11\n\tconnected\x18\x06 \x01(\x08\".\n\x0fGetPriceRequest\x12\x0c\n\x04\x62\x61se\x18\x01 \x01(\t\x12\r\n\x05quote\x18\x02 \x01(\t\"U\n\x10GetPriceResponse\x12\x0c\n\x04\x62\x61se\x18\x01 \x01(\t\x12\r\n\x05quote\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\x04\x12\x15\n\rposted_height\x18\x04 \x01(\x04\x32\xda\x04\n\x11RollupNodeService\x12N\n\x0bGetBalances\x12\x1e.xrollup.v1.GetBalancesRequest\x1a\x1f.xrollup.v1.GetBalancesResponse\x12@\n\nGetReceipt\x12\x1d.xrollup.v1.GetReceiptRequest\x1a\x13.xrollup.v1.Receipt\x12Q\n\x0cGetStateRoot\x12\x1f.xrollup.v1.GetStateRootRequest\x1a .xrollup.v1.GetStateRootResponse\x12T\n\rGetNodeStatus\x12 .xrollup.v1.GetNodeStatusRequest\x1a!.xrollup.v1.GetNodeStatusResponse\x12\x45\n\x08GetPrice\x12\x1b.xrollup.v1.GetPriceRequest\x1a\x1c.xrollup.v1.GetPriceResponse\x12\x43\n\tGetBundle\x12\x1c.xrollup.v1.GetBundleRequest\x1a\x18.xrollup.v1.BundleRecord\x12\x37\n\x07GetLien\x12\x1a.xrollup.v1.GetLienRequest\x1a\x10.xrollup.v1.Lien\x12\x45\n\tGetOption\x12\x1c.xrollup.v1.GetOptionRequest\x1a\x1a.xrollup.v1.OptionPositionb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xrollup.v1.node_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BALANCE']._serialized_start=37
-  _globals['_BALANCE']._serialized_end=77
-  _globals['_GETBALANCESREQUEST']._serialized_start=79
-  _globals['_GETBALANCESREQUEST']._serialized_end=116
-  _globals['_GETBALANCESRESPONSE']._serialized_start=118
-  _globals['_GETBALANCESRESPONSE']._serialized_end=211
-  _globals['_GETRECEIPTREQUEST']._serialized_start=213
-  _globals['_GETRECEIPTREQUEST']._serialized_end=244
-  _globals['_RECEIPT']._serialized_start=247
-  _globals['_RECEIPT']._serialized_end=427
-  _globals['_RECEIPT_STATUS']._serialized_start=361
-  _globals['_RECEIPT_STATUS']._serialized_end=427
-  _globals['_GETSTATEROOTREQUEST']._serialized_start=429
-  _globals['_GETSTATEROOTREQUEST']._serialized_end=466
-  _globals['_GETSTATEROOTRESPONSE']._serialized_start=468
-  _globals['_GETSTATEROOTRESPONSE']._serialized_end=526
-  _globals['_GETNODESTATUSREQUEST']._serialized_start=528
-  _globals['_GETNODESTATUSREQUEST']._serialized_end=550
-  _globals['_GETNODESTATUSRESPONSE']._serialized_start=553
-  _globals['_GETNODESTATUSRESPONSE']._serialized_end=694
-  _globals['_GETPRICEREQUEST']._serialized_start=696
-  _globals['_GETPRICEREQUEST']._serialized_end=742
-  _globals['_GETPRICERESPONSE']._serialized_start=744
-  _globals['_GETPRICERESPONSE']._serialized_end=829
-  _globals['_ROLLUPNODESERVICE']._serialized_start=832
-  _globals['_ROLLUPNODESERVICE']._serialized_end=1237
+  _globals['_GETBUNDLEREQUEST']._serialized_start=61
+  _globals['_GETBUNDLEREQUEST']._serialized_end=91
+  _globals['_BUNDLERECORD']._serialized_start=94
+  _globals['_BUNDLERECORD']._serialized_end=453
+  _globals['_BUNDLERECORD_LEGOUTCOME']._serialized_start=301
+  _globals['_BUNDLERECORD_LEGOUTCOME']._serialized_end=356
+  _globals['_BUNDLERECORD_STATUS']._serialized_start=358
+  _globals['_BUNDLERECORD_STATUS']._serialized_end=453
+  _globals['_GETLIENREQUEST']._serialized_start=455
+  _globals['_GETLIENREQUEST']._serialized_end=483
+  _globals['_LIEN']._serialized_start=486
+  _globals['_LIEN']._serialized_end=822
+  _globals['_LIEN_STATUS']._serialized_start=730
+  _globals['_LIEN_STATUS']._serialized_end=822
+  _globals['_GETOPTIONREQUEST']._serialized_start=824
+  _globals['_GETOPTIONREQUEST']._serialized_end=854
+  _globals['_OPTIONPOSITION']._serialized_start=857
+  _globals['_OPTIONPOSITION']._serialized_end=1361
+  _globals['_OPTIONPOSITION_STATUS']._serialized_start=1271
+  _globals['_OPTIONPOSITION_STATUS']._serialized_end=1361
+  _globals['_BALANCE']._serialized_start=1363
+  _globals['_BALANCE']._serialized_end=1403
+  _globals['_GETBALANCESREQUEST']._serialized_start=1405
+  _globals['_GETBALANCESREQUEST']._serialized_end=1442
+  _globals['_GETBALANCESRESPONSE']._serialized_start=1444
+  _globals['_GETBALANCESRESPONSE']._serialized_end=1537
+  _globals['_GETRECEIPTREQUEST']._serialized_start=1539
+  _globals['_GETRECEIPTREQUEST']._serialized_end=1570
+  _globals['_RECEIPT']._serialized_start=1573
+  _globals['_RECEIPT']._serialized_end=1753
+  _globals['_RECEIPT_STATUS']._serialized_start=1687
+  _globals['_RECEIPT_STATUS']._serialized_end=1753
+  _globals['_GETSTATEROOTREQUEST']._serialized_start=1755
+  _globals['_GETSTATEROOTREQUEST']._serialized_end=1792
+  _globals['_GETSTATEROOTRESPONSE']._serialized_start=1794
+  _globals['_GETSTATEROOTRESPONSE']._serialized_end=1852
+  _globals['_GETNODESTATUSREQUEST']._serialized_start=1854
+  _globals['_GETNODESTATUSREQUEST']._serialized_end=1876
+  _globals['_GETNODESTATUSRESPONSE']._serialized_start=1879
+  _globals['_GETNODESTATUSRESPONSE']._serialized_end=2020
+  _globals['_GETPRICEREQUEST']._serialized_start=2022
+  _globals['_GETPRICEREQUEST']._serialized_end=2068
+  _globals['_GETPRICERESPONSE']._serialized_start=2070
+  _globals['_GETPRICERESPONSE']._serialized_end=2155
+  _globals['_ROLLUPNODESERVICE']._serialized_start=2158
+  _globals['_ROLLUPNODESERVICE']._serialized_end=2760
 # @@protoc_insertion_point(module_scope)

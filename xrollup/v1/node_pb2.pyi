@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from xrollup.v1 import types_pb2 as _types_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -18,6 +19,306 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+@_typing.final
+class GetBundleRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        id: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBundleRequest: _TypeAlias = GetBundleRequest  # noqa: Y015
+
+@_typing.final
+class BundleRecord(_message.Message):
+    """This rollup's view of a bundle: its vote at prepare and the logged decision."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Status:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[BundleRecord._Status.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        STATUS_UNSPECIFIED: BundleRecord._Status.ValueType  # 0
+        STATUS_PREPARED: BundleRecord._Status.ValueType  # 1
+        """voted, waiting for the decision"""
+        STATUS_COMMITTED: BundleRecord._Status.ValueType  # 2
+        STATUS_ABORTED: BundleRecord._Status.ValueType  # 3
+
+    class Status(_Status, metaclass=_StatusEnumTypeWrapper): ...
+    STATUS_UNSPECIFIED: BundleRecord.Status.ValueType  # 0
+    STATUS_PREPARED: BundleRecord.Status.ValueType  # 1
+    """voted, waiting for the decision"""
+    STATUS_COMMITTED: BundleRecord.Status.ValueType  # 2
+    STATUS_ABORTED: BundleRecord.Status.ValueType  # 3
+
+    @_typing.final
+    class LegOutcome(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        INDEX_FIELD_NUMBER: _builtins.int
+        OK_FIELD_NUMBER: _builtins.int
+        REASON_FIELD_NUMBER: _builtins.int
+        index: _builtins.int
+        """index in the bundle's legs"""
+        ok: _builtins.bool
+        reason: _builtins.str
+        def __init__(
+            self,
+            *,
+            index: _builtins.int = ...,
+            ok: _builtins.bool = ...,
+            reason: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "ok", b"ok", "reason", b"reason"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    VOTE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    PREPARE_HEIGHT_FIELD_NUMBER: _builtins.int
+    DECISION_HEIGHT_FIELD_NUMBER: _builtins.int
+    LEGS_FIELD_NUMBER: _builtins.int
+    id: _builtins.bytes
+    status: Global___BundleRecord.Status.ValueType
+    vote: _builtins.bool
+    """this rollup's vote"""
+    reason: _builtins.str
+    """why it voted no, or why the bundle aborted"""
+    prepare_height: _builtins.int
+    decision_height: _builtins.int
+    @_builtins.property
+    def legs(self) -> _containers.RepeatedCompositeFieldContainer[Global___BundleRecord.LegOutcome]: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.bytes = ...,
+        status: Global___BundleRecord.Status.ValueType = ...,
+        vote: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+        prepare_height: _builtins.int = ...,
+        decision_height: _builtins.int = ...,
+        legs: _abc.Iterable[Global___BundleRecord.LegOutcome] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision_height", b"decision_height", "id", b"id", "legs", b"legs", "prepare_height", b"prepare_height", "reason", b"reason", "status", b"status", "vote", b"vote"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BundleRecord: _TypeAlias = BundleRecord  # noqa: Y015
+
+@_typing.final
+class GetLienRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        id: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLienRequest: _TypeAlias = GetLienRequest  # noqa: Y015
+
+@_typing.final
+class Lien(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Status:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Lien._Status.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        STATUS_UNSPECIFIED: Lien._Status.ValueType  # 0
+        STATUS_LOCKED: Lien._Status.ValueType  # 1
+        STATUS_PENDING: Lien._Status.ValueType  # 2
+        """a bundle that would release it is undecided"""
+        STATUS_RELEASED: Lien._Status.ValueType  # 3
+
+    class Status(_Status, metaclass=_StatusEnumTypeWrapper): ...
+    STATUS_UNSPECIFIED: Lien.Status.ValueType  # 0
+    STATUS_LOCKED: Lien.Status.ValueType  # 1
+    STATUS_PENDING: Lien.Status.ValueType  # 2
+    """a bundle that would release it is undecided"""
+    STATUS_RELEASED: Lien.Status.ValueType  # 3
+
+    ID_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    ASSET_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    CONTROLLER_ROLLUP_FIELD_NUMBER: _builtins.int
+    CONTROLLER_POSITION_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    PAID_OUT_FIELD_NUMBER: _builtins.int
+    PAYEE_FIELD_NUMBER: _builtins.int
+    LOCKED_HEIGHT_FIELD_NUMBER: _builtins.int
+    RELEASED_HEIGHT_FIELD_NUMBER: _builtins.int
+    id: _builtins.bytes
+    owner: _builtins.bytes
+    asset: _builtins.str
+    amount: _builtins.int
+    controller_rollup: _builtins.str
+    controller_position: _builtins.bytes
+    status: Global___Lien.Status.ValueType
+    paid_out: _builtins.int
+    """after release: paid to the payee"""
+    payee: _builtins.bytes
+    locked_height: _builtins.int
+    released_height: _builtins.int
+    def __init__(
+        self,
+        *,
+        id: _builtins.bytes = ...,
+        owner: _builtins.bytes = ...,
+        asset: _builtins.str = ...,
+        amount: _builtins.int = ...,
+        controller_rollup: _builtins.str = ...,
+        controller_position: _builtins.bytes = ...,
+        status: Global___Lien.Status.ValueType = ...,
+        paid_out: _builtins.int = ...,
+        payee: _builtins.bytes = ...,
+        locked_height: _builtins.int = ...,
+        released_height: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "asset", b"asset", "controller_position", b"controller_position", "controller_rollup", b"controller_rollup", "id", b"id", "locked_height", b"locked_height", "owner", b"owner", "paid_out", b"paid_out", "payee", b"payee", "released_height", b"released_height", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Lien: _TypeAlias = Lien  # noqa: Y015
+
+@_typing.final
+class GetOptionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        id: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetOptionRequest: _TypeAlias = GetOptionRequest  # noqa: Y015
+
+@_typing.final
+class OptionPosition(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Status:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[OptionPosition._Status.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        STATUS_UNSPECIFIED: OptionPosition._Status.ValueType  # 0
+        STATUS_OPEN: OptionPosition._Status.ValueType  # 1
+        STATUS_SETTLING: OptionPosition._Status.ValueType  # 2
+        """a settle bundle is undecided"""
+        STATUS_SETTLED: OptionPosition._Status.ValueType  # 3
+
+    class Status(_Status, metaclass=_StatusEnumTypeWrapper): ...
+    STATUS_UNSPECIFIED: OptionPosition.Status.ValueType  # 0
+    STATUS_OPEN: OptionPosition.Status.ValueType  # 1
+    STATUS_SETTLING: OptionPosition.Status.ValueType  # 2
+    """a settle bundle is undecided"""
+    STATUS_SETTLED: OptionPosition.Status.ValueType  # 3
+
+    ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    UNDERLYING_FIELD_NUMBER: _builtins.int
+    QUOTE_FIELD_NUMBER: _builtins.int
+    STRIKE_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    EXPIRY_HEIGHT_FIELD_NUMBER: _builtins.int
+    PREMIUM_FIELD_NUMBER: _builtins.int
+    WRITER_FIELD_NUMBER: _builtins.int
+    HOLDER_FIELD_NUMBER: _builtins.int
+    COLLATERAL_ROLLUP_FIELD_NUMBER: _builtins.int
+    COLLATERAL_ASSET_FIELD_NUMBER: _builtins.int
+    COLLATERAL_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    OPENED_HEIGHT_FIELD_NUMBER: _builtins.int
+    SETTLED_HEIGHT_FIELD_NUMBER: _builtins.int
+    SETTLE_PRICE_FIELD_NUMBER: _builtins.int
+    PAYOUT_FIELD_NUMBER: _builtins.int
+    id: _builtins.bytes
+    kind: _types_pb2.OptionKind.ValueType
+    underlying: _builtins.str
+    quote: _builtins.str
+    strike: _builtins.int
+    size: _builtins.int
+    expiry_height: _builtins.int
+    premium: _builtins.int
+    writer: _builtins.bytes
+    holder: _builtins.bytes
+    collateral_rollup: _builtins.str
+    collateral_asset: _builtins.str
+    collateral: _builtins.int
+    status: Global___OptionPosition.Status.ValueType
+    opened_height: _builtins.int
+    settled_height: _builtins.int
+    settle_price: _builtins.int
+    payout: _builtins.int
+    def __init__(
+        self,
+        *,
+        id: _builtins.bytes = ...,
+        kind: _types_pb2.OptionKind.ValueType = ...,
+        underlying: _builtins.str = ...,
+        quote: _builtins.str = ...,
+        strike: _builtins.int = ...,
+        size: _builtins.int = ...,
+        expiry_height: _builtins.int = ...,
+        premium: _builtins.int = ...,
+        writer: _builtins.bytes = ...,
+        holder: _builtins.bytes = ...,
+        collateral_rollup: _builtins.str = ...,
+        collateral_asset: _builtins.str = ...,
+        collateral: _builtins.int = ...,
+        status: Global___OptionPosition.Status.ValueType = ...,
+        opened_height: _builtins.int = ...,
+        settled_height: _builtins.int = ...,
+        settle_price: _builtins.int = ...,
+        payout: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collateral", b"collateral", "collateral_asset", b"collateral_asset", "collateral_rollup", b"collateral_rollup", "expiry_height", b"expiry_height", "holder", b"holder", "id", b"id", "kind", b"kind", "opened_height", b"opened_height", "payout", b"payout", "premium", b"premium", "quote", b"quote", "settle_price", b"settle_price", "settled_height", b"settled_height", "size", b"size", "status", b"status", "strike", b"strike", "underlying", b"underlying", "writer", b"writer"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OptionPosition: _TypeAlias = OptionPosition  # noqa: Y015
 
 @_typing.final
 class Balance(_message.Message):

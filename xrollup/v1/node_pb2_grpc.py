@@ -59,6 +59,21 @@ class RollupNodeServiceStub:
                 request_serializer=xrollup_dot_v1_dot_node__pb2.GetPriceRequest.SerializeToString,
                 response_deserializer=xrollup_dot_v1_dot_node__pb2.GetPriceResponse.FromString,
                 _registered_method=True)
+        self.GetBundle = channel.unary_unary(
+                '/xrollup.v1.RollupNodeService/GetBundle',
+                request_serializer=xrollup_dot_v1_dot_node__pb2.GetBundleRequest.SerializeToString,
+                response_deserializer=xrollup_dot_v1_dot_node__pb2.BundleRecord.FromString,
+                _registered_method=True)
+        self.GetLien = channel.unary_unary(
+                '/xrollup.v1.RollupNodeService/GetLien',
+                request_serializer=xrollup_dot_v1_dot_node__pb2.GetLienRequest.SerializeToString,
+                response_deserializer=xrollup_dot_v1_dot_node__pb2.Lien.FromString,
+                _registered_method=True)
+        self.GetOption = channel.unary_unary(
+                '/xrollup.v1.RollupNodeService/GetOption',
+                request_serializer=xrollup_dot_v1_dot_node__pb2.GetOptionRequest.SerializeToString,
+                response_deserializer=xrollup_dot_v1_dot_node__pb2.OptionPosition.FromString,
+                _registered_method=True)
 
 
 class RollupNodeServiceServicer:
@@ -94,6 +109,24 @@ class RollupNodeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetBundle(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLien(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOption(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RollupNodeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +154,21 @@ def add_RollupNodeServiceServicer_to_server(servicer, server):
                     servicer.GetPrice,
                     request_deserializer=xrollup_dot_v1_dot_node__pb2.GetPriceRequest.FromString,
                     response_serializer=xrollup_dot_v1_dot_node__pb2.GetPriceResponse.SerializeToString,
+            ),
+            'GetBundle': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBundle,
+                    request_deserializer=xrollup_dot_v1_dot_node__pb2.GetBundleRequest.FromString,
+                    response_serializer=xrollup_dot_v1_dot_node__pb2.BundleRecord.SerializeToString,
+            ),
+            'GetLien': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLien,
+                    request_deserializer=xrollup_dot_v1_dot_node__pb2.GetLienRequest.FromString,
+                    response_serializer=xrollup_dot_v1_dot_node__pb2.Lien.SerializeToString,
+            ),
+            'GetOption': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOption,
+                    request_deserializer=xrollup_dot_v1_dot_node__pb2.GetOptionRequest.FromString,
+                    response_serializer=xrollup_dot_v1_dot_node__pb2.OptionPosition.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -258,6 +306,87 @@ class RollupNodeService:
             '/xrollup.v1.RollupNodeService/GetPrice',
             xrollup_dot_v1_dot_node__pb2.GetPriceRequest.SerializeToString,
             xrollup_dot_v1_dot_node__pb2.GetPriceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBundle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xrollup.v1.RollupNodeService/GetBundle',
+            xrollup_dot_v1_dot_node__pb2.GetBundleRequest.SerializeToString,
+            xrollup_dot_v1_dot_node__pb2.BundleRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLien(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xrollup.v1.RollupNodeService/GetLien',
+            xrollup_dot_v1_dot_node__pb2.GetLienRequest.SerializeToString,
+            xrollup_dot_v1_dot_node__pb2.Lien.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOption(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xrollup.v1.RollupNodeService/GetOption',
+            xrollup_dot_v1_dot_node__pb2.GetOptionRequest.SerializeToString,
+            xrollup_dot_v1_dot_node__pb2.OptionPosition.FromString,
             options,
             channel_credentials,
             insecure,

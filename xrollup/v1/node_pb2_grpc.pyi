@@ -36,6 +36,9 @@ class RollupNodeServiceStub:
     GetStateRoot: _grpc.UnaryUnaryMultiCallable[_node_pb2.GetStateRootRequest, _node_pb2.GetStateRootResponse]
     GetNodeStatus: _grpc.UnaryUnaryMultiCallable[_node_pb2.GetNodeStatusRequest, _node_pb2.GetNodeStatusResponse]
     GetPrice: _grpc.UnaryUnaryMultiCallable[_node_pb2.GetPriceRequest, _node_pb2.GetPriceResponse]
+    GetBundle: _grpc.UnaryUnaryMultiCallable[_node_pb2.GetBundleRequest, _node_pb2.BundleRecord]
+    GetLien: _grpc.UnaryUnaryMultiCallable[_node_pb2.GetLienRequest, _node_pb2.Lien]
+    GetOption: _grpc.UnaryUnaryMultiCallable[_node_pb2.GetOptionRequest, _node_pb2.OptionPosition]
 
 @_typing.type_check_only
 class RollupNodeServiceAsyncStub(RollupNodeServiceStub):
@@ -45,6 +48,9 @@ class RollupNodeServiceAsyncStub(RollupNodeServiceStub):
     GetStateRoot: _aio.UnaryUnaryMultiCallable[_node_pb2.GetStateRootRequest, _node_pb2.GetStateRootResponse]  # type: ignore[assignment]
     GetNodeStatus: _aio.UnaryUnaryMultiCallable[_node_pb2.GetNodeStatusRequest, _node_pb2.GetNodeStatusResponse]  # type: ignore[assignment]
     GetPrice: _aio.UnaryUnaryMultiCallable[_node_pb2.GetPriceRequest, _node_pb2.GetPriceResponse]  # type: ignore[assignment]
+    GetBundle: _aio.UnaryUnaryMultiCallable[_node_pb2.GetBundleRequest, _node_pb2.BundleRecord]  # type: ignore[assignment]
+    GetLien: _aio.UnaryUnaryMultiCallable[_node_pb2.GetLienRequest, _node_pb2.Lien]  # type: ignore[assignment]
+    GetOption: _aio.UnaryUnaryMultiCallable[_node_pb2.GetOptionRequest, _node_pb2.OptionPosition]  # type: ignore[assignment]
 
 class RollupNodeServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -81,5 +87,26 @@ class RollupNodeServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _node_pb2.GetPriceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_node_pb2.GetPriceResponse, _abc.Awaitable[_node_pb2.GetPriceResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetBundle(
+        self,
+        request: _node_pb2.GetBundleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.BundleRecord, _abc.Awaitable[_node_pb2.BundleRecord]]: ...
+
+    @_abc_1.abstractmethod
+    def GetLien(
+        self,
+        request: _node_pb2.GetLienRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.Lien, _abc.Awaitable[_node_pb2.Lien]]: ...
+
+    @_abc_1.abstractmethod
+    def GetOption(
+        self,
+        request: _node_pb2.GetOptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.OptionPosition, _abc.Awaitable[_node_pb2.OptionPosition]]: ...
 
 def add_RollupNodeServiceServicer_to_server(servicer: RollupNodeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -11,6 +11,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -21,6 +22,27 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _OptionKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _OptionKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OptionKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    OPTION_KIND_UNSPECIFIED: _OptionKind.ValueType  # 0
+    OPTION_KIND_PUT: _OptionKind.ValueType  # 1
+    """cash-secured put: collateral strike x size in the quote asset"""
+    OPTION_KIND_CALL: _OptionKind.ValueType  # 2
+    """covered call: collateral size in the underlying"""
+
+class OptionKind(_OptionKind, metaclass=_OptionKindEnumTypeWrapper): ...
+
+OPTION_KIND_UNSPECIFIED: OptionKind.ValueType  # 0
+OPTION_KIND_PUT: OptionKind.ValueType  # 1
+"""cash-secured put: collateral strike x size in the quote asset"""
+OPTION_KIND_CALL: OptionKind.ValueType  # 2
+"""covered call: collateral size in the underlying"""
+Global___OptionKind: _TypeAlias = OptionKind  # noqa: Y015
 
 @_typing.final
 class Signature(_message.Message):
@@ -109,6 +131,141 @@ class PriceUpdate(_message.Message):
 Global___PriceUpdate: _TypeAlias = PriceUpdate  # noqa: Y015
 
 @_typing.final
+class LockCollateral(_message.Message):
+    """Bundle only. Lock `amount` of `asset` owned by the leg's sender as a lien
+    controlled by the position opened by this same bundle on
+    `controller_rollup`. The lien's id is the bundle's id.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSET_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    CONTROLLER_ROLLUP_FIELD_NUMBER: _builtins.int
+    asset: _builtins.str
+    amount: _builtins.int
+    controller_rollup: _builtins.str
+    def __init__(
+        self,
+        *,
+        asset: _builtins.str = ...,
+        amount: _builtins.int = ...,
+        controller_rollup: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "asset", b"asset", "controller_rollup", b"controller_rollup"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LockCollateral: _TypeAlias = LockCollateral  # noqa: Y015
+
+@_typing.final
+class OpenOption(_message.Message):
+    """Bundle only. Open a fully collateralized European option; the leg's sender is
+    the holder and pays `premium` (quote asset) to `writer`. The collateral is the
+    lien locked by this same bundle on `collateral_rollup`. The option's id is the
+    bundle's id. `strike` is quote base units per whole unit of the underlying,
+    `size` is in base units of the underlying.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    UNDERLYING_FIELD_NUMBER: _builtins.int
+    QUOTE_FIELD_NUMBER: _builtins.int
+    STRIKE_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    EXPIRY_HEIGHT_FIELD_NUMBER: _builtins.int
+    PREMIUM_FIELD_NUMBER: _builtins.int
+    WRITER_FIELD_NUMBER: _builtins.int
+    COLLATERAL_ROLLUP_FIELD_NUMBER: _builtins.int
+    kind: Global___OptionKind.ValueType
+    underlying: _builtins.str
+    quote: _builtins.str
+    strike: _builtins.int
+    size: _builtins.int
+    expiry_height: _builtins.int
+    premium: _builtins.int
+    writer: _builtins.bytes
+    collateral_rollup: _builtins.str
+    def __init__(
+        self,
+        *,
+        kind: Global___OptionKind.ValueType = ...,
+        underlying: _builtins.str = ...,
+        quote: _builtins.str = ...,
+        strike: _builtins.int = ...,
+        size: _builtins.int = ...,
+        expiry_height: _builtins.int = ...,
+        premium: _builtins.int = ...,
+        writer: _builtins.bytes = ...,
+        collateral_rollup: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collateral_rollup", b"collateral_rollup", "expiry_height", b"expiry_height", "kind", b"kind", "premium", b"premium", "quote", b"quote", "size", b"size", "strike", b"strike", "underlying", b"underlying", "writer", b"writer"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenOption: _TypeAlias = OpenOption  # noqa: Y015
+
+@_typing.final
+class SettleOption(_message.Message):
+    """Bundle only; anyone may submit at or after expiry. Settle an option from the
+    oracle price; `payout` must equal the payout the rollup computes.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPTION_ID_FIELD_NUMBER: _builtins.int
+    PAYOUT_FIELD_NUMBER: _builtins.int
+    option_id: _builtins.bytes
+    payout: _builtins.int
+    def __init__(
+        self,
+        *,
+        option_id: _builtins.bytes = ...,
+        payout: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["option_id", b"option_id", "payout", b"payout"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SettleOption: _TypeAlias = SettleOption  # noqa: Y015
+
+@_typing.final
+class ReleaseLien(_message.Message):
+    """Bundle only, beside a SettleOption leg on the lien's controlling rollup: pay
+    `payout` from the lien to `payee` and release the rest to its owner.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIEN_ID_FIELD_NUMBER: _builtins.int
+    PAYOUT_FIELD_NUMBER: _builtins.int
+    PAYEE_FIELD_NUMBER: _builtins.int
+    lien_id: _builtins.bytes
+    payout: _builtins.int
+    payee: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        lien_id: _builtins.bytes = ...,
+        payout: _builtins.int = ...,
+        payee: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lien_id", b"lien_id", "payee", b"payee", "payout", b"payout"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReleaseLien: _TypeAlias = ReleaseLien  # noqa: Y015
+
+@_typing.final
 class Action(_message.Message):
     """What a transaction or bundle leg does. New actions get new field numbers;
     numbers are never reused.
@@ -118,21 +275,37 @@ class Action(_message.Message):
 
     TRANSFER_FIELD_NUMBER: _builtins.int
     PRICE_UPDATE_FIELD_NUMBER: _builtins.int
+    LOCK_COLLATERAL_FIELD_NUMBER: _builtins.int
+    OPEN_OPTION_FIELD_NUMBER: _builtins.int
+    SETTLE_OPTION_FIELD_NUMBER: _builtins.int
+    RELEASE_LIEN_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def transfer(self) -> Global___Transfer: ...
     @_builtins.property
     def price_update(self) -> Global___PriceUpdate: ...
+    @_builtins.property
+    def lock_collateral(self) -> Global___LockCollateral: ...
+    @_builtins.property
+    def open_option(self) -> Global___OpenOption: ...
+    @_builtins.property
+    def settle_option(self) -> Global___SettleOption: ...
+    @_builtins.property
+    def release_lien(self) -> Global___ReleaseLien: ...
     def __init__(
         self,
         *,
         transfer: Global___Transfer | None = ...,
         price_update: Global___PriceUpdate | None = ...,
+        lock_collateral: Global___LockCollateral | None = ...,
+        open_option: Global___OpenOption | None = ...,
+        settle_option: Global___SettleOption | None = ...,
+        release_lien: Global___ReleaseLien | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "price_update", b"price_update", "transfer", b"transfer"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "lock_collateral", b"lock_collateral", "open_option", b"open_option", "price_update", b"price_update", "release_lien", b"release_lien", "settle_option", b"settle_option", "transfer", b"transfer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "price_update", b"price_update", "transfer", b"transfer"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "lock_collateral", b"lock_collateral", "open_option", b"open_option", "price_update", b"price_update", "release_lien", b"release_lien", "settle_option", b"settle_option", "transfer", b"transfer"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["transfer", "price_update"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["transfer", "price_update", "lock_collateral", "open_option", "settle_option", "release_lien"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
