@@ -8,6 +8,7 @@ import asyncio
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from grpc import aio
@@ -95,6 +96,9 @@ def verify_chain(
         )
         assert recomputed == block.hash, f"block {block.height}: hash does not recompute"
         assert msg.header.entry_count == len(block.entries)
+        if decoded:
+            went_back = block.timestamp_ms < decoded[-1].timestamp_ms
+            assert not went_back, f"block {block.height}: timestamp went back"
         decoded.append(block)
         parent = block.hash
         expected_height += 1
@@ -156,3 +160,10 @@ async def expect_rpc_error(awaitable: object) -> aio.AioRpcError:
 
 
 NEVER = (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL)
+
+
+def assert_clean_log(log: Path) -> None:
+    """The server logged no unexpected error (those are answered INTERNAL) and no traceback."""
+    text = log.read_text(errors="replace")
+    for marker in ("unexpected error", "Traceback", " ERROR ", " CRITICAL "):
+        assert marker not in text, f"{log} contains {marker!r}:\n{text[-4000:]}"

@@ -15,6 +15,7 @@ from chainsupport import (
     ORDERED,
     Acked,
     assert_acked_in_chain,
+    assert_clean_log,
     expect_rpc_error,
     id_of,
     index_entries,
@@ -460,6 +461,7 @@ def test_each_bad_input_gets_its_own_status_and_nothing_is_written(
 
     asyncio.run(run())
     assert check_health(seq.endpoint)
+    assert_clean_log(seq.log)
 
 
 def test_batch_refuses_bad_transactions_alone(start_sequencer) -> None:
@@ -515,6 +517,7 @@ def test_batch_refuses_bad_transactions_alone(start_sequencer) -> None:
             assert set(where) == {a.id for a in acked}
 
     asyncio.run(run())
+    assert_clean_log(seq.log)
 
 
 def test_full_pool_refuses_with_resource_exhausted(start_sequencer, tmp_path: Path) -> None:
@@ -572,3 +575,4 @@ def test_full_pool_refuses_with_resource_exhausted(start_sequencer, tmp_path: Pa
             assert await asyncio.to_thread(check_health, seq.endpoint)
 
     asyncio.run(run())
+    assert_clean_log(seq.log)

@@ -14,6 +14,7 @@ from chainsupport import (
     Acked,
     assert_acked_by_get_submission,
     assert_acked_in_chain,
+    assert_clean_log,
     id_of,
     index_entries,
     random_transfer,
@@ -89,6 +90,7 @@ def test_concurrent_submissions_form_one_verifiable_chain(start_sequencer, seed)
             await assert_acked_by_get_submission(reader, acked)
 
     asyncio.run(run())
+    assert_clean_log(seq.log)
 
 
 def test_duplicate_submission_returns_first_result_and_is_ordered_once(
@@ -168,3 +170,4 @@ def test_duplicate_submission_returns_first_result_and_is_ordered_once(
                 raise AssertionError("GetSubmission of an unknown id succeeded")
 
     asyncio.run(run())
+    assert_clean_log(seq.log)

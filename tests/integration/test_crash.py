@@ -77,6 +77,11 @@ async def _load_then_kill(
             )
             for _ in range(CLIENTS)
         ]
+        # The random delay runs from the first acknowledgement, so a slow start on a
+        # loaded machine cannot make a round with nothing to check.
+        async with asyncio.timeout(20):
+            while not acked:
+                await asyncio.sleep(0.005)
         await asyncio.sleep(delay)
         head_seen = (await probe.status()).height
     kill_pid(seq.pid, seq.popen)

@@ -14,6 +14,7 @@ from chainsupport import (
     Acked,
     assert_acked_by_get_submission,
     assert_acked_in_chain,
+    assert_clean_log,
     id_of,
     index_entries,
     random_transfer,
@@ -129,3 +130,4 @@ def test_sigterm_drains_acknowledges_and_exits_cleanly(start_sequencer, seed: in
             await assert_acked_by_get_submission(client, acked)
 
     asyncio.run(check())
+    assert_clean_log(seq.log)
