@@ -22,11 +22,30 @@ from rich.console import Console
 from rich.table import Table
 
 from devnet import launcher, network
-from devnet.client import Client, NodeClient, build_transfer
+from devnet.amounts import format_units, parse_units
+from devnet.client import (
+    Client,
+    NodeClient,
+    build_open_option,
+    build_price_update,
+    build_settle_option,
+    build_transfer,
+    wait_for_decision,
+)
+from devnet.demo import run_demo
 from devnet.manifest import GENESIS, Manifest, load_manifest
+from rollup_node.core.options import compute_payout
 from xrollup.errors import XrollupError
 from xrollup.genesis import DEV_ACCOUNT_COUNT, Genesis, decode_genesis, dev_genesis
-from xrollup.keys import Address, decode_address, derive_dev_account, encode_address
+from xrollup.keys import (
+    Address,
+    decode_address,
+    derive_dev_account,
+    derive_oracle_key,
+    encode_address,
+)
+from xrollup.model import OptionKind
+from xrollup.v1 import node_pb2 as npb
 from xrollup.v1 import types_pb2 as pb
 
 # Outside a terminal (pipes, CI logs) rich would wrap at 80 columns; tables need more.
@@ -342,19 +361,11 @@ async def accounts_from_nodes(genesis: Genesis, nodes: dict[str, str]) -> list[d
     return out
 
 
-def format_amount(amount: int, decimals: int) -> str:
-    whole, frac = divmod(amount, 10**decimals)
-    text = f"{whole:,}"
-    if frac:
-        text += "." + f"{frac:0{decimals}d}".rstrip("0")
-    return text
-
-
 def print_accounts(genesis: Genesis, accounts: list[dict[str, Any]], title: str) -> None:
     columns = [(r, a.symbol, a.decimals) for r in genesis.rollup_names for a in genesis.assets]
     table = Table("#", "address", *(f"{r} {s}" for r, s, _ in columns), title=title)
     for acc in accounts:
-        cells = [format_amount(int(acc["balances"].get(r, {}).get(s, 0)), d) for r, s, d in columns]
+        cells = [format_units(int(acc["balances"].get(r, {}).get(s, 0)), d) for r, s, d in columns]
         table.add_row(str(acc["index"]), acc["address"], *cells)
     console.print(table)
 
@@ -575,6 +586,446 @@ def blocks(
 
     with contextlib.suppress(KeyboardInterrupt):
         run(go())
+
+
+# ---------------------------------------------------------------- oracle, options, bundles
+
+
+def _asset_decimals(genesis: Genesis, symbol: str) -> int:
+    asset = genesis.get_asset(symbol)
+    if asset is None:
+        fail(f"unknown asset {symbol!r} (known: {', '.join(a.symbol for a in genesis.assets)})", 2)
+        raise AssertionError
+    return asset.decimals
+
+
+def _parse_id(text: str) -> bytes:
+    try:
+        raw = bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        fail(f"{text!r} is not a 32-byte hex id", code=2)
+    return raw
+
+
+def _node_or_fail(data_dir: Path, rollup: str, endpoint: str | None) -> str:
+    ep = resolve_node(data_dir, rollup, endpoint)
+    if ep is None:
+        fail(f"no running node for rollup {rollup!r} (run `devnet up`, or pass --node HOST:PORT)")
+        raise AssertionError
+    return ep
+
+
+@main.command()
+@click.option("--base", default="ETH", show_default=True)
+@click.option("--quote", default="USDC", show_default=True)
+@click.option(
+    "--price", "price_text", required=True, help="Quote units per whole base unit, e.g. 3000.5"
+)
+@click.option("--rollup", default="beta", show_default=True, help="Rollup to post the price on.")
+@DATA_DIR_OPTION
+@SEQUENCER_OPTION
+@NODE_OPTION
+@JSON_OPTION
+@handle_errors
+def price(
+    base: str,
+    quote: str,
+    price_text: str,
+    rollup: str,
+    data_dir: Path,
+    sequencer_endpoint: str | None,
+    node_endpoint: str | None,
+    as_json: bool,
+) -> None:
+    """Post an oracle price signed by the dev oracle key, and wait until applied."""
+    data_dir = data_dir.resolve()
+    genesis = read_genesis(data_dir)
+    value = parse_units(price_text, _asset_decimals(genesis, quote), "--price")
+    endpoint = resolve_sequencer(data_dir, sequencer_endpoint)
+    node = _node_or_fail(data_dir, rollup, node_endpoint)
+
+    async def go() -> dict[str, Any]:
+        async with Client(endpoint, genesis.chain_id) as c, NodeClient(node) as n:
+            tx = build_price_update(
+                derive_oracle_key(), rollup, base, quote, value, await c.expiry(), genesis.chain_id
+            )
+            ack = await c.submit_tx(tx)
+            r = await n.wait_for_receipt(ack.id)
+            return {
+                "id": ack.id.hex(),
+                "base": base,
+                "quote": quote,
+                "price": str(value),
+                "receipt": receipt_json(r, rollup),
+            }
+
+    result = run(go())
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(
+            f"{base}/{quote} = {price_text} on {rollup} at height {result['receipt']['height']}:"
+            f" {result['receipt']['status']}"
+        )
+    if result["receipt"]["status"] != "ok":
+        sys.exit(1)
+
+
+@main.group()
+def option() -> None:
+    """Open, settle and show options (collateral on alpha, option on beta)."""
+
+
+def option_json(o: npb.OptionPosition, genesis: Genesis) -> dict[str, Any]:
+    return {
+        "id": o.id.hex(),
+        "kind": "put" if o.kind == pb.OPTION_KIND_PUT else "call",
+        "underlying": o.underlying,
+        "quote": o.quote,
+        "strike": str(o.strike),
+        "size": str(o.size),
+        "expiry_height": o.expiry_height,
+        "premium": str(o.premium),
+        "writer": encode_address(o.writer),
+        "holder": encode_address(o.holder),
+        "collateral_rollup": o.collateral_rollup,
+        "collateral_asset": o.collateral_asset,
+        "collateral": str(o.collateral),
+        "status": npb.OptionPosition.Status.Name(o.status).removeprefix("STATUS_").lower(),
+        "opened_height": o.opened_height,
+        "settled_height": o.settled_height or None,
+        "settle_price": str(o.settle_price) if o.settled_height else None,
+        "payout": str(o.payout) if o.settled_height else None,
+    }
+
+
+def lien_json(lien: npb.Lien) -> dict[str, Any]:
+    return {
+        "id": lien.id.hex(),
+        "owner": encode_address(lien.owner),
+        "asset": lien.asset,
+        "amount": str(lien.amount),
+        "controller_rollup": lien.controller_rollup,
+        "controller_position": lien.controller_position.hex(),
+        "status": npb.Lien.Status.Name(lien.status).removeprefix("STATUS_").lower(),
+        "locked_height": lien.locked_height,
+        "released_height": lien.released_height or None,
+        "paid_out": str(lien.paid_out) if lien.released_height else None,
+        "payee": encode_address(lien.payee) if lien.payee else None,
+    }
+
+
+def bundle_json(records: dict[str, npb.BundleRecord]) -> dict[str, Any]:
+    statuses = {
+        r: npb.BundleRecord.Status.Name(x.status).removeprefix("STATUS_").lower()
+        for r, x in records.items()
+    }
+    overall = "unknown"
+    if statuses:
+        values = set(statuses.values())
+        overall = values.pop() if len(values) == 1 else "pending"
+    return {
+        "status": overall,
+        "rollups": {
+            r: {
+                "status": statuses[r],
+                "vote": "yes" if x.vote else "no",
+                "reason": x.reason or None,
+                "prepare_height": x.prepare_height,
+                "decision_height": x.decision_height or None,
+                "legs": [
+                    {"index": leg.index, "ok": leg.ok, "reason": leg.reason or None}
+                    for leg in x.legs
+                ],
+            }
+            for r, x in records.items()
+        },
+    }
+
+
+def _print_record(title: str, d: dict[str, Any]) -> None:
+    table = Table("field", "value", title=title, show_header=False)
+    for k, v in d.items():
+        table.add_row(k, "-" if v is None else str(v))
+    console.print(table)
+
+
+@option.command("open")
+@click.option("--writer", required=True, help="Dev account index of the writer (locks collateral).")
+@click.option("--holder", required=True, help="Dev account index of the holder (pays the premium).")
+@click.option("--kind", type=click.Choice(["put", "call"]), required=True)
+@click.option("--strike", required=True, help="Quote units per whole underlying, e.g. 2800.")
+@click.option("--size", required=True, help="Underlying units, e.g. 2 (ETH).")
+@click.option("--premium", required=True, help="Quote units, e.g. 50.")
+@click.option(
+    "--expiry-blocks",
+    type=int,
+    default=100,
+    show_default=True,
+    help="Option expiry, blocks from now.",
+)
+@click.option(
+    "--collateral", default=None, help="Collateral to lock (default: what the margin rule needs)."
+)
+@click.option("--underlying", default="ETH", show_default=True)
+@click.option("--quote", default="USDC", show_default=True)
+@DATA_DIR_OPTION
+@SEQUENCER_OPTION
+@JSON_OPTION
+@handle_errors
+def option_open(
+    writer: str,
+    holder: str,
+    kind: str,
+    strike: str,
+    size: str,
+    premium: str,
+    expiry_blocks: int,
+    collateral: str | None,
+    underlying: str,
+    quote: str,
+    data_dir: Path,
+    sequencer_endpoint: str | None,
+    as_json: bool,
+) -> None:
+    """Write an option on beta against collateral locked on alpha, in one bundle."""
+    data_dir = data_dir.resolve()
+    genesis = read_genesis(data_dir)
+    udec, qdec = _asset_decimals(genesis, underlying), _asset_decimals(genesis, quote)
+    okind = OptionKind.PUT if kind == "put" else OptionKind.CALL
+    coll = None
+    if collateral is not None:
+        coll = parse_units(collateral, qdec if okind == OptionKind.PUT else udec, "--collateral")
+    endpoint = resolve_sequencer(data_dir, sequencer_endpoint)
+    nodes = {r: _node_or_fail(data_dir, r, None) for r in ("alpha", "beta")}
+
+    async def go() -> dict[str, Any]:
+        async with Client(endpoint, genesis.chain_id) as c:
+            head = (await c.status()).height
+            bundle = build_open_option(
+                derive_dev_account(int(writer)),
+                derive_dev_account(int(holder)),
+                okind,
+                parse_units(strike, qdec, "--strike"),
+                parse_units(size, udec, "--size"),
+                head + expiry_blocks,
+                parse_units(premium, qdec, "--premium"),
+                head + 1000,
+                underlying=underlying,
+                quote=quote,
+                underlying_decimals=udec,
+                collateral=coll,
+                chain_id=genesis.chain_id,
+            )
+            ack = await c.submit_bundle(bundle)
+        clients = {r: NodeClient(ep) for r, ep in nodes.items()}
+        try:
+            records = await wait_for_decision(clients, ack.id)
+        finally:
+            for n in clients.values():
+                await n.close()
+        return {"id": ack.id.hex(), "ordered_height": ack.height, **bundle_json(records)}
+
+    result = run(go())
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(
+            f"option {result['id']}: {result['status']} (ordered at {result['ordered_height']})"
+        )
+        for r, rec in result["rollups"].items():
+            why = f": {rec['reason']}" if rec["status"] != "committed" and rec["reason"] else ""
+            click.echo(f"  {r}: {rec['status']} at height {rec['decision_height']}{why}")
+    if result["status"] != "committed":
+        sys.exit(1)
+
+
+@option.command("settle")
+@click.argument("option_id")
+@click.option("--from", "from_", default="0", show_default=True, help="Dev account that submits.")
+@DATA_DIR_OPTION
+@SEQUENCER_OPTION
+@JSON_OPTION
+@handle_errors
+def option_settle(
+    option_id: str, from_: str, data_dir: Path, sequencer_endpoint: str | None, as_json: bool
+) -> None:
+    """Settle an expired option at the oracle price (anyone may)."""
+    data_dir = data_dir.resolve()
+    genesis = read_genesis(data_dir)
+    oid = _parse_id(option_id)
+    endpoint = resolve_sequencer(data_dir, sequencer_endpoint)
+    nodes = {r: _node_or_fail(data_dir, r, None) for r in ("alpha", "beta")}
+
+    async def go() -> dict[str, Any]:
+        clients = {r: NodeClient(ep) for r, ep in nodes.items()}
+        try:
+            o = await clients["beta"].option(oid)
+            px = await clients["beta"].price(o.underlying, o.quote)
+            udec = _asset_decimals(genesis, o.underlying)
+            payout = compute_payout(OptionKind(o.kind), o.strike, o.size, px.price, udec)
+            async with Client(endpoint, genesis.chain_id) as c:
+                bundle = build_settle_option(
+                    derive_dev_account(int(from_)),
+                    oid,
+                    payout,
+                    o.holder,
+                    await c.expiry(),
+                    option_rollup="beta",
+                    collateral_rollup=o.collateral_rollup,
+                    chain_id=genesis.chain_id,
+                )
+                ack = await c.submit_bundle(bundle)
+            records = await wait_for_decision(clients, ack.id)
+        finally:
+            for n in clients.values():
+                await n.close()
+        return {
+            "bundle_id": ack.id.hex(),
+            "option_id": oid.hex(),
+            "price": str(px.price),
+            "payout": str(payout),
+            **bundle_json(records),
+        }
+
+    result = run(go())
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(
+            f"settle {result['bundle_id']}: {result['status']}"
+            f" (payout {result['payout']} base units)"
+        )
+        for r, rec in result["rollups"].items():
+            why = f": {rec['reason']}" if rec["status"] != "committed" and rec["reason"] else ""
+            click.echo(f"  {r}: {rec['status']}{why}")
+    if result["status"] != "committed":
+        sys.exit(1)
+
+
+@option.command("show")
+@click.argument("option_id")
+@DATA_DIR_OPTION
+@NODE_OPTION
+@JSON_OPTION
+@handle_errors
+def option_show(option_id: str, data_dir: Path, node_endpoint: str | None, as_json: bool) -> None:
+    """An option position on beta."""
+    data_dir = data_dir.resolve()
+    genesis = read_genesis(data_dir)
+    node = _node_or_fail(data_dir, "beta", node_endpoint)
+
+    async def go() -> npb.OptionPosition:
+        async with NodeClient(node) as n:
+            return await n.option(_parse_id(option_id))
+
+    d = option_json(run(go()), genesis)
+    emit_json(d) if as_json else _print_record("option", d)
+
+
+@main.group()
+def lien() -> None:
+    """Liens: collateral locked on one rollup for a position on another."""
+
+
+@lien.command("show")
+@click.argument("lien_id")
+@click.option("--rollup", default="alpha", show_default=True)
+@DATA_DIR_OPTION
+@NODE_OPTION
+@JSON_OPTION
+@handle_errors
+def lien_show(
+    lien_id: str, rollup: str, data_dir: Path, node_endpoint: str | None, as_json: bool
+) -> None:
+    """A lien (its id is the id of the bundle that opened the option)."""
+    node = _node_or_fail(data_dir.resolve(), rollup, node_endpoint)
+
+    async def go() -> npb.Lien:
+        async with NodeClient(node) as n:
+            return await n.lien(_parse_id(lien_id))
+
+    d = lien_json(run(go()))
+    emit_json(d) if as_json else _print_record("lien", d)
+
+
+@main.group()
+def bundle() -> None:
+    """Cross-rollup bundles."""
+
+
+@bundle.command("status")
+@click.argument("bundle_id")
+@DATA_DIR_OPTION
+@JSON_OPTION
+@handle_errors
+def bundle_status(bundle_id: str, data_dir: Path, as_json: bool) -> None:
+    """Pending, committed or aborted, with each rollup's vote, legs and heights."""
+    data_dir = data_dir.resolve()
+    genesis = read_genesis(data_dir)
+    bid = _parse_id(bundle_id)
+    nodes = {r: ep for r in genesis.rollup_names if (ep := resolve_node(data_dir, r, None))}
+
+    async def go() -> dict[str, npb.BundleRecord]:
+        found = {}
+        for r, ep in nodes.items():
+            async with NodeClient(ep) as n:
+                try:
+                    found[r] = await n.bundle(bid)
+                except aio.AioRpcError as e:
+                    if e.code().name != "NOT_FOUND":
+                        raise
+        return found
+
+    records = run(go())
+    if not records:
+        fail(f"no rollup knows bundle {bid.hex()} (not ordered yet, or not applied)")
+    d = {"id": bid.hex(), **bundle_json(records)}
+    if as_json:
+        emit_json(d)
+        return
+    click.echo(f"bundle {d['id']}: {d['status']}")
+    for r, rec in d["rollups"].items():
+        click.echo(
+            f"  {r}: {rec['status']}, voted {rec['vote']} at height {rec['prepare_height']},"
+            f" decided at {rec['decision_height'] or '-'}"
+            + (f": {rec['reason']}" if rec["reason"] else "")
+        )
+        for leg in rec["legs"]:
+            click.echo(
+                f"    leg {leg['index']}: {'ok' if leg['ok'] else 'refused: ' + str(leg['reason'])}"
+            )
+
+
+@main.command()
+@DATA_DIR_OPTION
+@JSON_OPTION
+@click.option("--expiry-blocks", type=int, default=40, show_default=True)
+@handle_errors
+def demo(data_dir: Path, as_json: bool, expiry_blocks: int) -> None:
+    """The option story end to end on the running devnet; exit 1 if any step misbehaves."""
+    data_dir = data_dir.resolve()
+    genesis = read_genesis(data_dir)
+    endpoint = resolve_sequencer(data_dir, None)
+    a, b = _node_or_fail(data_dir, "alpha", None), _node_or_fail(data_dir, "beta", None)
+    lines: list[str] = []
+
+    def say(line: str) -> None:
+        lines.append(line)
+        if not as_json:
+            click.echo(line)
+
+    result = run(run_demo(endpoint, a, b, genesis, say, expiry_blocks))
+    if as_json:
+        emit_json({**result.to_json(), "steps": lines})
+    elif result.ok:
+        click.echo("demo: every step behaved as stated")
+    else:
+        click.echo(f"demo: {len(result.failures)} step(s) failed: {'; '.join(result.failures)}")
+    if not result.ok:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

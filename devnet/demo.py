@@ -1,0 +1,232 @@
+"""`devnet demo`: the option story end to end on a running devnet, every step
+checked. A writer whose capital sits on alpha writes a cash-secured put on beta
+to a holder who pays the premium on beta; an under-collateralized attempt
+aborts and changes nothing; the price falls; settlement pays the holder on
+alpha from the lien and releases the rest to the writer. No bridge, no
+transfer of the collateral."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from devnet.amounts import format_units
+from devnet.client import (
+    Client,
+    NodeClient,
+    build_open_option,
+    build_price_update,
+    build_settle_option,
+    wait_for_decision,
+)
+from rollup_node.core import options
+from xrollup.genesis import Genesis
+from xrollup.keys import Address, derive_dev_account, derive_oracle_key, encode_address
+from xrollup.model import OptionKind
+from xrollup.v1 import node_pb2 as npb
+
+COMMITTED = npb.BundleRecord.STATUS_COMMITTED
+ABORTED = npb.BundleRecord.STATUS_ABORTED
+
+
+@dataclass
+class DemoResult:
+    ok: bool = True
+    failures: list[str] = field(default_factory=list)
+    latencies_ms: dict[str, float] = field(default_factory=dict)
+    decision_blocks: dict[str, int] = field(default_factory=dict)
+    option_id: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "failures": self.failures,
+            "option_id": self.option_id,
+            "decision_latency_ms": self.latencies_ms,
+            "decision_blocks": self.decision_blocks,
+        }
+
+
+async def run_demo(
+    sequencer: str,
+    alpha: str,
+    beta: str,
+    genesis: Genesis,
+    say: Callable[[str], None] = print,
+    expiry_blocks: int = 40,
+) -> DemoResult:
+    result = DemoResult()
+    usdc = genesis.get_asset("USDC")
+    eth = genesis.get_asset("ETH")
+    assert usdc is not None and eth is not None, "the demo needs USDC and ETH in genesis"
+
+    def usd(x: int) -> str:
+        return f"{format_units(x, usdc.decimals)} USDC"
+
+    def check(cond: bool, what: str) -> None:
+        say(f"    {'ok ' if cond else 'FAIL'}  {what}")
+        if not cond:
+            result.ok = False
+            result.failures.append(what)
+
+    writer, holder, keeper = derive_dev_account(2), derive_dev_account(3), derive_dev_account(4)
+    oracle = derive_oracle_key()
+    strike = 2_800 * 10**usdc.decimals
+    size = 2 * 10**eth.decimals
+    premium = 50 * 10**usdc.decimals
+    chain = genesis.chain_id
+
+    async with Client(sequencer, chain) as seq, NodeClient(alpha) as a, NodeClient(beta) as b:
+        nodes = {"alpha": a, "beta": b}
+
+        async def usdc_of(node: NodeClient, who: Address) -> int:
+            return (await node.balances(who)).get("USDC", 0)
+
+        async def snapshot() -> dict[str, int]:
+            return {
+                "writer@alpha": await usdc_of(a, writer.address),
+                "writer@beta": await usdc_of(b, writer.address),
+                "holder@alpha": await usdc_of(a, holder.address),
+                "holder@beta": await usdc_of(b, holder.address),
+            }
+
+        def show(snap: dict[str, int]) -> None:
+            say("    balances: " + ", ".join(f"{k} {usd(v)}" for k, v in snap.items()))
+
+        async def post_price(price: int) -> None:
+            head = (await seq.status()).height
+            ack = await seq.submit_tx(
+                build_price_update(oracle, "beta", "ETH", "USDC", price, head + 100, chain)
+            )
+            receipt = await b.wait_for_receipt(ack.id)
+            check(receipt.ok, f"price ETH/USDC {usd(price)} posted on beta at height {ack.height}")
+
+        async def submit_and_decide(bundle: Any, label: str) -> tuple[bytes, dict[str, Any]]:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            ack = await seq.submit_bundle(bundle)
+            records = await wait_for_decision(nodes, ack.id)
+            result.latencies_ms[label] = round((loop.time() - started) * 1000, 1)
+            result.decision_blocks[label] = (
+                max(r.decision_height for r in records.values()) - ack.height
+            )
+            return ack.id, records
+
+        say(f"writer  {encode_address(writer.address)} (dev 2): capital on alpha")
+        say(f"holder  {encode_address(holder.address)} (dev 3): buys protection on beta")
+        say("1. The oracle posts a price on beta")
+        await post_price(3_000 * 10**usdc.decimals)
+
+        before = await snapshot()
+        head = (await seq.status()).height
+        expiry = head + expiry_blocks
+        need = options.compute_collateral(OptionKind.PUT, strike, size, eth.decimals)
+        say(
+            f"2. Open: a put on 2 ETH at strike {usd(strike)}, expiry height {expiry},"
+            f" premium {usd(premium)}; {usd(need)} locked on alpha as collateral"
+        )
+        show(before)
+        bundle = build_open_option(
+            writer,
+            holder,
+            OptionKind.PUT,
+            strike,
+            size,
+            expiry,
+            premium,
+            head + 200,
+            underlying_decimals=eth.decimals,
+            chain_id=chain,
+        )
+        option_id, records = await submit_and_decide(bundle, "open")
+        result.option_id = option_id.hex()
+        say(f"    option / lien id {option_id.hex()}")
+        check(
+            all(r.status == COMMITTED for r in records.values()), "open committed on alpha and beta"
+        )
+        lien = await a.lien(option_id)
+        position = await b.option(option_id)
+        check(
+            lien.status == npb.Lien.STATUS_LOCKED
+            and lien.amount == need
+            and lien.owner == writer.address,
+            f"lien on alpha: {usd(lien.amount)} of the writer's, controlled by beta",
+        )
+        check(position.status == npb.OptionPosition.STATUS_OPEN, "option open on beta")
+        after_open = await snapshot()
+        show(after_open)
+        check(
+            after_open["writer@alpha"] == before["writer@alpha"] - need,
+            "collateral left writer's alpha balance",
+        )
+        check(
+            after_open["holder@beta"] == before["holder@beta"] - premium,
+            "holder paid the premium on beta",
+        )
+        check(
+            after_open["writer@beta"] == before["writer@beta"] + premium,
+            "writer received the premium on beta",
+        )
+
+        say("3. A second put with too little collateral (1,000 USDC)")
+        thin = build_open_option(
+            writer,
+            holder,
+            OptionKind.PUT,
+            strike,
+            size,
+            expiry,
+            premium,
+            head + 200,
+            underlying_decimals=eth.decimals,
+            collateral=1_000 * 10**usdc.decimals,
+            chain_id=chain,
+        )
+        _, records = await submit_and_decide(thin, "thin")
+        reason = records["alpha"].reason
+        check(all(r.status == ABORTED for r in records.values()), f"aborted: {reason}")
+        check(await snapshot() == after_open, "nothing changed on either rollup")
+
+        say(f"4. Wait for expiry (height {expiry}); the price falls to 2,500 USDC")
+        await b.wait_for_height(expiry, timeout=60)
+        settle_price = 2_500 * 10**usdc.decimals
+        await post_price(settle_price)
+        payout = options.compute_payout(OptionKind.PUT, strike, size, settle_price, eth.decimals)
+
+        say(f"5. Settle (submitted by dev 4, anyone may): payout {usd(payout)} to the holder")
+        head = (await seq.status()).height
+        settle = build_settle_option(
+            keeper, option_id, payout, holder.address, head + 100, chain_id=chain
+        )
+        _, records = await submit_and_decide(settle, "settle")
+        check(
+            all(r.status == COMMITTED for r in records.values()),
+            "settle committed on alpha and beta",
+        )
+        final = await snapshot()
+        show(final)
+        check(
+            final["holder@alpha"] == after_open["holder@alpha"] + payout,
+            f"holder paid {usd(payout)} on alpha",
+        )
+        check(
+            final["writer@alpha"] == after_open["writer@alpha"] + need - payout,
+            f"writer got the rest back on alpha: {usd(need - payout)}",
+        )
+        lien = await a.lien(option_id)
+        position = await b.option(option_id)
+        check(lien.status == npb.Lien.STATUS_RELEASED, "lien released")
+        check(
+            position.status == npb.OptionPosition.STATUS_SETTLED and position.payout == payout,
+            f"option settled at {usd(position.settle_price)}",
+        )
+    say(
+        "decision latency (submit -> decided on both rollups): "
+        + ", ".join(
+            f"{k} {v} ms / {result.decision_blocks[k]} blocks"
+            for k, v in result.latencies_ms.items()
+        )
+    )
+    return result
