@@ -99,9 +99,11 @@ class NodeStore:
                     wb.delete(_STATE + key)
                 else:
                     wb.put(_STATE + key, value)
+            written: set[bytes] = set()  # an id can recur within one block (expired, malformed)
             for r in outcome.receipts:
-                if self._db.get(_RECEIPT + r.id) is None:
+                if r.id not in written and self._db.get(_RECEIPT + r.id) is None:
                     wb.put(_RECEIPT + r.id, encode_receipt(r))
+                    written.add(r.id)
             wb.put(_ROOT + struct.pack(">Q", outcome.height), root)
             wb.put(
                 _META,
