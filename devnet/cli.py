@@ -23,6 +23,7 @@ from rich.table import Table
 
 from devnet import launcher, network
 from devnet.amounts import format_units, parse_units
+from devnet.checker import NodeRef, load_journal, run_checks
 from devnet.client import (
     Client,
     NodeClient,
@@ -52,6 +53,7 @@ from xrollup.v1 import types_pb2 as pb
 console = Console() if sys.stdout.isatty() else Console(width=200)
 err_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=200)
 T = TypeVar("T")
+JOURNAL = "journal.jsonl"
 
 DATA_DIR_OPTION = click.option(
     "--data-dir",
@@ -1025,6 +1027,60 @@ def demo(data_dir: Path, as_json: bool, expiry_blocks: int) -> None:
     else:
         click.echo(f"demo: {len(result.failures)} step(s) failed: {'; '.join(result.failures)}")
     if not result.ok:
+        sys.exit(1)
+
+
+# ---------------------------------------------------------------- verification
+
+
+@main.command()
+@DATA_DIR_OPTION
+@click.option(
+    "--journal",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Load journal of acknowledged ids (default: DIR/journal.jsonl when present).",
+)
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Catch-up wait.")
+@JSON_OPTION
+@handle_errors
+def check(data_dir: Path, journal: Path | None, timeout: float, as_json: bool) -> None:
+    """Verify the invariants: hash chain, decisions (I1, I5), atomicity (I1),
+    conservation (I2), replicas (I4) and, with a journal, durability (I3)."""
+    data_dir = data_dir.resolve()
+    genesis = read_genesis(data_dir)
+    manifest = load_manifest(data_dir)
+    if manifest is None:
+        fail(f"no devnet in {data_dir}")
+        raise AssertionError
+    seq = manifest.get("sequencer")
+    if seq is None or not network.is_running(seq):
+        fail("the sequencer is not running; `devnet restart sequencer` or `devnet up` first")
+        raise AssertionError
+    nodes = [
+        NodeRef(p.name, p.rollup or "", p.endpoint)
+        for p in manifest.processes
+        if p.role == "node" and network.is_running(p)
+    ]
+    skipped = [p.name for p in manifest.processes if p.role == "node" and not network.is_running(p)]
+    journal_path = journal or data_dir / JOURNAL
+    records = load_journal(journal_path) if journal_path.exists() else None
+    report = run(run_checks(seq.endpoint, nodes, genesis, records, timeout))
+    if as_json:
+        emit_json({**report.to_json(), "nodes_skipped": skipped})
+    else:
+        for c in report.checks:
+            mark = "[green]ok  [/green]" if c.ok else "[red]FAIL[/red]"
+            figures = ", ".join(f"{k} {v}" for k, v in c.figures.items() if k != "assets")
+            console.print(f"{mark} {c.name:<13} {figures}")
+            for v in c.violations:
+                console.print(f"       [red]{v}[/red]")
+        if skipped:
+            console.print(f"not checked (down): {', '.join(skipped)}")
+        console.print(
+            "all invariants hold" if report.ok else "[red]invariant violations found[/red]"
+        )
+    if not report.ok:
         sys.exit(1)
 
 

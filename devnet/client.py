@@ -459,6 +459,9 @@ class NodeClient:
     async def option(self, option_id: bytes, timeout: float | None = 5.0) -> npb.OptionPosition:
         return await self.stub.GetOption(npb.GetOptionRequest(id=option_id), timeout=timeout)
 
+    async def supply(self, timeout: float | None = 10.0) -> npb.GetSupplyResponse:
+        return await self.stub.GetSupply(npb.GetSupplyRequest(), timeout=timeout)
+
     async def wait_for_bundle(
         self, bundle_id: bytes, timeout: float = 30.0, poll: float = 0.01
     ) -> npb.BundleRecord:

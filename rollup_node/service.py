@@ -7,7 +7,7 @@ from typing import Any
 
 from grpc import aio
 
-from rollup_node.core import bank, bundles, collateral, options, oracle
+from rollup_node.core import bank, bundles, collateral, options, oracle, supply
 from rollup_node.core.state import State
 from rollup_node.follower import Follower
 from xrollup.errors import InvalidInput, NotFound
@@ -162,6 +162,27 @@ class RollupNodeService(npb_grpc.RollupNodeServiceServicer):
             settled_height=o.settled_height,
             settle_price=o.settle_price,
             payout=o.payout,
+        )
+
+    @grpc_method
+    async def GetSupply(
+        self, request: npb.GetSupplyRequest, context: Context
+    ) -> npb.GetSupplyResponse:
+        reader, height = self.store.snapshot_reader()
+        report = supply.compute_supply(reader.iterate(b"", b"\xff" * 8))
+        return npb.GetSupplyResponse(
+            height=height,
+            assets=[
+                npb.AssetSupply(
+                    asset=a.asset,
+                    minted=a.minted,
+                    balances=a.balances,
+                    escrowed=a.escrowed,
+                    liened=a.liened,
+                )
+                for a in report.assets.values()
+            ],
+            open_bundles=report.open_bundles,
         )
 
 

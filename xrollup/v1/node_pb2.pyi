@@ -21,6 +21,82 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class GetSupplyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSupplyRequest: _TypeAlias = GetSupplyRequest  # noqa: Y015
+
+@_typing.final
+class AssetSupply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSET_FIELD_NUMBER: _builtins.int
+    MINTED_FIELD_NUMBER: _builtins.int
+    BALANCES_FIELD_NUMBER: _builtins.int
+    ESCROWED_FIELD_NUMBER: _builtins.int
+    LIENED_FIELD_NUMBER: _builtins.int
+    asset: _builtins.str
+    minted: _builtins.int
+    """genesis allocations"""
+    balances: _builtins.int
+    escrowed: _builtins.int
+    """held by undecided bundles"""
+    liened: _builtins.int
+    """locked in liens"""
+    def __init__(
+        self,
+        *,
+        asset: _builtins.str = ...,
+        minted: _builtins.int = ...,
+        balances: _builtins.int = ...,
+        escrowed: _builtins.int = ...,
+        liened: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset", b"asset", "balances", b"balances", "escrowed", b"escrowed", "liened", b"liened", "minted", b"minted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AssetSupply: _TypeAlias = AssetSupply  # noqa: Y015
+
+@_typing.final
+class GetSupplyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEIGHT_FIELD_NUMBER: _builtins.int
+    ASSETS_FIELD_NUMBER: _builtins.int
+    OPEN_BUNDLES_FIELD_NUMBER: _builtins.int
+    height: _builtins.int
+    open_bundles: _builtins.int
+    """prepared here, not yet decided"""
+    @_builtins.property
+    def assets(self) -> _containers.RepeatedCompositeFieldContainer[Global___AssetSupply]: ...
+    def __init__(
+        self,
+        *,
+        height: _builtins.int = ...,
+        assets: _abc.Iterable[Global___AssetSupply] | None = ...,
+        open_bundles: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assets", b"assets", "height", b"height", "open_bundles", b"open_bundles"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSupplyResponse: _TypeAlias = GetSupplyResponse  # noqa: Y015
+
+@_typing.final
 class GetBundleRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

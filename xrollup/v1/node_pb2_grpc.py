@@ -74,6 +74,11 @@ class RollupNodeServiceStub:
                 request_serializer=xrollup_dot_v1_dot_node__pb2.GetOptionRequest.SerializeToString,
                 response_deserializer=xrollup_dot_v1_dot_node__pb2.OptionPosition.FromString,
                 _registered_method=True)
+        self.GetSupply = channel.unary_unary(
+                '/xrollup.v1.RollupNodeService/GetSupply',
+                request_serializer=xrollup_dot_v1_dot_node__pb2.GetSupplyRequest.SerializeToString,
+                response_deserializer=xrollup_dot_v1_dot_node__pb2.GetSupplyResponse.FromString,
+                _registered_method=True)
 
 
 class RollupNodeServiceServicer:
@@ -127,6 +132,13 @@ class RollupNodeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSupply(self, request, context):
+        """Per-asset accounting of the whole state (invariant I2); scans the state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RollupNodeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -169,6 +181,11 @@ def add_RollupNodeServiceServicer_to_server(servicer, server):
                     servicer.GetOption,
                     request_deserializer=xrollup_dot_v1_dot_node__pb2.GetOptionRequest.FromString,
                     response_serializer=xrollup_dot_v1_dot_node__pb2.OptionPosition.SerializeToString,
+            ),
+            'GetSupply': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSupply,
+                    request_deserializer=xrollup_dot_v1_dot_node__pb2.GetSupplyRequest.FromString,
+                    response_serializer=xrollup_dot_v1_dot_node__pb2.GetSupplyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -387,6 +404,33 @@ class RollupNodeService:
             '/xrollup.v1.RollupNodeService/GetOption',
             xrollup_dot_v1_dot_node__pb2.GetOptionRequest.SerializeToString,
             xrollup_dot_v1_dot_node__pb2.OptionPosition.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSupply(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xrollup.v1.RollupNodeService/GetSupply',
+            xrollup_dot_v1_dot_node__pb2.GetSupplyRequest.SerializeToString,
+            xrollup_dot_v1_dot_node__pb2.GetSupplyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,6 +39,8 @@ class RollupNodeServiceStub:
     GetBundle: _grpc.UnaryUnaryMultiCallable[_node_pb2.GetBundleRequest, _node_pb2.BundleRecord]
     GetLien: _grpc.UnaryUnaryMultiCallable[_node_pb2.GetLienRequest, _node_pb2.Lien]
     GetOption: _grpc.UnaryUnaryMultiCallable[_node_pb2.GetOptionRequest, _node_pb2.OptionPosition]
+    GetSupply: _grpc.UnaryUnaryMultiCallable[_node_pb2.GetSupplyRequest, _node_pb2.GetSupplyResponse]
+    """Per-asset accounting of the whole state (invariant I2); scans the state."""
 
 @_typing.type_check_only
 class RollupNodeServiceAsyncStub(RollupNodeServiceStub):
@@ -51,6 +53,8 @@ class RollupNodeServiceAsyncStub(RollupNodeServiceStub):
     GetBundle: _aio.UnaryUnaryMultiCallable[_node_pb2.GetBundleRequest, _node_pb2.BundleRecord]  # type: ignore[assignment]
     GetLien: _aio.UnaryUnaryMultiCallable[_node_pb2.GetLienRequest, _node_pb2.Lien]  # type: ignore[assignment]
     GetOption: _aio.UnaryUnaryMultiCallable[_node_pb2.GetOptionRequest, _node_pb2.OptionPosition]  # type: ignore[assignment]
+    GetSupply: _aio.UnaryUnaryMultiCallable[_node_pb2.GetSupplyRequest, _node_pb2.GetSupplyResponse]  # type: ignore[assignment]
+    """Per-asset accounting of the whole state (invariant I2); scans the state."""
 
 class RollupNodeServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -108,5 +112,13 @@ class RollupNodeServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _node_pb2.GetOptionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_node_pb2.OptionPosition, _abc.Awaitable[_node_pb2.OptionPosition]]: ...
+
+    @_abc_1.abstractmethod
+    def GetSupply(
+        self,
+        request: _node_pb2.GetSupplyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.GetSupplyResponse, _abc.Awaitable[_node_pb2.GetSupplyResponse]]:
+        """Per-asset accounting of the whole state (invariant I2); scans the state."""
 
 def add_RollupNodeServiceServicer_to_server(servicer: RollupNodeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

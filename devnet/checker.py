@@ -1,0 +1,311 @@
+"""The invariant checker (DESIGN.md I1-I5), as code that tests and users call.
+It reads the sequencer's log and every node over gRPC and reports, per check,
+its figures and every violation, naming the bundle, asset or height.
+
+- chain: heights contiguous from 1, every parent hash and block hash verifies.
+- decisions (I1 in the log, I5): every decision is the one the protocol gives
+  from the log before it (replayed with the sequencer's own tracker), no
+  bundle is decided twice, and every bundle past its deadline is decided.
+- atomicity (I1): every node that has applied a decision shows the same
+  outcome for that bundle as the log.
+- conservation (I2): per rollup and asset, genesis supply = balances + escrows
+  + liens.
+- replicas (I4): nodes of the same rollup have equal state roots at every
+  height both have applied.
+- journal (I3): every acknowledged id in a load journal is in the log at the
+  acknowledged height.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devnet.client import Client, NodeClient
+from sequencer.core.bundles import BundleTracker
+from xrollup import codec
+from xrollup.blocks import GENESIS_PARENT
+from xrollup.errors import InvalidInput
+from xrollup.genesis import Genesis
+from xrollup.model import Block, Bundle, Decision, Vote
+from xrollup.v1 import node_pb2 as npb
+
+MAX_VIOLATIONS = 50  # per check, so one systematic fault does not flood the report
+
+
+@dataclass
+class CheckResult:
+    name: str
+    figures: dict[str, Any] = field(default_factory=dict)
+    violations: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def fail(self, message: str) -> None:
+        if len(self.violations) < MAX_VIOLATIONS:
+            self.violations.append(message)
+        self.figures["violations"] = self.figures.get("violations", 0) + 1
+
+
+@dataclass
+class Report:
+    checks: list[CheckResult]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "checks": {
+                c.name: {"ok": c.ok, **c.figures, "violations": c.violations} for c in self.checks
+            },
+        }
+
+
+@dataclass(frozen=True)
+class NodeRef:
+    name: str
+    rollup: str
+    endpoint: str
+
+
+@dataclass
+class LogSummary:
+    head: int
+    bundles: dict[bytes, tuple[int, tuple[str, ...]]]  # id -> (height, rollups)
+    decisions: dict[bytes, tuple[int, bool]]  # bundle id -> (height, commit)
+
+
+async def read_log(client: Client, to_height: int | None = None) -> list[Block]:
+    head = to_height if to_height is not None else (await client.status()).height
+    blocks: list[Block] = []
+    if head == 0:
+        return blocks
+    async for msg in client.stream_blocks(1):
+        blocks.append(codec.decode_block(msg))
+        if msg.header.height >= head:
+            break
+    return blocks
+
+
+def check_chain(blocks: list[Block]) -> CheckResult:
+    r = CheckResult("chain", {"blocks": len(blocks)})
+    parent = GENESIS_PARENT
+    for expected, b in enumerate(blocks, start=1):
+        if b.height != expected:
+            r.fail(f"height {b.height} where {expected} was expected")
+        if b.parent_hash != parent:
+            r.fail(f"block {b.height}: parent hash does not match block {b.height - 1}")
+        parent = b.hash
+    # decode_block has verified each block's own hash against its contents.
+    return r
+
+
+def check_decisions(blocks: list[Block], genesis: Genesis) -> tuple[CheckResult, LogSummary]:
+    """Replay the log through the sequencer's own decision rules."""
+    r = CheckResult("decisions")
+    deadline = genesis.limits.bundle_deadline_blocks
+    tracker = BundleTracker(deadline)
+    summary = LogSummary(blocks[-1].height if blocks else 0, {}, {})
+    for b in blocks:
+        logged: list[Decision] = []
+        for e in b.entries:
+            if isinstance(e, Bundle):
+                if e.id in summary.bundles:
+                    first = summary.bundles[e.id][0]
+                    r.fail(f"bundle {e.id.hex()} ordered twice (heights {first}, {b.height})")
+                summary.bundles[e.id] = (b.height, e.rollups)
+                tracker.observe_bundle(e.id, e.rollups, b.height)
+            elif isinstance(e, Vote):
+                votes = [(v.bundle_id, v.yes, v.reason) for v in e.body.votes]
+                tracker.observe_vote(e.body.rollup, votes)
+            elif isinstance(e, Decision):
+                logged.append(e)
+        expected = {d.bundle_id: d for d in tracker.decide(b.height)}
+        for d in logged:
+            if d.bundle_id in summary.decisions:
+                first = summary.decisions[d.bundle_id][0]
+                r.fail(f"bundle {d.bundle_id.hex()} decided twice (heights {first}, {b.height})")
+                continue
+            summary.decisions[d.bundle_id] = (b.height, d.commit)
+            want = expected.pop(d.bundle_id, None)
+            if want is None:
+                r.fail(
+                    f"block {b.height}: decision on {d.bundle_id.hex()} that the votes do not give"
+                )
+            elif want.commit != d.commit:
+                logged_as = "commit" if d.commit else "abort"
+                given = "commit" if want.commit else "abort"
+                r.fail(
+                    f"block {b.height}: bundle {d.bundle_id.hex()} logged {logged_as},"
+                    f" the votes give {given}"
+                )
+        for bundle_id in expected:
+            r.fail(f"block {b.height}: bundle {bundle_id.hex()} should have been decided here")
+    undecided_late = [
+        bid
+        for bid, (h, _) in summary.bundles.items()
+        if bid not in summary.decisions and h + deadline <= summary.head
+    ]
+    for bid in undecided_late:
+        at = summary.bundles[bid][0]
+        r.fail(f"bundle {bid.hex()} ordered at {at} is undecided past its deadline (I5)")
+    commits = sum(1 for _, c in summary.decisions.values() if c)
+    r.figures.update(
+        bundles=len(summary.bundles),
+        committed=commits,
+        aborted=len(summary.decisions) - commits,
+        pending=len(summary.bundles) - len(summary.decisions),
+    )
+    return r, summary
+
+
+async def check_atomicity(summary: LogSummary, nodes: list[NodeRef]) -> CheckResult:
+    """I1: every node that has applied a decision agrees with the log."""
+    r = CheckResult("atomicity")
+    checked = 0
+    for node in nodes:
+        async with NodeClient(node.endpoint) as n:
+            applied = (await n.status()).applied_height
+            for bundle_id, (height, commit) in summary.decisions.items():
+                rollups = summary.bundles.get(bundle_id, (0, ()))[1]
+                if node.rollup not in rollups or height > applied:
+                    continue
+                try:
+                    rec = await n.bundle(bundle_id)
+                except Exception as e:
+                    r.fail(f"{node.name}: bundle {bundle_id.hex()} unknown ({e})")
+                    continue
+                want = (
+                    npb.BundleRecord.STATUS_COMMITTED if commit else npb.BundleRecord.STATUS_ABORTED
+                )
+                checked += 1
+                if rec.status != want:
+                    got = npb.BundleRecord.Status.Name(rec.status)
+                    r.fail(
+                        f"{node.name}: bundle {bundle_id.hex()} is {got}, the log says"
+                        f" {'commit' if commit else 'abort'} at height {height}"
+                    )
+    r.figures["bundle_records_checked"] = checked
+    return r
+
+
+async def check_conservation(nodes: list[NodeRef]) -> CheckResult:
+    """I2: per rollup and asset, supply = balances + escrows + liens."""
+    r = CheckResult("conservation")
+    totals: dict[str, dict[str, int]] = {}
+    for node in nodes:
+        async with NodeClient(node.endpoint) as n:
+            s = await n.supply()
+        for a in s.assets:
+            held = a.balances + a.escrowed + a.liened
+            if held != a.minted:
+                r.fail(
+                    f"{node.name} at height {s.height}: {a.asset} minted {a.minted}, held {held}"
+                    f" (balances {a.balances} + escrowed {a.escrowed} + liened {a.liened})"
+                )
+            t = totals.setdefault(a.asset, {"minted": 0, "escrowed": 0, "liened": 0})
+            if node.name == node.rollup:  # count each rollup once, from its primary
+                t["minted"] += a.minted
+                t["escrowed"] += a.escrowed
+                t["liened"] += a.liened
+    r.figures["assets"] = totals
+    return r
+
+
+async def check_replicas(nodes: list[NodeRef]) -> CheckResult:
+    """I4: nodes of one rollup have equal state roots at every common height."""
+    r = CheckResult("replicas")
+    by_rollup: dict[str, list[NodeRef]] = {}
+    for node in nodes:
+        by_rollup.setdefault(node.rollup, []).append(node)
+    compared = 0
+    for rollup, group in sorted(by_rollup.items()):
+        if len(group) < 2:
+            continue
+        clients = [NodeClient(n.endpoint) for n in group]
+        try:
+            top = min([(await c.status()).applied_height for c in clients])
+            for h in range(0, top + 1):
+                roots = [await c.state_root(h) for c in clients]
+                compared += 1
+                if len(set(roots)) > 1:
+                    names = ", ".join(
+                        f"{n.name}={root.hex()[:16]}" for n, root in zip(group, roots, strict=True)
+                    )
+                    r.fail(f"{rollup} at height {h}: roots differ ({names})")
+        finally:
+            for c in clients:
+                await c.close()
+    r.figures["heights_compared"] = compared
+    return r
+
+
+def check_journal(journal: Iterable[dict[str, Any]], blocks: list[Block]) -> CheckResult:
+    """I3: every acknowledged id is in the log at its acknowledged height and index."""
+    r = CheckResult("durability")
+    ids = {e.id: (b.height, i) for b in blocks for i, e in enumerate(b.entries)}
+    n = 0
+    for record in journal:
+        n += 1
+        entry_id = bytes.fromhex(record["id"])
+        where = ids.get(entry_id)
+        want = (int(record["height"]), int(record["index"]))
+        if where != want:
+            r.fail(f"acknowledged {record['id']} at {want}, the log has it at {where}")
+    r.figures["acknowledged"] = n
+    return r
+
+
+def load_journal(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue  # a torn last line from a killed writer
+    return out
+
+
+async def run_checks(
+    sequencer: str,
+    nodes: list[NodeRef],
+    genesis: Genesis,
+    journal: Iterable[dict[str, Any]] | None = None,
+    settle_timeout: float = 30.0,
+) -> Report:
+    """Run every check. Nodes are first given time to apply the sequencer's head."""
+    async with Client(sequencer, genesis.chain_id) as client:
+        head = (await client.status()).height
+        await _wait_applied(nodes, head, settle_timeout)
+        blocks = await read_log(client, head)
+    checks = [check_chain(blocks)]
+    decisions, summary = check_decisions(blocks, genesis)
+    checks.append(decisions)
+    checks.append(await check_atomicity(summary, nodes))
+    checks.append(await check_conservation(nodes))
+    checks.append(await check_replicas(nodes))
+    if journal is not None:
+        checks.append(check_journal(journal, blocks))
+    return Report(checks)
+
+
+async def _wait_applied(nodes: list[NodeRef], height: int, timeout: float) -> None:
+    async def one(node: NodeRef) -> None:
+        async with NodeClient(node.endpoint) as n:
+            await n.wait_for_height(height, timeout=timeout)
+
+    try:
+        await asyncio.gather(*(one(n) for n in nodes))
+    except TimeoutError as e:
+        raise InvalidInput(f"nodes did not catch up to height {height}: {e}") from None
