@@ -1,11 +1,12 @@
 """Typed integers (xrollup.numeric): same-type and plain-int arithmetic keeps the
 type; mixing two typed kinds raises TypeError; leaving the unsigned 64-bit range
-raises OverflowError instead of wrapping or going negative."""
+raises ArithmeticOverflow instead of wrapping or going negative."""
 
 from __future__ import annotations
 
 import pytest
 
+from xrollup.errors import ArithmeticOverflow, Refused
 from xrollup.numeric import Amount, Height, Uint64
 
 
@@ -53,30 +54,36 @@ def test_floats_bools_and_strings_are_refused(op) -> None:
 
 
 def test_underflow_raises() -> None:
-    with pytest.raises(OverflowError, match="negative"):
+    with pytest.raises(ArithmeticOverflow, match="negative"):
         Amount(3) - Amount(4)
-    with pytest.raises(OverflowError):
+    with pytest.raises(ArithmeticOverflow):
         Height(0) - 1
-    with pytest.raises(OverflowError):
+    with pytest.raises(ArithmeticOverflow):
         2 - Amount(3)
-    with pytest.raises(OverflowError):
+    with pytest.raises(ArithmeticOverflow):
         Amount(-1)
 
 
 def test_overflow_raises() -> None:
     top = Amount(Uint64.MAX)
     assert top == 2**64 - 1
-    with pytest.raises(OverflowError, match="overflows"):
+    with pytest.raises(ArithmeticOverflow, match="overflows"):
         top + 1
-    with pytest.raises(OverflowError):
+    with pytest.raises(ArithmeticOverflow):
         Amount(2**63) * 2
-    with pytest.raises(OverflowError):
+    with pytest.raises(ArithmeticOverflow):
         Height(2**64)
+
+
+def test_out_of_range_is_a_domain_refusal() -> None:
+    # Expected errors come from the one tree (FAILED_PRECONDITION), and stay OverflowErrors.
+    assert issubclass(ArithmeticOverflow, Refused)
+    assert issubclass(ArithmeticOverflow, OverflowError)
 
 
 def test_failed_operation_leaves_operands_unchanged() -> None:
     balance = Amount(10)
-    with pytest.raises(OverflowError):
+    with pytest.raises(ArithmeticOverflow):
         balance - 11
     assert balance == 10 and type(balance) is Amount
 
