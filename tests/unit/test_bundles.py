@@ -1,0 +1,577 @@
+"""The node's side of the bundle protocol (rollup_node/core/bundles.py), pure:
+prepare moves what a leg spends into an escrow keyed by the bundle, commit applies
+the escrowed effects, abort returns them exactly. Pre-state, operation,
+post-state; after every block, per asset, genesis supply = balances + escrows +
+liens (rollup_node/core/supply.compute_supply). Nothing outside the escrow can
+spend it; a decision applies once; a bundle with no leg here is ignored."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from statesupport import (
+    ALICE,
+    BOB,
+    CAROL,
+    DAVE,
+    ETH_GENESIS,
+    GENESIS,
+    ORACLE,
+    USDC_GENESIS,
+    Chain,
+    genesis_state,
+    price_update,
+    transfer,
+)
+
+from devnet.client import build_bundle, build_open_option, build_settle_option
+from rollup_node.core import bundles, collateral, options
+from rollup_node.core.execute import BlockOutcome, apply_tx
+from rollup_node.core.state import EXPIRY, SEEN, MemoryState, State
+from rollup_node.core.supply import SupplyReport, compute_supply
+from xrollup.blocks import compute_decision_id
+from xrollup.codec import decode_bundle
+from xrollup.genesis import DEV_ACCOUNT_COUNT
+from xrollup.keys import Keypair
+from xrollup.model import (
+    Bundle,
+    BundleVote,
+    Decision,
+    Entry,
+    Leg,
+    OptionKind,
+    ReleaseLien,
+    SettleOption,
+    Transfer,
+)
+from xrollup.numeric import Amount, Height
+
+WRITER, HOLDER, KEEPER = ALICE, BOB, CAROL
+ETH_DECIMALS = 9
+STRIKE = 2_800 * 10**6  # USDC base units per whole ETH
+SIZE = 2 * 10**ETH_DECIMALS  # 2 ETH
+PREMIUM = 50 * 10**6
+NEED = 5_600 * 10**6  # ceil(STRIKE * SIZE / 10**9)
+OPTION_EXPIRY = 5
+SETTLE_PRICE = 2_500 * 10**6
+PAYOUT = 600 * 10**6  # (STRIKE - SETTLE_PRICE) * SIZE / 10**9
+MINTED = {"USDC": DEV_ACCOUNT_COUNT * USDC_GENESIS, "ETH": DEV_ACCOUNT_COUNT * ETH_GENESIS}
+
+# ---------------------------------------------------------------- helpers
+
+
+def decision(bundle_id: bytes, commit: bool, reason: str = "") -> Decision:
+    return Decision(compute_decision_id(bundle_id, commit, reason), bundle_id, commit, reason)
+
+
+def bundle_of(legs: Sequence[Leg], signers: Sequence[Keypair], expiry: int = 100) -> Bundle:
+    return decode_bundle(build_bundle(legs, signers, expiry, nonce=len(legs)))
+
+
+def open_bundle(
+    premium: int = PREMIUM,
+    collateral_amount: int | None = None,
+    option_expiry: int = OPTION_EXPIRY,
+    nonce: int = 1,
+) -> Bundle:
+    msg = build_open_option(
+        WRITER,
+        HOLDER,
+        OptionKind.PUT,
+        STRIKE,
+        SIZE,
+        option_expiry,
+        premium,
+        100,
+        underlying_decimals=ETH_DECIMALS,
+        collateral=collateral_amount,
+        nonce=nonce,
+    )
+    return decode_bundle(msg)
+
+
+def settle_bundle(option_id: bytes, payout: int = PAYOUT, nonce: int = 2) -> Bundle:
+    return decode_bundle(
+        build_settle_option(KEEPER, option_id, payout, HOLDER.address, 100, nonce=nonce)
+    )
+
+
+def assert_conserved(chain: Chain) -> SupplyReport:
+    report = compute_supply(chain.state.items.items())
+    for a in report.assets.values():
+        assert a.minted == MINTED[a.asset], a
+        assert a.conserved, f"{chain.rollup}: {a} is not conserved"
+    return report
+
+
+def durable(state: MemoryState) -> dict[bytes, bytes]:
+    """The state without bundle records and replay markers: what a refused or
+    aborted bundle must leave exactly as it was."""
+    skip = (bundles.BUNDLE, SEEN, EXPIRY)
+    return {k: v for k, v in state.items.items() if not k.startswith(skip)}
+
+
+class Pair:
+    """alpha and beta applying the same blocks, supply checked after each."""
+
+    def __init__(self) -> None:
+        self.alpha, self.beta = Chain("alpha"), Chain("beta")
+
+    def apply(self, *entries: Entry) -> tuple[BlockOutcome, BlockOutcome]:
+        block = self.alpha.next_block(entries)
+        out = self.alpha.apply_block(block), self.beta.apply_block(block)
+        assert_conserved(self.alpha)
+        assert_conserved(self.beta)
+        return out
+
+    def skip_to(self, height: int) -> None:
+        while self.alpha.height < height - 1:
+            self.apply()
+
+    def record(self, rollup: str, bundle_id: bytes) -> bundles.BundleRecord | None:
+        chain = self.alpha if rollup == "alpha" else self.beta
+        return bundles.get_record(State(chain.state), bundle_id)
+
+    def open_option(self) -> Bundle:
+        b = open_bundle()
+        self.apply(b)
+        self.apply(decision(b.id, True))
+        return b
+
+
+# ---------------------------------------------------------------- transfer legs
+
+
+def two_transfers() -> Bundle:
+    return bundle_of(
+        [
+            Leg("alpha", ALICE.address, Transfer(DAVE.address, "USDC", Amount(5_000_000))),
+            Leg("beta", BOB.address, Transfer(DAVE.address, "ETH", Amount(7))),
+        ],
+        [ALICE, BOB],
+    )
+
+
+def test_prepare_moves_the_spent_amount_into_escrow_and_votes_yes() -> None:
+    p = Pair()
+    b = two_transfers()
+
+    a_out, b_out = p.apply(b)
+
+    assert a_out.votes == (BundleVote(b.id, True, ""),)
+    assert b_out.votes == (BundleVote(b.id, True, ""),)
+    assert p.alpha.balance(ALICE, "USDC") == USDC_GENESIS - 5_000_000
+    assert p.alpha.balance(DAVE, "USDC") == USDC_GENESIS  # not paid yet
+    escrow = bundles.get_escrow(State(p.alpha.state), b.id)
+    assert escrow is not None and escrow.held == {"USDC": 5_000_000}
+    report = assert_conserved(p.alpha)
+    assert report.assets["USDC"].escrowed == 5_000_000 and report.open_bundles == 1
+    assert assert_conserved(p.beta).assets["ETH"].escrowed == 7
+    record = p.record("alpha", b.id)
+    assert record is not None
+    assert (record.status, record.vote, record.prepare_height) == (bundles.PREPARED, True, 1)
+    assert record.legs == ((0, True, ""),)
+
+
+def test_commit_applies_the_escrowed_transfer() -> None:
+    p = Pair()
+    b = two_transfers()
+    p.apply(b)
+
+    a_out, b_out = p.apply(decision(b.id, True, "every rollup voted yes"))
+
+    assert p.alpha.balance(ALICE, "USDC") == USDC_GENESIS - 5_000_000
+    assert p.alpha.balance(DAVE, "USDC") == USDC_GENESIS + 5_000_000
+    assert p.beta.balance(BOB, "ETH") == ETH_GENESIS - 7
+    assert p.beta.balance(DAVE, "ETH") == ETH_GENESIS + 7
+    assert bundles.get_escrow(State(p.alpha.state), b.id) is None
+    assert compute_supply(p.alpha.state.items.items()).open_bundles == 0
+    (done,) = a_out.finished
+    assert (done.status, done.decision_height, done.reason) == (
+        bundles.COMMITTED,
+        2,
+        "every rollup voted yes",
+    )
+    assert b_out.finished[0].status == bundles.COMMITTED
+
+
+def test_abort_returns_exactly_what_prepare_held() -> None:
+    p = Pair()
+    before = durable(p.alpha.state), durable(p.beta.state)
+    b = two_transfers()
+    p.apply(b)
+
+    a_out, _ = p.apply(decision(b.id, False, "deadline height 51 passed with no vote from beta"))
+
+    assert (durable(p.alpha.state), durable(p.beta.state)) == before
+    (done,) = a_out.finished
+    assert done.status == bundles.ABORTED and "deadline" in done.reason
+    assert compute_supply(p.alpha.state.items.items()).open_bundles == 0
+
+
+def test_a_failing_leg_votes_no_and_rolls_back_the_legs_before_it() -> None:
+    p = Pair()
+    before = durable(p.alpha.state)
+    b = bundle_of(
+        [
+            Leg("alpha", ALICE.address, Transfer(DAVE.address, "USDC", Amount(1))),
+            Leg("alpha", ALICE.address, Transfer(DAVE.address, "USDC", Amount(USDC_GENESIS))),
+        ],
+        [ALICE],
+    )
+
+    a_out, b_out = p.apply(b)
+
+    (vote,) = a_out.votes
+    assert not vote.yes
+    assert vote.reason.startswith("legs[1] on alpha: insufficient USDC")
+    assert b_out.votes == ()  # no leg on beta
+    assert durable(p.alpha.state) == before  # the first leg's hold was rolled back
+    assert bundles.get_escrow(State(p.alpha.state), b.id) is None
+    record = p.record("alpha", b.id)
+    assert record is not None and record.legs == (
+        (0, True, ""),
+        (1, False, vote.reason.removeprefix("legs[1] on alpha: ")),
+    )
+
+    a_out, _ = p.apply(decision(b.id, False, f"alpha voted no: {vote.reason}"))
+    assert durable(p.alpha.state) == before
+    assert a_out.finished[0].status == bundles.ABORTED
+    assert a_out.finished[0].reason == vote.reason  # this rollup's own reason stands
+
+
+def test_an_expired_bundle_votes_no_and_holds_nothing() -> None:
+    p = Pair()
+    p.skip_to(5)
+    before = durable(p.alpha.state)
+    b = bundle_of(
+        [Leg("alpha", ALICE.address, Transfer(DAVE.address, "USDC", Amount(1)))], [ALICE], 4
+    )
+
+    a_out, _ = p.apply(b)
+
+    assert a_out.votes == (BundleVote(b.id, False, "bundle expired at height 4"),)
+    assert durable(p.alpha.state) == before
+
+
+# ---------------------------------------------------------------- open: lock and option
+
+
+def test_open_locks_the_writers_collateral_and_escrows_the_premium() -> None:
+    p = Pair()
+    b = open_bundle()
+
+    a_out, b_out = p.apply(b)
+
+    assert a_out.votes[0].yes and b_out.votes[0].yes
+    assert p.alpha.balance(WRITER, "USDC") == USDC_GENESIS - NEED
+    assert p.beta.balance(HOLDER, "USDC") == USDC_GENESIS - PREMIUM
+    assert p.beta.balance(WRITER, "USDC") == USDC_GENESIS  # premium not paid yet
+    assert assert_conserved(p.alpha).assets["USDC"].escrowed == NEED
+    assert assert_conserved(p.beta).assets["USDC"].escrowed == PREMIUM
+    # nothing exists until the commit
+    assert collateral.get_lien(State(p.alpha.state), b.id) is None
+    assert options.get_option(State(p.beta.state), b.id) is None
+
+    p.apply(decision(b.id, True))
+
+    lien = collateral.get_lien(State(p.alpha.state), b.id)
+    assert lien is not None
+    assert (lien.owner, lien.asset, lien.amount, lien.status) == (
+        WRITER.address,
+        "USDC",
+        NEED,
+        collateral.LOCKED,
+    )
+    assert (lien.controller_rollup, lien.controller_position, lien.locked_height) == (
+        "beta",
+        b.id,
+        2,
+    )
+    o = options.get_option(State(p.beta.state), b.id)
+    assert o is not None
+    assert (o.kind, o.strike, o.size, o.collateral, o.collateral_asset) == (
+        OptionKind.PUT,
+        STRIKE,
+        SIZE,
+        NEED,
+        "USDC",
+    )
+    assert (o.writer, o.holder, o.status, o.opened_height) == (
+        WRITER.address,
+        HOLDER.address,
+        options.OPEN,
+        2,
+    )
+    assert p.alpha.balance(WRITER, "USDC") == USDC_GENESIS - NEED
+    assert p.beta.balance(WRITER, "USDC") == USDC_GENESIS + PREMIUM
+    assert p.beta.balance(HOLDER, "USDC") == USDC_GENESIS - PREMIUM
+    a = assert_conserved(p.alpha).assets["USDC"]
+    assert (a.escrowed, a.liened) == (0, NEED)
+    assert assert_conserved(p.beta).assets["USDC"].escrowed == 0
+
+
+def test_thin_margin_beta_votes_no_and_the_abort_returns_alphas_lock() -> None:
+    p = Pair()
+    before = durable(p.alpha.state), durable(p.beta.state)
+    b = open_bundle(collateral_amount=NEED - 1)
+
+    a_out, b_out = p.apply(b)
+
+    assert a_out.votes[0].yes  # alpha can lock it; the margin rule is beta's
+    assert not b_out.votes[0].yes
+    assert b_out.votes[0].reason.startswith("legs[1] on beta: margin:")
+    assert f"needs {NEED} USDC locked, the lien locks {NEED - 1} USDC" in b_out.votes[0].reason
+
+    p.apply(decision(b.id, False, f"beta voted no: {b_out.votes[0].reason}"))
+
+    assert (durable(p.alpha.state), durable(p.beta.state)) == before
+    assert collateral.get_lien(State(p.alpha.state), b.id) is None
+
+
+def test_open_refused_on_beta_when_the_holder_cannot_pay_or_expiry_passed() -> None:
+    p = Pair()
+    p.skip_to(3)
+    poor = open_bundle(premium=USDC_GENESIS + 1, nonce=1)
+    late = open_bundle(option_expiry=3, nonce=2)  # not after the height it opens at
+
+    _, b_out = p.apply(poor, late)
+
+    reasons = {v.bundle_id: v.reason for v in b_out.votes if not v.yes}
+    assert reasons[poor.id].startswith("legs[1] on beta: insufficient USDC")
+    assert reasons[late.id] == "legs[1] on beta: option expiry 3 is not after height 3"
+
+
+def test_open_refused_on_alpha_when_the_writer_cannot_lock() -> None:
+    p = Pair()
+    b = open_bundle(collateral_amount=USDC_GENESIS + 1)
+
+    a_out, b_out = p.apply(b)
+
+    assert a_out.votes[0].reason.startswith("legs[0] on alpha: insufficient USDC")
+    assert b_out.votes[0].yes
+    assert p.beta.balance(HOLDER, "USDC") == USDC_GENESIS - PREMIUM  # held until the abort
+    p.apply(decision(b.id, False))
+    assert p.beta.balance(HOLDER, "USDC") == USDC_GENESIS
+    assert p.alpha.balance(WRITER, "USDC") == USDC_GENESIS
+
+
+# ---------------------------------------------------------------- settle: payout and release
+
+
+def settled_setup() -> tuple[Pair, Bundle]:
+    p = Pair()
+    b = p.open_option()
+    p.skip_to(OPTION_EXPIRY)
+    p.apply(price_update(ORACLE, "ETH", "USDC", SETTLE_PRICE, rollup="beta"))
+    return p, b
+
+
+def test_settle_pays_the_holder_from_the_lien_and_releases_the_rest() -> None:
+    p, b = settled_setup()
+    assert options.compute_payout(OptionKind.PUT, STRIKE, SIZE, SETTLE_PRICE, 9) == PAYOUT
+    s = settle_bundle(b.id)
+
+    a_out, b_out = p.apply(s)
+
+    assert a_out.votes[0].yes and b_out.votes[0].yes
+    lien = collateral.get_lien(State(p.alpha.state), b.id)
+    assert lien is not None and lien.status == collateral.PENDING
+    assert assert_conserved(p.alpha).assets["USDC"].liened == NEED  # pending still holds
+    o = options.get_option(State(p.beta.state), b.id)
+    assert o is not None and o.status == options.SETTLING
+    holder_before = p.alpha.balance(HOLDER, "USDC")
+    writer_before = p.alpha.balance(WRITER, "USDC")
+
+    p.apply(decision(s.id, True))
+
+    height = p.alpha.height
+    assert p.alpha.balance(HOLDER, "USDC") == holder_before + PAYOUT
+    assert p.alpha.balance(WRITER, "USDC") == writer_before + NEED - PAYOUT
+    assert p.alpha.balance(WRITER, "USDC") == USDC_GENESIS - PAYOUT
+    lien = collateral.get_lien(State(p.alpha.state), b.id)
+    assert lien is not None
+    assert (lien.status, lien.paid_out, lien.payee, lien.released_height) == (
+        collateral.RELEASED,
+        PAYOUT,
+        HOLDER.address,
+        height,
+    )
+    o = options.get_option(State(p.beta.state), b.id)
+    assert o is not None
+    assert (o.status, o.payout, o.settle_price, o.settled_height) == (
+        options.SETTLED,
+        PAYOUT,
+        SETTLE_PRICE,
+        height,
+    )
+    assert assert_conserved(p.alpha).assets["USDC"].liened == 0
+
+
+def test_settle_at_a_wrong_payout_aborts_and_the_lien_stays_locked() -> None:
+    p, b = settled_setup()
+    before = durable(p.alpha.state), durable(p.beta.state)
+    s = settle_bundle(b.id, payout=PAYOUT + 1)
+
+    a_out, b_out = p.apply(s)
+
+    assert a_out.votes[0].yes  # alpha cannot know the price; beta refuses
+    reason = b_out.votes[0].reason
+    assert reason.startswith(f"legs[0] on beta: payout: the bundle states {PAYOUT + 1}")
+    p.apply(decision(s.id, False))
+    assert (durable(p.alpha.state), durable(p.beta.state)) == before
+    lien = collateral.get_lien(State(p.alpha.state), b.id)
+    assert lien is not None and lien.status == collateral.LOCKED
+
+
+def test_settle_before_expiry_aborts_and_the_writers_funds_are_untouched() -> None:
+    p = Pair()
+    b = p.open_option()
+    before = durable(p.alpha.state), durable(p.beta.state)
+    s = settle_bundle(b.id, payout=0)
+
+    a_out, b_out = p.apply(s)
+
+    assert b_out.votes[0].reason == (
+        f"legs[0] on beta: option expires at height {OPTION_EXPIRY}; now {p.beta.height}"
+    )
+    assert a_out.votes[0].yes  # alpha holds the lien pending until the decision
+    lien = collateral.get_lien(State(p.alpha.state), b.id)
+    assert lien is not None and lien.status == collateral.PENDING
+    p.apply(decision(s.id, False))
+    assert (durable(p.alpha.state), durable(p.beta.state)) == before
+    assert p.alpha.balance(WRITER, "USDC") == USDC_GENESIS - NEED
+
+
+def test_a_second_settle_of_a_settling_option_is_refused() -> None:
+    p, b = settled_setup()
+    first, second = settle_bundle(b.id, nonce=2), settle_bundle(b.id, nonce=3)
+
+    a_out, b_out = p.apply(first, second)
+
+    votes = {v.bundle_id: v for v in b_out.votes}
+    assert votes[first.id].yes
+    assert votes[second.id].reason == f"legs[0] on beta: option {b.id.hex()[:16]} is settling"
+    alpha_votes = {v.bundle_id: v for v in a_out.votes}
+    assert alpha_votes[second.id].reason == f"legs[1] on alpha: lien {b.id.hex()[:16]} is pending"
+
+
+def test_a_release_paired_with_another_positions_settle_is_refused_by_the_node() -> None:
+    # Admission refuses this pairing (validate_bundle_structure); with the node's own
+    # checks alone (verify=False) alpha still refuses to release a lien that the
+    # bundle does not settle, and the lien stays locked.
+    p = Pair()
+    first = p.open_option()
+    other = open_bundle(nonce=9)
+    p.apply(other)
+    p.apply(decision(other.id, True))
+    p.skip_to(OPTION_EXPIRY)
+    p.apply(price_update(ORACLE, "ETH", "USDC", SETTLE_PRICE, rollup="beta"))
+    before = durable(p.alpha.state)
+    crossed = bundle_of(
+        [
+            Leg("beta", KEEPER.address, SettleOption(other.id, Amount(PAYOUT))),
+            Leg("alpha", KEEPER.address, ReleaseLien(first.id, Amount(PAYOUT), HOLDER.address)),
+        ],
+        [KEEPER],
+    )
+    state = State(p.alpha.state)
+    height = Height(p.alpha.height + 1)
+
+    vote = bundles.prepare_bundle(state, crossed, "alpha", height, GENESIS, verify=False)
+
+    assert vote is not None and not vote.yes
+    assert "the bundle does not settle it there" in vote.reason
+    p.alpha.state.apply(state.writes)
+    assert durable(p.alpha.state) == before
+    lien = collateral.get_lien(State(p.alpha.state), first.id)
+    assert lien is not None and lien.status == collateral.LOCKED
+
+
+# ---------------------------------------------------------------- escrow cannot be spent
+
+
+def test_a_transfer_in_the_same_block_cannot_spend_escrowed_collateral() -> None:
+    p = Pair()
+    free = 10 * 10**6
+    b = open_bundle(collateral_amount=USDC_GENESIS - free)
+    spend = transfer(WRITER, DAVE.address, "USDC", free + 1, nonce=7)
+    fits = transfer(WRITER, DAVE.address, "USDC", free, nonce=8)
+
+    a_out, _ = p.apply(b, spend, fits)
+
+    assert a_out.votes[0].yes
+    receipts = {r.id: r for r in a_out.receipts}
+    assert not receipts[spend.id].ok
+    assert receipts[spend.id].reason.startswith("insufficient USDC")
+    assert receipts[fits.id].ok  # only the free part was spendable
+    assert p.alpha.balance(WRITER, "USDC") == 0
+
+    p.apply(decision(b.id, False))
+    assert p.alpha.balance(WRITER, "USDC") == USDC_GENESIS - free  # the lock came back exactly
+
+
+def test_prepared_escrow_on_a_memory_state_is_out_of_reach_of_apply_tx() -> None:
+    state = State(genesis_state("alpha"))
+    b = open_bundle(collateral_amount=USDC_GENESIS)
+    vote = bundles.prepare_bundle(state, b, "alpha", Height(1), GENESIS)
+    assert vote == BundleVote(b.id, True, "")
+
+    receipt = apply_tx(state, transfer(WRITER, DAVE.address, "USDC", 1), Height(1), 1, GENESIS)
+
+    assert receipt is not None and not receipt.ok and "insufficient USDC" in receipt.reason
+    base = genesis_state("alpha")
+    base.apply(state.writes)
+    usdc = compute_supply(base.items.items()).assets["USDC"]
+    assert (usdc.escrowed, usdc.conserved) == (USDC_GENESIS, True)
+
+
+# ---------------------------------------------------------------- decisions apply once
+
+
+def test_a_second_decision_does_nothing() -> None:
+    p = Pair()
+    b = two_transfers()
+    p.apply(b)
+    p.apply(decision(b.id, True))
+    after = dict(p.alpha.state.items)
+
+    for again in (decision(b.id, True), decision(b.id, False, "late abort")):
+        state = State(p.alpha.state)
+        assert bundles.finish_bundle(state, again, Height(p.alpha.height + 1)) is None
+        assert state.writes == {}
+        a_out, _ = p.apply(again)
+        assert a_out.finished == ()
+    assert {k: v for k, v in p.alpha.state.items.items() if not k.startswith((SEEN, EXPIRY))} == {
+        k: v for k, v in after.items() if not k.startswith((SEEN, EXPIRY))
+    }
+    record = p.record("alpha", b.id)
+    assert record is not None and record.status == bundles.COMMITTED
+
+
+def test_a_replayed_bundle_is_prepared_once() -> None:
+    p = Pair()
+    b = two_transfers()
+    p.apply(b)
+
+    a_out, _ = p.apply(b)
+
+    assert a_out.votes == ()
+    assert p.alpha.balance(ALICE, "USDC") == USDC_GENESIS - 5_000_000
+    escrow = bundles.get_escrow(State(p.alpha.state), b.id)
+    assert escrow is not None and escrow.held == {"USDC": 5_000_000}
+
+
+def test_a_bundle_with_no_leg_here_is_ignored() -> None:
+    alpha = Chain("alpha")
+    b = bundle_of([Leg("beta", BOB.address, Transfer(DAVE.address, "ETH", Amount(7)))], [BOB])
+    state = State(alpha.state)
+
+    assert bundles.prepare_bundle(state, b, "alpha", Height(1), GENESIS) is None
+    assert bundles.finish_bundle(state, decision(b.id, True), Height(1)) is None
+    assert state.writes == {}
+
+    out = alpha.apply([b])
+    assert (out.votes, out.receipts, out.writes) == ((), (), {})
+    out = alpha.apply([decision(b.id, True)])
+    assert (out.finished, out.writes) == ((), {})
