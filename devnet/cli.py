@@ -21,7 +21,7 @@ from grpc import aio
 from rich.console import Console
 from rich.table import Table
 
-from devnet import launcher, network
+from devnet import faults, launcher, network
 from devnet.amounts import format_units, parse_units
 from devnet.checker import NodeRef, load_journal, run_checks
 from devnet.client import (
@@ -248,7 +248,7 @@ def collect_status(manifest: Manifest) -> list[dict[str, Any]]:
     rows = []
     for rec in manifest.processes:
         alive = network.is_running(rec)
-        healthy = alive and launcher.check_health(rec.endpoint)
+        healthy = alive and (rec.role == network.PROXY or launcher.check_health(rec.endpoint))
         row: dict[str, Any] = {
             "name": rec.name,
             "role": rec.role,
@@ -256,6 +256,7 @@ def collect_status(manifest: Manifest) -> list[dict[str, Any]]:
             "pid": rec.pid if alive else None,
             "endpoint": rec.endpoint,
             "running": alive,
+            "paused": alive and launcher.process_state(rec.pid) == "paused",
             "healthy": healthy,
             "height": None,
             "state_root": None,
@@ -290,7 +291,11 @@ def status(data_dir: Path, as_json: bool) -> None:
         if r["healthy"]:
             health = "[green]SERVING[/green]"
         else:
-            health = "[yellow]not serving[/yellow]" if r["running"] else "[red]down[/red]"
+            health = "[red]down[/red]"
+            if r["running"]:
+                health = (
+                    "[yellow]paused[/yellow]" if r["paused"] else "[yellow]not serving[/yellow]"
+                )
         table.add_row(
             r["name"],
             r["role"],
@@ -1028,6 +1033,84 @@ def demo(data_dir: Path, as_json: bool, expiry_blocks: int) -> None:
         click.echo(f"demo: {len(result.failures)} step(s) failed: {'; '.join(result.failures)}")
     if not result.ok:
         sys.exit(1)
+
+
+# ---------------------------------------------------------------- faults
+
+
+def _fault_command(verb: str, action: Callable[[Path, str], Any], doc: str) -> None:
+    @main.command(verb, help=doc)
+    @click.argument("name")
+    @DATA_DIR_OPTION
+    @JSON_OPTION
+    @handle_errors
+    def command(name: str, data_dir: Path, as_json: bool) -> None:
+        action(data_dir.resolve(), name)
+        if as_json:
+            emit_json({"fault": verb, "name": name})
+        else:
+            click.echo(f"{verb} {name}")
+
+
+_fault_command("kill", faults.kill, "SIGKILL a process (NAME from `devnet status`).")
+_fault_command("pause", faults.pause, "SIGSTOP a process.")
+_fault_command("resume", faults.resume, "SIGCONT a paused process.")
+_fault_command(
+    "partition", faults.partition, "Cut a node off from the sequencer (through the proxy)."
+)
+_fault_command("heal", faults.heal, "Reconnect a partitioned or delayed node.")
+
+
+@main.command()
+@click.argument("name")
+@DATA_DIR_OPTION
+@click.option("--timeout", type=float, default=30.0, show_default=True)
+@JSON_OPTION
+@handle_errors
+def restart(name: str, data_dir: Path, timeout: float, as_json: bool) -> None:
+    """Restart a process: same data directory, same port; wait until healthy."""
+    rec = faults.restart(data_dir.resolve(), name, timeout)
+    if as_json:
+        emit_json({"fault": "restart", "name": name, "pid": rec.pid, "endpoint": rec.endpoint})
+    else:
+        click.echo(f"restarted {name}: pid {rec.pid}, {rec.endpoint}")
+
+
+@main.command()
+@click.argument("name")
+@click.argument("ms", type=int)
+@DATA_DIR_OPTION
+@JSON_OPTION
+@handle_errors
+def delay(name: str, ms: int, data_dir: Path, as_json: bool) -> None:
+    """Delay a node's link to the sequencer by MS milliseconds each way (0 clears)."""
+    faults.delay(data_dir.resolve(), name, ms)
+    if as_json:
+        emit_json({"fault": "delay", "name": name, "ms": ms})
+    else:
+        click.echo(f"delay {name} {ms} ms")
+
+
+@main.command("faults")
+@DATA_DIR_OPTION
+@click.option("--clear", is_flag=True, help="Resume paused processes, heal every link.")
+@JSON_OPTION
+@handle_errors
+def faults_command(data_dir: Path, clear: bool, as_json: bool) -> None:
+    """What is in force: dead or paused processes, partitions, delays."""
+    data_dir = data_dir.resolve()
+    if clear:
+        faults.heal_all(data_dir)
+    rows = faults.list_faults(data_dir)
+    if as_json:
+        emit_json({"processes": [r.to_json() for r in rows]})
+        return
+    table = Table("name", "role", "pid", "state", "link")
+    for r in rows:
+        link = "partitioned" if r.partitioned else (f"delay {r.delay_ms} ms" if r.delay_ms else "-")
+        color = {"running": "green", "paused": "yellow", "dead": "red"}[r.state]
+        table.add_row(r.name, r.role, str(r.pid or "-"), f"[{color}]{r.state}[/{color}]", link)
+    console.print(table)
 
 
 # ---------------------------------------------------------------- verification

@@ -50,6 +50,11 @@ DEFAULT_EXPIRY_BLOCKS = 3000
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    # gRPC's default reconnect backoff grows to 120 s; on a devnet where processes
+    # are killed and links cut on purpose, reconnect within a second or two.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
 ]
 
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -33,6 +34,7 @@ class Launched:
     log: Path
     argv: list[str] = field(default_factory=list)
     popen: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
+    info: dict[str, Any] = field(default_factory=dict)  # the ready file's contents
 
 
 ArgvFor = Callable[[str, Path, Path], list[str]]
@@ -69,8 +71,11 @@ def start_process(
     ready_file: Path,
     timeout: float = 20.0,
     detach: bool = True,
+    health: bool = True,
 ) -> Launched:
-    """Start `argv` with output to `log`, wait for its ready file and health."""
+    """Start `argv` with output to `log`, wait for its ready file and (unless
+    health=False, for the proxy) its grpc.health.v1 status. The returned argv has
+    --listen pinned to the bound endpoint, so a restart reuses the port."""
     with contextlib.suppress(FileNotFoundError):
         ready_file.unlink()
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -85,18 +90,33 @@ def start_process(
         )
     deadline = time.monotonic() + timeout
     endpoint = None
+    info: dict[str, Any] = {}
     while time.monotonic() < deadline:
         if popen.poll() is not None:
             raise LaunchError(f"{name} exited with code {popen.returncode} at start; see {log}")
         if ready_file.exists():
-            with contextlib.suppress(ValueError, OSError):
-                endpoint = json.loads(ready_file.read_text())["endpoint"]
+            with contextlib.suppress(ValueError, OSError, KeyError):
+                info = json.loads(ready_file.read_text())
+                endpoint = info["endpoint"]
                 break
         time.sleep(0.02)
-    if endpoint is None or not wait_healthy(endpoint, max(0.5, deadline - time.monotonic())):
+    healthy = endpoint is not None and (
+        not health or wait_healthy(endpoint, max(0.5, deadline - time.monotonic()))
+    )
+    if not healthy or endpoint is None:
         stop_pid(popen.pid, popen=popen)
         raise LaunchError(f"{name} did not become healthy within {timeout}s; see {log}")
-    return Launched(name, role, rollup, popen.pid, endpoint, data_dir, log, argv, popen)
+    pinned = pin_listen(argv, endpoint)
+    return Launched(name, role, rollup, popen.pid, endpoint, data_dir, log, pinned, popen, info)
+
+
+def pin_listen(argv: list[str], endpoint: str) -> list[str]:
+    """argv with the value of --listen replaced by the endpoint actually bound."""
+    out = list(argv)
+    for i, arg in enumerate(out[:-1]):
+        if arg == "--listen":
+            out[i + 1] = endpoint
+    return out
 
 
 def check_health(endpoint: str, timeout: float = 1.0) -> bool:
@@ -187,3 +207,21 @@ def node_argv(
     if genesis is not None:
         argv += ["--genesis", str(genesis)]
     return argv
+
+
+def proxy_argv(target: str, routes: dict[str, str], faults: Path, ready_file: Path) -> list[str]:
+    argv = [sys.executable, "-m", "devnet.proxy", "--target", target, "--faults", str(faults)]
+    for name, listen in routes.items():
+        argv += ["--route", f"{name}={listen}"]
+    return [*argv, "--ready-file", str(ready_file)]
+
+
+def process_state(pid: int) -> str:
+    """'running', 'paused' (SIGSTOP) or 'dead'."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "dead"
+    if state == "Z":
+        return "dead"
+    return "paused" if state in ("T", "t") else "running"

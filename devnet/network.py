@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 from pathlib import Path
+from typing import Any
 
 from devnet import launcher
 from devnet.manifest import GENESIS, Manifest, ProcessRecord, load_manifest, save_manifest
 from xrollup.genesis import Genesis, decode_genesis, dev_genesis, encode_genesis
 
 ANY_PORT = "127.0.0.1:0"
+PROXY = "proxy"
+FAULTS = "faults.json"
 
 
 def is_running(rec: ProcessRecord) -> bool:
@@ -64,6 +68,62 @@ def _start(
         )
 
 
+def _start_proxy(
+    data_dir: Path, target: str, names: list[str], previous: Manifest | None, timeout: float
+) -> launcher.Launched:
+    """The fault proxy: one route per node to the sequencer, on the same ports as
+    the previous run of this devnet when it had them."""
+    old = previous.get(PROXY) if previous else None
+    old_routes = dict(parse_routes(old.argv)) if old else {}
+    faults = data_dir / FAULTS
+    if not faults.exists():
+        save_faults(data_dir, {})
+    ready = data_dir / f"{PROXY}.ready"
+    log = data_dir / "logs" / f"{PROXY}.log"
+
+    def start(routes: dict[str, str]) -> launcher.Launched:
+        argv = launcher.proxy_argv(target, routes, faults, ready)
+        p = launcher.start_process(
+            PROXY, PROXY, None, argv, data_dir, log, ready, timeout, health=False
+        )
+        p.argv = launcher.proxy_argv(target, p.info["routes"], faults, ready)
+        return p
+
+    wanted = {n: old_routes.get(n, ANY_PORT) for n in names}
+    try:
+        return start(wanted)
+    except launcher.LaunchError:
+        if all(v == ANY_PORT for v in wanted.values()):
+            raise
+        return start({n: ANY_PORT for n in names})
+
+
+def parse_routes(argv: list[str]) -> list[tuple[str, str]]:
+    out = []
+    for i, arg in enumerate(argv[:-1]):
+        if arg == "--route":
+            name, _, listen = argv[i + 1].partition("=")
+            out.append((name, listen))
+    return out
+
+
+def load_faults(data_dir: Path) -> dict[str, dict[str, Any]]:
+    """The proxy's fault state: {route name: {"partitioned": bool, "delay_ms": int}}."""
+    try:
+        doc = json.loads((data_dir / FAULTS).read_text())
+    except (OSError, ValueError):
+        return {}
+    routes = doc.get("routes", {})
+    return routes if isinstance(routes, dict) else {}
+
+
+def save_faults(data_dir: Path, routes: dict[str, dict[str, Any]]) -> None:
+    path = data_dir / FAULTS
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"routes": routes}, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
 def _node_argv(
     rollup: str, sequencer: str, genesis: Path, listen: str, data_dir: Path, ready: Path
 ) -> list[str]:
@@ -88,6 +148,7 @@ def start_devnet(
         return rec.endpoint if rec else ANY_PORT
 
     started: list[launcher.Launched] = []
+    names = node_names(genesis, replicas)
     try:
         seq = _start(
             "sequencer",
@@ -101,13 +162,16 @@ def start_devnet(
             timeout,
         )
         started.append(seq)
-        for name, rollup in node_names(genesis, replicas):
+        proxy = _start_proxy(data_dir, seq.endpoint, [n for n, _ in names], previous, timeout)
+        started.append(proxy)
+        routes: dict[str, str] = proxy.info["routes"]
+        for name, rollup in names:
             started.append(
                 _start(
                     name,
                     "node",
                     rollup,
-                    functools.partial(_node_argv, rollup, seq.endpoint, genesis_path),
+                    functools.partial(_node_argv, rollup, routes[name], genesis_path),
                     old_listen(name),
                     data_dir,
                     timeout,

@@ -1,0 +1,174 @@
+"""Fault injection on a running devnet, as a Python API the `devnet` command and
+the fault suite share: kill (SIGKILL), pause / resume (SIGSTOP / SIGCONT),
+restart (same data directory, same port), and, through the proxy between every
+node and the sequencer, partition / heal and delay. Every process is addressed
+by its name in devnet.json and signalled by its own pid."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from devnet import launcher, network
+from devnet.manifest import Manifest, ProcessRecord, load_manifest, save_manifest
+from xrollup.errors import InvalidInput, NotFound
+
+
+def _manifest(data_dir: Path) -> Manifest:
+    m = load_manifest(data_dir.resolve())
+    if m is None:
+        raise NotFound(f"no devnet in {data_dir}")
+    return m
+
+
+def get_process(data_dir: Path, name: str) -> ProcessRecord:
+    m = _manifest(data_dir)
+    rec = m.get(name)
+    if rec is None:
+        known = ", ".join(p.name for p in m.processes)
+        raise NotFound(f"no process {name!r} in this devnet (processes: {known})")
+    return rec
+
+
+def _require_alive(rec: ProcessRecord) -> None:
+    if not network.is_running(rec):
+        raise InvalidInput(f"{rec.name} is not running (`devnet restart {rec.name}` starts it)")
+
+
+def kill(data_dir: Path, name: str, timeout: float = 10.0) -> int:
+    """SIGKILL the process; returns its pid once it is gone."""
+    rec = get_process(data_dir, name)
+    _require_alive(rec)
+    os.kill(rec.pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while launcher.is_alive(rec.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return rec.pid
+
+
+def pause(data_dir: Path, name: str) -> int:
+    rec = get_process(data_dir, name)
+    _require_alive(rec)
+    os.kill(rec.pid, signal.SIGSTOP)
+    return rec.pid
+
+
+def resume(data_dir: Path, name: str) -> int:
+    rec = get_process(data_dir, name)
+    _require_alive(rec)
+    os.kill(rec.pid, signal.SIGCONT)
+    return rec.pid
+
+
+def restart(data_dir: Path, name: str, timeout: float = 30.0) -> ProcessRecord:
+    """Stop the process if it runs (resuming it first if paused), start it again
+    with the same command line (same data directory, same port), wait until
+    healthy and record the new pid in devnet.json."""
+    data_dir = data_dir.resolve()
+    m = _manifest(data_dir)
+    rec = get_process(data_dir, name)
+    if network.is_running(rec):
+        if launcher.process_state(rec.pid) == "paused":
+            os.kill(rec.pid, signal.SIGCONT)
+        launcher.stop_pid(rec.pid, grace=10.0, argv_hint=rec.argv)
+    ready = data_dir / f"{name}.ready"
+    proc = launcher.start_process(
+        rec.name,
+        rec.role,
+        rec.rollup,
+        rec.argv,
+        Path(rec.data_dir),
+        Path(rec.log),
+        ready,
+        timeout,
+        health=rec.role != network.PROXY,
+    )
+    if rec.role == network.PROXY:
+        proc.argv = rec.argv
+    new = ProcessRecord.from_launched(proc)
+    m.processes = [new if p.name == name else p for p in m.processes]
+    save_manifest(data_dir, m)
+    return new
+
+
+def _route(data_dir: Path, name: str) -> None:
+    rec = get_process(data_dir, name)
+    if rec.role != "node":
+        raise InvalidInput(
+            f"{name} is a {rec.role}; partition and delay act on a node's link to the sequencer"
+        )
+
+
+def partition(data_dir: Path, name: str) -> None:
+    """Cut the node off from the sequencer (its connections close, new ones fail)."""
+    _set_route(data_dir, name, partitioned=True)
+
+
+def heal(data_dir: Path, name: str) -> None:
+    _set_route(data_dir, name, partitioned=False, delay_ms=0)
+
+
+def delay(data_dir: Path, name: str, ms: int) -> None:
+    """Hold every chunk between the node and the sequencer for `ms` milliseconds."""
+    if not 0 <= ms <= 60_000:
+        raise InvalidInput(f"delay must be within 0..60000 ms, got {ms}")
+    _set_route(data_dir, name, delay_ms=ms)
+
+
+def _set_route(data_dir: Path, name: str, **changes: Any) -> None:
+    data_dir = data_dir.resolve()
+    _route(data_dir, name)
+    routes = network.load_faults(data_dir)
+    state = {"partitioned": False, "delay_ms": 0, **routes.get(name, {}), **changes}
+    if not state["partitioned"] and not state["delay_ms"]:
+        routes.pop(name, None)
+    else:
+        routes[name] = state
+    network.save_faults(data_dir, routes)
+
+
+@dataclass(frozen=True)
+class FaultRow:
+    name: str
+    role: str
+    pid: int | None
+    state: str  # running | paused | dead
+    partitioned: bool
+    delay_ms: int
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def list_faults(data_dir: Path) -> list[FaultRow]:
+    """Every process with what is in force on it."""
+    data_dir = data_dir.resolve()
+    m = _manifest(data_dir)
+    routes = network.load_faults(data_dir)
+    rows = []
+    for p in m.processes:
+        state = launcher.process_state(p.pid) if network.is_running(p) else "dead"
+        r = routes.get(p.name, {})
+        rows.append(
+            FaultRow(
+                p.name,
+                p.role,
+                p.pid if state != "dead" else None,
+                state,
+                bool(r.get("partitioned", False)),
+                int(r.get("delay_ms", 0)),
+            )
+        )
+    return rows
+
+
+def heal_all(data_dir: Path) -> None:
+    """Resume every paused process and clear every partition and delay."""
+    for row in list_faults(data_dir):
+        if row.state == "paused" and row.pid:
+            os.kill(row.pid, signal.SIGCONT)
+    network.save_faults(data_dir.resolve(), {})
