@@ -1,0 +1,266 @@
+"""Properties of the options module (rollup_node/core/options.py) and of a whole
+option's life on the pure state machine.
+
+- rounding rule: collateral rounds up, payouts round down, so for any strike,
+  size and price within u64 and any decimals 0..18, payout <= collateral and
+  released = locked - payout >= 0 (a collateral past u64 raises, so such an
+  option can never be opened);
+- margin rule: the collateral covers the largest payout at any price;
+- a put's payout is non-increasing in the price, a call's non-decreasing;
+- end to end: open (locking collateral plus any surplus), price, settle and
+  commit on alpha and beta: the holder receives exactly the payout, the writer
+  exactly the rest, payout + released = locked, and supply is conserved after
+  every block.
+
+Each test runs hypothesis with the `seed` fixture's seed (printed; replay with
+XR_SEED=<seed>) and prints a reproduction blob on failure."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import hypothesis
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from devnet.client import build_open_option, build_price_update, build_settle_option
+from rollup_node.core import bank, bundles, collateral, options
+from rollup_node.core.execute import BlockOutcome, apply_block, apply_genesis
+from rollup_node.core.state import MemoryState, State
+from rollup_node.core.supply import compute_supply
+from xrollup.blocks import GENESIS_PARENT, compute_block_hash, compute_decision_id
+from xrollup.codec import decode_bundle, decode_tx
+from xrollup.errors import ArithmeticOverflow
+from xrollup.genesis import Asset, Genesis, dev_genesis
+from xrollup.keys import derive_dev_account, derive_oracle_key
+from xrollup.model import Block, Decision, Entry, OptionKind
+from xrollup.numeric import Height, Uint64
+
+U64 = Uint64.MAX
+KINDS = st.sampled_from([OptionKind.PUT, OptionKind.CALL])
+u64 = st.one_of(st.integers(0, 2**20), st.integers(0, U64))  # small values hit more edges
+decimals = st.integers(0, 18)
+
+
+def run_seeded(seed: int, max_examples: int) -> Callable[[Callable[..., None]], None]:
+    """Run a @given test under hypothesis with the pytest `seed`."""
+
+    def run(test: Callable[..., None]) -> None:
+        configured = settings(
+            max_examples=max_examples,
+            deadline=None,
+            database=None,
+            print_blob=True,
+            suppress_health_check=[HealthCheck.too_slow],
+        )(test)
+        hypothesis.seed(seed)(configured)()
+
+    return run
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+# ---------------------------------------------------------------- the formulas
+
+
+def test_payout_never_exceeds_collateral_and_the_rest_is_released(seed: int) -> None:
+    @given(KINDS, u64, u64, u64, decimals, u64)
+    def check(kind: OptionKind, strike: int, size: int, price: int, d: int, surplus: int) -> None:
+        if kind == OptionKind.PUT and ceil_div(strike * size, 10**d) > U64:
+            with pytest.raises(ArithmeticOverflow):
+                options.compute_collateral(kind, strike, size, d)
+            return  # the margin rule cannot be met in u64: the open is refused
+        need = options.compute_collateral(kind, strike, size, d)
+        payout = options.compute_payout(kind, strike, size, price, d)
+        assert 0 <= payout <= need
+        locked = min(U64, int(need) + surplus)  # a lien may lock more than the margin
+        released = locked - int(payout)
+        assert released >= 0
+        assert int(payout) + released == locked
+
+    run_seeded(seed, max_examples=2000)(check)
+
+
+def test_rounding_collateral_up_payout_down(seed: int) -> None:
+    @given(u64, u64, u64, decimals)
+    def check(strike: int, size: int, price: int, d: int) -> None:
+        unit = 10**d
+        exact = strike * size
+        if ceil_div(exact, unit) <= U64:
+            need = int(options.compute_collateral(OptionKind.PUT, strike, size, d))
+            assert need * unit >= exact > (need - 1) * unit  # the least that covers
+        owed = max(0, strike - price) * size
+        if owed // unit <= U64:
+            put = int(options.compute_payout(OptionKind.PUT, strike, size, price, d))
+            assert put * unit <= owed < (put + 1) * unit  # the most that is owed
+        call = int(options.compute_payout(OptionKind.CALL, strike, size, price, d))
+        owed_call = size * max(0, price - strike)  # in underlying units, times price
+        assert call * max(price, 1) <= owed_call < (call + 1) * max(price, 1)
+        assert options.compute_collateral(OptionKind.CALL, strike, size, d) == size
+
+    run_seeded(seed, max_examples=2000)(check)
+
+
+def test_collateral_covers_the_largest_payout(seed: int) -> None:
+    @given(u64, u64, decimals)
+    def check(strike: int, size: int, d: int) -> None:
+        # a put pays most at price 0; a call approaches size as the price grows
+        if ceil_div(strike * size, 10**d) <= U64:
+            need = options.compute_collateral(OptionKind.PUT, strike, size, d)
+            assert options.compute_payout(OptionKind.PUT, strike, size, 0, d) <= need
+        call_need = options.compute_collateral(OptionKind.CALL, strike, size, d)
+        assert options.compute_payout(OptionKind.CALL, strike, size, U64, d) <= call_need
+
+    run_seeded(seed, max_examples=1000)(check)
+
+
+def test_put_payout_falls_and_call_payout_rises_with_the_price(seed: int) -> None:
+    @given(u64, u64, u64, u64, decimals)
+    def check(strike: int, size: int, p1: int, p2: int, d: int) -> None:
+        low, high = min(p1, p2), max(p1, p2)
+        if max(0, strike - low) * size // 10**d <= U64:
+            put_low = options.compute_payout(OptionKind.PUT, strike, size, low, d)
+            put_high = options.compute_payout(OptionKind.PUT, strike, size, high, d)
+            assert put_low >= put_high
+        call_low = options.compute_payout(OptionKind.CALL, strike, size, low, d)
+        call_high = options.compute_payout(OptionKind.CALL, strike, size, high, d)
+        assert call_low <= call_high
+
+    run_seeded(seed, max_examples=2000)(check)
+
+
+# ---------------------------------------------------------------- a whole option's life
+
+WRITER, HOLDER, KEEPER = (derive_dev_account(i) for i in range(3))
+ORACLE = derive_oracle_key()
+RICH = 2**62  # the writer's genesis balance of each asset on alpha
+MAX_TERM = 2**62  # strike, size and price stay within the admission limit (2**63 - 1)
+
+
+def rich_genesis(eth_decimals: int) -> Genesis:
+    """The dev genesis with ETH at `eth_decimals` and a writer rich enough on alpha
+    to lock anything up to RICH."""
+    g = dev_genesis()
+    allocations = tuple(
+        dataclasses.replace(a, amount=RICH)
+        if a.rollup == "alpha" and a.address == WRITER.address
+        else a
+        for a in g.allocations
+    )
+    return dataclasses.replace(
+        g, assets=(Asset("USDC", 6), Asset("ETH", eth_decimals)), allocations=allocations
+    )
+
+
+@st.composite
+def lives(draw: st.DrawFn) -> tuple[OptionKind, int, int, int, int, int, int]:
+    """(kind, decimals, strike, size, surplus, price, premium) whose lock fits RICH."""
+    kind = draw(KINDS)
+    d = draw(decimals)
+    strike = draw(st.integers(1, MAX_TERM))  # the wire refuses zero strike, size, price
+    # a put locks strike * size / 10**d of USDC, a call locks size of ETH
+    max_size = min(MAX_TERM, RICH * 10**d // max(strike, 1)) if kind == OptionKind.PUT else RICH
+    size = draw(st.integers(1, max_size))
+    need = int(options.compute_collateral(kind, strike, size, d))
+    surplus = draw(st.integers(0, RICH - need))
+    price = draw(st.integers(1, MAX_TERM))
+    premium = draw(st.integers(0, 10**9))
+    return kind, d, strike, size, surplus, price, premium
+
+
+class Rollup:
+    """One rollup's state over blocks, applied with the node's pure state machine."""
+
+    def __init__(self, name: str, genesis: Genesis) -> None:
+        self.name, self.genesis = name, genesis
+        self.state = MemoryState()
+        self.state.apply(apply_genesis(self.state, genesis, name).writes)
+
+    def apply(self, block: Block) -> BlockOutcome:
+        out = apply_block(self.state, block, self.name, self.genesis)
+        self.state.apply(out.writes)
+        return out
+
+    def balance(self, who: bytes, asset: str) -> int:
+        return int(bank.get_balance(State(self.state), who, asset))
+
+
+def make_block(height: int, parent: bytes, entries: tuple[Entry, ...]) -> Block:
+    block_hash = compute_block_hash(height, parent, height, [e.id for e in entries])
+    return Block(Height(height), parent, height, entries, block_hash)
+
+
+def decision(bundle_id: bytes, commit: bool) -> Decision:
+    return Decision(compute_decision_id(bundle_id, commit, ""), bundle_id, commit, "")
+
+
+def test_settlement_pays_exactly_the_payout_and_releases_the_rest(seed: int) -> None:
+    @given(lives())
+    def check(life: tuple[OptionKind, int, int, int, int, int, int]) -> None:
+        kind, d, strike, size, surplus, price, premium = life
+        genesis = rich_genesis(d)
+        alpha, beta = Rollup("alpha", genesis), Rollup("beta", genesis)
+        chain = [GENESIS_PARENT]
+        asset = options.collateral_asset(kind, "ETH", "USDC")
+        need = int(options.compute_collateral(kind, strike, size, d))
+        locked = need + surplus
+
+        def apply(*entries: Entry) -> None:
+            block = make_block(len(chain), chain[-1], entries)
+            chain.append(block.hash)
+            for rollup in (alpha, beta):
+                out = rollup.apply(block)
+                assert all(r.ok for r in out.receipts), out.receipts
+                assert all(v.yes for v in out.votes), out.votes
+                assert all(s.status == bundles.COMMITTED for s in out.finished)
+                for a in compute_supply(rollup.state.items.items()).assets.values():
+                    assert a.conserved, (rollup.name, a)
+
+        opened = decode_bundle(
+            build_open_option(
+                WRITER,
+                HOLDER,
+                kind,
+                strike,
+                size,
+                2,
+                premium,
+                100,
+                underlying_decimals=d,
+                collateral=locked,
+                nonce=1,
+            )
+        )
+        quote = decode_tx(build_price_update(ORACLE, "beta", "ETH", "USDC", price, 100))
+        apply(opened)
+        apply(decision(opened.id, True), quote)
+        payout = int(options.compute_payout(kind, strike, size, price, d))
+        assert payout <= need <= locked
+        settle = decode_bundle(
+            build_settle_option(KEEPER, opened.id, payout, HOLDER.address, 100, nonce=2)
+        )
+        writer_before = alpha.balance(WRITER.address, asset)
+        holder_before = alpha.balance(HOLDER.address, asset)
+        apply(settle)
+        apply(decision(settle.id, True))
+
+        writer_gain = (
+            int(bank.get_balance(State(alpha.state), WRITER.address, asset)) - writer_before
+        )
+        holder_gain = (
+            int(bank.get_balance(State(alpha.state), HOLDER.address, asset)) - holder_before
+        )
+        assert holder_gain == payout
+        assert writer_gain == locked - payout >= 0
+        assert writer_gain + holder_gain == locked
+        lien = collateral.get_lien(State(alpha.state), opened.id)
+        assert lien is not None
+        assert (lien.status, lien.amount, lien.paid_out) == (collateral.RELEASED, locked, payout)
+        o = options.get_option(State(beta.state), opened.id)
+        assert o is not None and (o.status, o.payout) == (options.SETTLED, payout)
+
+    run_seeded(seed, max_examples=300)(check)
