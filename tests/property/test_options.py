@@ -82,7 +82,7 @@ def test_payout_never_exceeds_collateral_and_the_rest_is_released(seed: int) -> 
         assert released >= 0
         assert int(payout) + released == locked
 
-    run_seeded(seed, max_examples=2000)(check)
+    run_seeded(seed, max_examples=1000)(check)
 
 
 def test_rounding_collateral_up_payout_down(seed: int) -> None:
@@ -102,7 +102,7 @@ def test_rounding_collateral_up_payout_down(seed: int) -> None:
         assert call * max(price, 1) <= owed_call < (call + 1) * max(price, 1)
         assert options.compute_collateral(OptionKind.CALL, strike, size, d) == size
 
-    run_seeded(seed, max_examples=2000)(check)
+    run_seeded(seed, max_examples=1000)(check)
 
 
 def test_collateral_covers_the_largest_payout(seed: int) -> None:
@@ -130,7 +130,7 @@ def test_put_payout_falls_and_call_payout_rises_with_the_price(seed: int) -> Non
         call_high = options.compute_payout(OptionKind.CALL, strike, size, high, d)
         assert call_low <= call_high
 
-    run_seeded(seed, max_examples=2000)(check)
+    run_seeded(seed, max_examples=1000)(check)
 
 
 # ---------------------------------------------------------------- a whole option's life
@@ -263,4 +263,4 @@ def test_settlement_pays_exactly_the_payout_and_releases_the_rest(seed: int) -> 
         o = options.get_option(State(beta.state), opened.id)
         assert o is not None and (o.status, o.payout) == (options.SETTLED, payout)
 
-    run_seeded(seed, max_examples=300)(check)
+    run_seeded(seed, max_examples=200)(check)
