@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import os
 import shutil
 import sys
 import time
@@ -34,6 +35,7 @@ from devnet.client import (
     wait_for_decision,
 )
 from devnet.demo import run_demo
+from devnet.load import run_load
 from devnet.manifest import GENESIS, Manifest, load_manifest
 from rollup_node.core.options import compute_payout
 from xrollup.errors import XrollupError
@@ -1004,6 +1006,62 @@ def bundle_status(bundle_id: str, data_dir: Path, as_json: bool) -> None:
             click.echo(
                 f"    leg {leg['index']}: {'ok' if leg['ok'] else 'refused: ' + str(leg['reason'])}"
             )
+
+
+@main.command()
+@click.option("--seed", type=int, default=None, help="Workload seed (default: random, printed).")
+@click.option("--count", type=int, default=1000, show_default=True, help="Operations to submit.")
+@click.option(
+    "--rate",
+    type=float,
+    default=None,
+    help="Operations per second (default: as fast as --window allows).",
+)
+@click.option("--window", type=int, default=32, show_default=True, help="Submissions in flight.")
+@click.option(
+    "--timeout",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Per operation, retries included.",
+)
+@DATA_DIR_OPTION
+@SEQUENCER_OPTION
+@JSON_OPTION
+@handle_errors
+def load(
+    seed: int | None,
+    count: int,
+    rate: float | None,
+    window: int,
+    timeout: float,
+    data_dir: Path,
+    sequencer_endpoint: str | None,
+    as_json: bool,
+) -> None:
+    """A seeded mixed workload (transfers, option opens and settlements, prices,
+    invalid submissions) that retries through faults with the same ids and
+    journals every acknowledgement to DIR/journal.jsonl."""
+    data_dir = data_dir.resolve()
+    if count <= 0 or count > 10_000_000:
+        fail("--count must be within 1..10000000", code=2)
+    if seed is None:
+        seed = int.from_bytes(os.urandom(4), "big")
+    if not as_json:
+        click.echo(f"load: seed {seed}, {count} operations (replay with --seed {seed})")
+    genesis = read_genesis(data_dir)
+    endpoint = resolve_sequencer(data_dir, sequencer_endpoint)
+    summary = run(
+        run_load(endpoint, genesis, seed, count, rate, window, data_dir / JOURNAL, timeout)
+    )
+    d = summary.to_json()
+    if as_json:
+        emit_json(d)
+    else:
+        for k, v in d.items():
+            click.echo(f"  {k:<20} {v}")
+    if summary.gave_up or summary.unexpected_refusals:
+        sys.exit(1)
 
 
 @main.command()

@@ -1,0 +1,308 @@
+"""The load driver the fault suite and users share (`devnet load`): a seeded,
+mixed workload of transfers, option opens (some under-collateralized),
+settlements, oracle prices and deliberately invalid submissions.
+
+It rides through faults: every operation is signed once and, when the
+sequencer is unreachable, retried with the same bytes (the same id, never a new
+one) until a bound. Every acknowledgement is appended to a journal (one JSON
+line: id, kind, height, index) that `devnet check` verifies against the log
+(I3). The summary counts what was submitted, acknowledged, refused, committed
+and aborted, and the acknowledgement latency."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from devnet.client import (
+    Client,
+    build_open_option,
+    build_price_update,
+    build_settle_option,
+    build_transfer,
+)
+from rollup_node.core import options
+from xrollup import codec
+from xrollup.genesis import Genesis
+from xrollup.keys import derive_dev_account, derive_oracle_key
+from xrollup.model import Bundle, Decision, OptionKind
+from xrollup.v1 import types_pb2 as pb
+
+RETRY_CODES = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.CANCELLED,
+}
+OPTION_EXPIRY_BLOCKS = 25
+STRIKE = 2_000 * 10**6
+SIZE = 10**7  # 0.01 ETH: 20 USDC of collateral per put
+
+
+@dataclass
+class LoadSummary:
+    seed: int
+    submitted: int = 0
+    acknowledged: int = 0
+    refused: int = 0
+    gave_up: int = 0
+    unexpected_refusals: list[str] = field(default_factory=list)
+    retries: int = 0
+    committed: int = 0
+    aborted: int = 0
+    undecided: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        lat = sorted(self.latencies_ms)
+
+        def q(p: float) -> float | None:
+            return round(lat[min(len(lat) - 1, int(p * (len(lat) - 1)))], 1) if lat else None
+
+        return {
+            "seed": self.seed,
+            "submitted": self.submitted,
+            "acknowledged": self.acknowledged,
+            "refused": self.refused,
+            "gave_up": self.gave_up,
+            "unexpected_refusals": self.unexpected_refusals[:20],
+            "retries": self.retries,
+            "committed": self.committed,
+            "aborted": self.aborted,
+            "undecided": self.undecided,
+            "by_kind": self.by_kind,
+            "latency_ms": {"p50": q(0.5), "p99": q(0.99)},
+        }
+
+
+class Journal:
+    """Append-only JSON lines, flushed per acknowledgement."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._f = open(path, "a") if path is not None else None  # noqa: SIM115
+
+    def record(self, kind: str, entry_id: bytes, height: int, index: int) -> None:
+        if self._f is not None:
+            line = {"id": entry_id.hex(), "kind": kind, "height": height, "index": index}
+            self._f.write(json.dumps(line) + "\n")
+            self._f.flush()
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+
+
+async def run_load(
+    sequencer: str,
+    genesis: Genesis,
+    seed: int,
+    count: int,
+    rate: float | None = None,
+    window: int = 32,
+    journal_path: Path | None = None,
+    op_timeout: float = 60.0,
+) -> LoadSummary:
+    rng = random.Random(seed)
+    summary = LoadSummary(seed)
+    journal = Journal(journal_path)
+    chain = genesis.chain_id
+    oracle = derive_oracle_key()
+    bundles: dict[bytes, str] = {}  # our bundle ids -> kind
+    decided: dict[bytes, bool] = {}
+    opens_committed: dict[bytes, tuple[int, int]] = {}  # option id -> (expiry, holder index)
+    opens_pending: dict[bytes, tuple[int, int]] = {}
+    price = [3_000 * 10**6]
+    loop = asyncio.get_running_loop()
+
+    async with Client(sequencer, chain) as client:
+        head = await _head(client, op_timeout)
+        start_height = head + 1
+        stop_follow = asyncio.Event()
+
+        async def follow() -> None:
+            async for block in client.follow(start_height):
+                for e in codec.decode_block(block).entries:
+                    if isinstance(e, Decision) and e.bundle_id in bundles:
+                        decided[e.bundle_id] = e.commit
+                        if e.bundle_id in opens_pending:
+                            info = opens_pending.pop(e.bundle_id)
+                            if e.commit:
+                                opens_committed[e.bundle_id] = info
+                    elif isinstance(e, Bundle):
+                        pass
+                nonlocal head
+                head = max(head, block.header.height)
+                if stop_follow.is_set() and all(b in decided for b in bundles):
+                    return
+
+        follower = asyncio.create_task(follow())
+
+        def make(i: int) -> tuple[str, pb.SignedTx | pb.SignedBundle, bool]:
+            """(kind, message, expected to be refused at admission)"""
+            expiry = head + 3_000
+            r = rng.random()
+            a, b = rng.sample(range(10), 2)
+            if i % 40 == 0:
+                price[0] = rng.randint(1_500, 2_500) * 10**6  # a price at or below the strike
+                return (
+                    "price",
+                    build_price_update(oracle, "beta", "ETH", "USDC", price[0], expiry, chain),
+                    False,
+                )
+            if r < 0.50:
+                rollup = rng.choice(("alpha", "beta"))
+                asset, amount = rng.choice(
+                    (("USDC", rng.randint(1, 10**8)), ("ETH", rng.randint(1, 10**8)))
+                )
+                tx = build_transfer(
+                    derive_dev_account(a),
+                    rollup,
+                    derive_dev_account(b).address,
+                    asset,
+                    amount,
+                    expiry,
+                    chain,
+                )
+                return "transfer", tx, False
+            if r < 0.58:
+                tx = build_transfer(
+                    derive_dev_account(a),
+                    "alpha",
+                    derive_dev_account(b).address,
+                    "USDC",
+                    10**15,
+                    expiry,
+                    chain,
+                )
+                return "overspend", tx, False
+            if r < 0.66:
+                tx = build_transfer(
+                    derive_dev_account(a),
+                    "beta",
+                    derive_dev_account(b).address,
+                    "USDC",
+                    5,
+                    expiry,
+                    chain,
+                )
+                bad = pb.SignedTx()
+                bad.CopyFrom(tx)
+                sig = bytearray(bad.signatures[0].signature)
+                sig[0] ^= 0xFF
+                bad.signatures[0].signature = bytes(sig)
+                return "bad_signature", bad, True
+            ready = [oid for oid, (oexp, _) in opens_committed.items() if oexp < head]
+            if r >= 0.82 and ready:
+                # settle an expired option at the last price posted (aborts if it moved)
+                oid = rng.choice(ready)
+                _, holder = opens_committed.pop(oid)
+                payout = options.compute_payout(OptionKind.PUT, STRIKE, SIZE, price[0], 9)
+                bundle = build_settle_option(
+                    derive_dev_account(a),
+                    oid,
+                    payout,
+                    derive_dev_account(holder).address,
+                    expiry,
+                    chain_id=chain,
+                )
+                bundles[codec.decode_bundle(bundle).id] = "settle"
+                return "settle", bundle, False
+            thin = rng.random() < 0.2
+            oexp = head + OPTION_EXPIRY_BLOCKS
+            bundle = build_open_option(
+                derive_dev_account(a),
+                derive_dev_account(b),
+                OptionKind.PUT,
+                STRIKE,
+                SIZE,
+                oexp,
+                10_000,
+                expiry,
+                collateral=(10**6 if thin else None),
+                chain_id=chain,
+                nonce=rng.getrandbits(63),
+            )
+            bid = codec.decode_bundle(bundle).id
+            bundles[bid] = "open_thin" if thin else "open"
+            opens_pending[bid] = (oexp, b)
+            return bundles[bid], bundle, False
+
+        sem = asyncio.Semaphore(window)
+
+        async def submit(
+            kind: str, msg: pb.SignedTx | pb.SignedBundle, refuse_expected: bool
+        ) -> None:
+            async with sem:
+                summary.submitted += 1
+                summary.by_kind[kind] = summary.by_kind.get(kind, 0) + 1
+                started = loop.time()
+                delay = 0.05
+                while True:
+                    try:
+                        if isinstance(msg, pb.SignedBundle):
+                            ack = await client.submit_bundle(msg, timeout=10.0)
+                        else:
+                            ack = await client.submit_tx(msg, timeout=10.0)
+                        summary.acknowledged += 1
+                        summary.latencies_ms.append((loop.time() - started) * 1000)
+                        journal.record(kind, ack.id, ack.height, ack.index)
+                        return
+                    except aio.AioRpcError as e:
+                        if e.code() not in RETRY_CODES:
+                            summary.refused += 1
+                            if not refuse_expected:
+                                summary.unexpected_refusals.append(f"{kind}: {e.details()}")
+                            if isinstance(msg, pb.SignedBundle):
+                                bundles.pop(codec.decode_bundle(msg).id, None)
+                            return
+                        if loop.time() - started > op_timeout:
+                            summary.gave_up += 1
+                            if isinstance(msg, pb.SignedBundle):
+                                bundles.pop(codec.decode_bundle(msg).id, None)
+                            return
+                        summary.retries += 1
+                    await asyncio.sleep(delay)
+                    delay = min(1.0, delay * 2)
+
+        tasks = []
+        for i in range(count):
+            kind, msg, refuse = make(i)
+            tasks.append(asyncio.create_task(submit(kind, msg, refuse)))
+            if rate:
+                await asyncio.sleep(1.0 / rate)
+            elif i % window == window - 1:
+                await asyncio.sleep(0)  # let submissions start; the semaphore bounds them
+            if len(tasks) > 4 * window:
+                await asyncio.gather(*tasks[: len(tasks) - window])
+                tasks = tasks[len(tasks) - window :]
+        await asyncio.gather(*tasks)
+        stop_follow.set()
+        deadline = genesis.limits.bundle_deadline_blocks * genesis.block_interval_ms / 1000 + 30
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(follower, timeout=deadline)
+    journal.close()
+    summary.committed = sum(1 for b in bundles if decided.get(b) is True)
+    summary.aborted = sum(1 for b in bundles if decided.get(b) is False)
+    summary.undecided = sum(1 for b in bundles if b not in decided)
+    return summary
+
+
+async def _head(client: Client, timeout: float) -> int:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            return int((await client.status(timeout=2.0)).height)
+        except aio.AioRpcError:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
