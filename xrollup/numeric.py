@@ -4,7 +4,7 @@ becomes a height and a balance never goes negative silently."""
 
 from __future__ import annotations
 
-from typing import Self, SupportsIndex
+from typing import NoReturn, Self, SupportsIndex
 
 from xrollup.errors import ArithmeticOverflow
 
@@ -53,6 +53,16 @@ class Uint64(int):
     def __floordiv__(self, other: object) -> Self:
         """Division rounds toward zero (floor, as both are non-negative)."""
         return type(self)(int(self) // self._other(other))
+
+    def _refuse(self, *args: object) -> NoReturn:
+        raise TypeError(
+            f"{type(self).__name__} supports +, -, * and // only (no floats, no wrapping)"
+        )
+
+    __truediv__ = __rtruediv__ = _refuse
+    __mod__ = __rmod__ = __divmod__ = __rdivmod__ = _refuse
+    __pow__ = __rpow__ = __neg__ = _refuse
+    __lshift__ = __rlshift__ = __rshift__ = __rrshift__ = _refuse
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({int.__repr__(self)})"

@@ -20,7 +20,7 @@ collateral, in the collateral asset; it then covers the largest payout."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 from rollup_node.core.state import State
 from xrollup.keys import Address
@@ -78,8 +78,11 @@ class OptionPosition:
     payout: int = 0
 
 
+_OPTION_FIELDS = tuple(f.name for f in fields(OptionPosition))
+
+
 def encode_option(o: OptionPosition) -> bytes:
-    d = asdict(o)
+    d = {name: getattr(o, name) for name in _OPTION_FIELDS}  # asdict() deep-copies: slow
     d.update(id=o.id.hex(), writer=o.writer.hex(), holder=o.holder.hex(), kind=int(o.kind))
     return json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
 

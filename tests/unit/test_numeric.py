@@ -91,3 +91,20 @@ def test_failed_operation_leaves_operands_unchanged() -> None:
 def test_repr_names_the_type() -> None:
     assert repr(Amount(3)) == "Amount(3)"
     assert repr(Height(4)) == "Height(4)"
+
+
+def test_operators_that_could_leave_the_type_are_refused() -> None:
+    a = Amount(5)
+    for op in (
+        lambda: a / 2,
+        lambda: 2 / a,
+        lambda: a % 2,
+        lambda: divmod(a, 2),
+        lambda: a**2,
+        lambda: -a,
+        lambda: a << 1,
+        lambda: a >> 1,
+    ):
+        with pytest.raises(TypeError):
+            op()
+    assert a // 2 == Amount(2) and type(a // 2) is Amount
