@@ -55,6 +55,9 @@ CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
+    # A new channel would otherwise share a subchannel (and its backoff) with an
+    # older channel to the same address that is still waiting to reconnect.
+    ("grpc.use_local_subchannel_pool", 1),
 ]
 
 
