@@ -82,6 +82,12 @@ def sign_transfer(
 # ---------------------------------------------------------------- node helpers
 
 
+def endpoint(manifest: Manifest, name: str) -> str:
+    rec = manifest.get(name)
+    assert rec is not None, f"no {name} in the devnet"
+    return rec.endpoint
+
+
 def nodes_of(manifest: Manifest) -> dict[str, NodeClient]:
     return {p.name: NodeClient(p.endpoint) for p in manifest.processes if p.role == "node"}
 
@@ -153,7 +159,7 @@ def restart(rec: ProcessRecord) -> launcher.Launched:
 
 
 async def _transfers_stay_on_their_rollup(manifest: Manifest) -> None:
-    seq = Client(manifest.get("sequencer").endpoint)  # type: ignore[union-attr]
+    seq = Client(endpoint(manifest, "sequencer"))
     nodes = nodes_of(manifest)
     try:
         before = {r: await all_balances(nodes[r]) for r in ROLLUPS}
@@ -265,7 +271,7 @@ REFUSAL_CODES = {
 
 async def _ten_thousand(manifest: Manifest, seed: int) -> None:
     rng = random.Random(seed)
-    seq = Client(manifest.get("sequencer").endpoint)  # type: ignore[union-attr]
+    seq = Client(endpoint(manifest, "sequencer"))
     nodes = nodes_of(manifest)
     try:
         t0 = time.monotonic()
@@ -376,12 +382,12 @@ async def _kill_and_restart(manifest: Manifest, seed: int) -> None:
     rng = random.Random(seed)
     rec = manifest.get("alpha")
     assert rec is not None
-    seq = Client(manifest.get("sequencer").endpoint)  # type: ignore[union-attr]
-    replica = NodeClient(manifest.get("alpha-replica").endpoint)  # type: ignore[union-attr]
+    seq = Client(endpoint(manifest, "sequencer"))
+    replica = NodeClient(endpoint(manifest, "alpha-replica"))
     stop = asyncio.Event()
     acked: list = []
     load = asyncio.create_task(_load(seq, rng, stop, ROLLUPS, acked))
-    pid, endpoint = rec.pid, rec.endpoint
+    pid, alpha_ep = rec.pid, rec.endpoint
     running: launcher.Launched | None = None  # the restarted node, our child
     try:
         # Round 1 kills it while it follows the head; round 2 right after the restart,
@@ -389,7 +395,7 @@ async def _kill_and_restart(manifest: Manifest, seed: int) -> None:
         first_kill_at = 0
         for delay in (rng.uniform(0.8, 1.5), rng.uniform(0.0, 0.2)):
             await asyncio.sleep(delay)
-            async with NodeClient(endpoint) as alpha:
+            async with NodeClient(alpha_ep) as alpha:
                 applied_before = (await alpha.status()).applied_height
             os.kill(pid, signal.SIGKILL)
             if running is not None and running.popen is not None:
@@ -399,8 +405,8 @@ async def _kill_and_restart(manifest: Manifest, seed: int) -> None:
             first_kill_at = first_kill_at or killed_at
             await asyncio.sleep(1.0)  # the sequencer keeps ordering while alpha is down
             running = await asyncio.to_thread(restart, rec)
-            pid, endpoint = running.pid, running.endpoint
-            async with NodeClient(endpoint) as alpha:
+            pid, alpha_ep = running.pid, running.endpoint
+            async with NodeClient(alpha_ep) as alpha:
                 # It resumes from its own store: kill -9 loses nothing LevelDB was handed.
                 assert (await alpha.status()).applied_height >= applied_before
             print(f"alpha killed at head {killed_at} (it had applied {applied_before})")
@@ -408,7 +414,7 @@ async def _kill_and_restart(manifest: Manifest, seed: int) -> None:
         stop.set()
         await load
         head = (await seq.status()).height
-        async with NodeClient(endpoint) as alpha:
+        async with NodeClient(alpha_ep) as alpha:
             # It caught up by itself with the blocks it missed.
             await wait_applied([alpha, replica], head)
             await assert_same_roots(alpha, replica, head, "restarted alpha vs alpha-replica")
@@ -445,8 +451,8 @@ LATE_AFTER = 1_000
 
 async def _late_node(manifest: Manifest, tmp_path: Path, seed: int) -> None:
     rng = random.Random(seed)
-    seq = Client(manifest.get("sequencer").endpoint)  # type: ignore[union-attr]
-    primary = NodeClient(manifest.get("alpha").endpoint)  # type: ignore[union-attr]
+    seq = Client(endpoint(manifest, "sequencer"))
+    primary = NodeClient(endpoint(manifest, "alpha"))
     stop = asyncio.Event()
     acked: list = []
     load = asyncio.create_task(_load(seq, rng, stop, ("alpha",), acked))
