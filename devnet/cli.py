@@ -32,6 +32,7 @@ from devnet.client import (
     build_price_update,
     build_settle_option,
     build_transfer,
+    node_clients,
     wait_for_decision,
 )
 from devnet.demo import run_demo
@@ -355,8 +356,7 @@ def accounts_from_genesis(genesis: Genesis) -> list[dict[str, Any]]:
 
 async def accounts_from_nodes(genesis: Genesis, nodes: dict[str, str]) -> list[dict[str, Any]]:
     out = []
-    clients = {r: NodeClient(ep) for r, ep in nodes.items()}
-    try:
+    async with node_clients(nodes) as clients:
         for i in range(DEV_ACCOUNT_COUNT):
             addr = derive_dev_account(i).address
             balances = {}
@@ -364,9 +364,6 @@ async def accounts_from_nodes(genesis: Genesis, nodes: dict[str, str]) -> list[d
                 b = await c.balances(addr)
                 balances[rollup] = {asset: str(amount) for asset, amount in b.items()}
             out.append({"index": i, "address": encode_address(addr), "balances": balances})
-    finally:
-        for c in clients.values():
-            await c.close()
     return out
 
 
@@ -829,12 +826,8 @@ def option_open(
                 chain_id=genesis.chain_id,
             )
             ack = await c.submit_bundle(bundle)
-        clients = {r: NodeClient(ep) for r, ep in nodes.items()}
-        try:
+        async with node_clients(nodes) as clients:
             records = await wait_for_decision(clients, ack.id)
-        finally:
-            for n in clients.values():
-                await n.close()
         return {"id": ack.id.hex(), "ordered_height": ack.height, **bundle_json(records)}
 
     result = run(go())
@@ -844,6 +837,12 @@ def option_open(
         click.echo(
             f"option {result['id']}: {result['status']} (ordered at {result['ordered_height']})"
         )
+    _finish_decision(result, as_json)
+
+
+def _finish_decision(result: dict[str, Any], as_json: bool) -> None:
+    """Print each rollup's outcome of a bundle; exit 1 unless it committed."""
+    if not as_json:
         for r, rec in result["rollups"].items():
             why = f": {rec['reason']}" if rec["status"] != "committed" and rec["reason"] else ""
             click.echo(f"  {r}: {rec['status']} at height {rec['decision_height']}{why}")
@@ -869,8 +868,7 @@ def option_settle(
     nodes = {r: _node_or_fail(data_dir, r, None) for r in ("alpha", "beta")}
 
     async def go() -> dict[str, Any]:
-        clients = {r: NodeClient(ep) for r, ep in nodes.items()}
-        try:
+        async with node_clients(nodes) as clients:
             o = await clients["beta"].option(oid)
             px = await clients["beta"].price(o.underlying, o.quote)
             udec = _asset_decimals(genesis, o.underlying)
@@ -888,9 +886,6 @@ def option_settle(
                 )
                 ack = await c.submit_bundle(bundle)
             records = await wait_for_decision(clients, ack.id)
-        finally:
-            for n in clients.values():
-                await n.close()
         return {
             "bundle_id": ack.id.hex(),
             "option_id": oid.hex(),
@@ -907,11 +902,7 @@ def option_settle(
             f"settle {result['bundle_id']}: {result['status']}"
             f" (payout {result['payout']} base units)"
         )
-        for r, rec in result["rollups"].items():
-            why = f": {rec['reason']}" if rec["status"] != "committed" and rec["reason"] else ""
-            click.echo(f"  {r}: {rec['status']}{why}")
-    if result["status"] != "committed":
-        sys.exit(1)
+    _finish_decision(result, as_json)
 
 
 @option.command("show")

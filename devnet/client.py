@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Self, TypeVar
 
 import grpc
 from grpc import aio
@@ -249,17 +250,43 @@ def compute_submission_id(msg: pb.SignedTx | pb.SignedBundle) -> bytes:
 
 # ---------------------------------------------------------------- the connection
 
+T = TypeVar("T")
+NOT_YET = (
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+)
 
-class Client:
-    """An async connection to a sequencer."""
 
-    def __init__(self, endpoint: str, chain_id: str = DEV_CHAIN_ID) -> None:
+async def poll_until(
+    fetch: Callable[[], Awaitable[T | None]], timeout: float, poll: float, what: str
+) -> T:
+    """Call `fetch` until it returns a value. NOT_FOUND, UNAVAILABLE and
+    DEADLINE_EXCEEDED mean "not yet"; other errors are raised; TimeoutError
+    after `timeout` seconds names `what`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            value = await fetch()
+            if value is not None:
+                return value
+        except aio.AioRpcError as e:
+            if e.code() not in NOT_YET:
+                raise
+        if loop.time() > deadline:
+            raise TimeoutError(f"no {what} within {timeout}s")
+        await asyncio.sleep(poll)
+
+
+class _Connection:
+    """One grpc.aio channel to a server; use as `async with`."""
+
+    def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
-        self.chain_id = chain_id
         self.channel = aio.insecure_channel(endpoint, options=CHANNEL_OPTIONS)
-        self.stub = spb_grpc.SequencerServiceStub(self.channel)
 
-    async def __aenter__(self) -> Client:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(
@@ -272,6 +299,15 @@ class Client:
 
     async def wait_ready(self, timeout: float = 10.0) -> None:
         await asyncio.wait_for(self.channel.channel_ready(), timeout)
+
+
+class Client(_Connection):
+    """An async connection to a sequencer."""
+
+    def __init__(self, endpoint: str, chain_id: str = DEV_CHAIN_ID) -> None:
+        super().__init__(endpoint)
+        self.chain_id = chain_id
+        self.stub = spb_grpc.SequencerServiceStub(self.channel)
 
     async def status(self, timeout: float | None = 5.0) -> spb.GetStatusResponse:
         return await self.stub.GetStatus(spb.GetStatusRequest(), timeout=timeout)
@@ -336,19 +372,12 @@ class Client:
         self, submission_id: bytes, timeout: float = 30.0, poll: float = 0.02
     ) -> int:
         """The height that orders `submission_id`, polling until it is ordered."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            try:
-                r = await self.get_submission(submission_id)
-                if r.state == spb.GetSubmissionResponse.STATE_ORDERED:
-                    return int(r.height)
-            except aio.AioRpcError as e:
-                if e.code() not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE):
-                    raise
-            if loop.time() > deadline:
-                raise TimeoutError(f"{submission_id.hex()} not ordered within {timeout}s")
-            await asyncio.sleep(poll)
+
+        async def ordered() -> int | None:
+            r = await self.get_submission(submission_id)
+            return int(r.height) if r.state == spb.GetSubmissionResponse.STATE_ORDERED else None
+
+        return await poll_until(ordered, timeout, poll, f"{submission_id.hex()} ordered")
 
     async def stream_blocks(self, from_height: int = 1) -> AsyncIterator[pb.Block]:
         """One stream of blocks from `from_height`; ends when the server ends it."""
@@ -401,24 +430,12 @@ class ReceiptInfo:
     index: int
 
 
-class NodeClient:
+class NodeClient(_Connection):
     """An async connection to a rollup node."""
 
     def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-        self.channel = aio.insecure_channel(endpoint, options=CHANNEL_OPTIONS)
+        super().__init__(endpoint)
         self.stub = npb_grpc.RollupNodeServiceStub(self.channel)
-
-    async def __aenter__(self) -> NodeClient:
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        await self.channel.close(grace=None)
 
     async def status(self, timeout: float | None = 5.0) -> npb.GetNodeStatusResponse:
         return await self.stub.GetNodeStatus(npb.GetNodeStatusRequest(), timeout=timeout)
@@ -446,17 +463,9 @@ class NodeClient:
         self, entry_id: bytes, timeout: float = 30.0, poll: float = 0.02
     ) -> ReceiptInfo:
         """The receipt of `entry_id` once this node has executed it."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            try:
-                return await self.receipt(entry_id)
-            except aio.AioRpcError as e:
-                if e.code() not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE):
-                    raise
-            if loop.time() > deadline:
-                raise TimeoutError(f"no receipt for {entry_id.hex()} within {timeout}s")
-            await asyncio.sleep(poll)
+        return await poll_until(
+            lambda: self.receipt(entry_id), timeout, poll, f"a receipt for {entry_id.hex()}"
+        )
 
     async def bundle(self, bundle_id: bytes, timeout: float | None = 5.0) -> npb.BundleRecord:
         return await self.stub.GetBundle(npb.GetBundleRequest(id=bundle_id), timeout=timeout)
@@ -474,34 +483,33 @@ class NodeClient:
         self, bundle_id: bytes, timeout: float = 30.0, poll: float = 0.01
     ) -> npb.BundleRecord:
         """This rollup's record of the bundle once the decision has been applied here."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            try:
-                r = await self.bundle(bundle_id)
-                if r.status in (npb.BundleRecord.STATUS_COMMITTED, npb.BundleRecord.STATUS_ABORTED):
-                    return r
-            except aio.AioRpcError as e:
-                if e.code() not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE):
-                    raise
-            if loop.time() > deadline:
-                raise TimeoutError(f"bundle {bundle_id.hex()} not decided within {timeout}s")
-            await asyncio.sleep(poll)
+        finished = (npb.BundleRecord.STATUS_COMMITTED, npb.BundleRecord.STATUS_ABORTED)
+
+        async def decided() -> npb.BundleRecord | None:
+            r = await self.bundle(bundle_id)
+            return r if r.status in finished else None
+
+        return await poll_until(decided, timeout, poll, f"bundle {bundle_id.hex()} decided")
 
     async def wait_for_height(self, height: int, timeout: float = 30.0, poll: float = 0.02) -> int:
         """Wait until the node has applied `height`; returns its applied height."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            with contextlib.suppress(aio.AioRpcError):
-                s = await self.status()
-                if s.applied_height >= height:
-                    return int(s.applied_height)
-            if loop.time() > deadline:
-                raise TimeoutError(
-                    f"node {self.endpoint} did not reach height {height} in {timeout}s"
-                )
-            await asyncio.sleep(poll)
+
+        async def applied() -> int | None:
+            s = await self.status()
+            return int(s.applied_height) if s.applied_height >= height else None
+
+        return await poll_until(applied, timeout, poll, f"{self.endpoint} at height {height}")
+
+
+@contextlib.asynccontextmanager
+async def node_clients(endpoints: dict[str, str]) -> AsyncIterator[dict[str, NodeClient]]:
+    """NodeClients for {name: endpoint}, closed on exit."""
+    clients = {name: NodeClient(ep) for name, ep in endpoints.items()}
+    try:
+        yield clients
+    finally:
+        for c in clients.values():
+            await c.close()
 
 
 async def wait_for_decision(
