@@ -35,6 +35,26 @@ def compute_genesis_hash(genesis: Genesis) -> bytes:
     return blake3.blake3(encode_genesis(genesis).encode()).digest()
 
 
+def compute_vote_chunks(
+    chain_id: str, rollup: str, height: int, votes: tuple[BundleVote, ...], limit: int
+) -> list[VoteBody]:
+    """The votes of one block as few vote bodies as fit the sequencer's body size
+    limit (one, unless the block prepared many bundles here): a vote body over the
+    limit is refused at admission, and its bundles would abort at their deadline."""
+    empty = len(codec.encode_vote_body(VoteBody(chain_id, rollup, Height(height), ())))
+    chunks: list[list[BundleVote]] = [[]]
+    size = empty
+    for v in votes:
+        # a repeated field's entries encode independently, so sizes add up exactly
+        one = len(codec.encode_vote_body(VoteBody(chain_id, rollup, Height(height), (v,))))
+        if chunks[-1] and size + one - empty > limit:
+            chunks.append([])
+            size = empty
+        chunks[-1].append(v)
+        size += one - empty
+    return [VoteBody(chain_id, rollup, Height(height), tuple(c)) for c in chunks]
+
+
 class Follower:
     def __init__(
         self, store: NodeStore, genesis: Genesis, rollup: str, sequencer: str, vote_key: Keypair
@@ -135,13 +155,14 @@ class Follower:
         deadline = height + self.genesis.limits.bundle_deadline_blocks
         if deadline < self.sequencer_height:
             return  # too late to count: the sequencer aborts at the deadline anyway
-        body = VoteBody(self.genesis.chain_id, self.rollup, Height(height), votes)
-        body_bytes = codec.encode_vote_body(body)
-        signature = Signature(self.vote_key.public_key, self.vote_key.sign(body_bytes))
-        msg = codec.encode_signed_vote(body_bytes, signature)
-        task = asyncio.create_task(self._submit_vote(client, msg, deadline))
-        self._vote_tasks.add(task)
-        task.add_done_callback(self._vote_tasks.discard)
+        limit = self.genesis.limits.max_body_bytes
+        for chunk in compute_vote_chunks(self.genesis.chain_id, self.rollup, height, votes, limit):
+            body_bytes = codec.encode_vote_body(chunk)
+            signature = Signature(self.vote_key.public_key, self.vote_key.sign(body_bytes))
+            msg = codec.encode_signed_vote(body_bytes, signature)
+            task = asyncio.create_task(self._submit_vote(client, msg, deadline))
+            self._vote_tasks.add(task)
+            task.add_done_callback(self._vote_tasks.discard)
 
     async def _submit_vote(self, client: Client, msg: pb.SignedVote, deadline: int) -> None:
         delay = 0.02

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from xrollup.errors import BadSignature, Expired, InvalidInput, LimitExceeded, NotAuthorized
+from xrollup.errors import (
+    BadSignature,
+    Expired,
+    InvalidInput,
+    LimitExceeded,
+    NotAuthorized,
+    WrongSigners,
+)
 from xrollup.genesis import Genesis
 from xrollup.keys import Address, compute_address, encode_address, is_valid_signature
 from xrollup.model import (
@@ -172,13 +179,13 @@ def validate_signatures(
     missing = required - signed
     if missing:
         by = ", ".join(sorted(encode_address(a) for a in signed))
-        raise NotAuthorized(
+        raise WrongSigners(
             f"{what}: account {encode_address(min(missing))} has not signed; signatures are by "
             f"{by}, a key that does not own the account"
         )
     extra = signed - required
     if extra:
-        raise NotAuthorized(
+        raise WrongSigners(
             f"{what}: signature by {encode_address(min(extra))}, an account it does not touch"
         )
 

@@ -20,6 +20,10 @@ class NotAuthorized(XrollupError):
     """Validly signed, but by a key that may not act for the account (PERMISSION_DENIED)."""
 
 
+class WrongSigners(NotAuthorized):
+    """The signatures verify but are not by exactly the accounts the body names."""
+
+
 class Refused(XrollupError):
     """Refused by the current state, e.g. an expired submission (FAILED_PRECONDITION)."""
 

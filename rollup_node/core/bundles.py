@@ -26,7 +26,7 @@ from typing import Any
 from rollup_node.core import bank, collateral, options, oracle
 from rollup_node.core.state import State
 from xrollup import checks
-from xrollup.errors import Refused, XrollupError
+from xrollup.errors import BadSignature, Refused, WrongSigners, XrollupError
 from xrollup.genesis import Genesis
 from xrollup.keys import encode_address
 from xrollup.model import (
@@ -153,6 +153,10 @@ def prepare_bundle(
             raise Refused(f"bundle expired at height {int(bundle.body.expiry_height)}")
         if verify:
             checks.validate_bundle(bundle, genesis)
+    except (BadSignature, WrongSigners) as e:
+        # The id covers the body, not the signatures: vote no, record nothing, so
+        # a forged copy cannot burn the id of the genuine bundle.
+        return BundleVote(bundle.id, False, str(e))
     except XrollupError as e:
         reason = str(e)
     if not reason:

@@ -21,7 +21,7 @@ from rollup_node.core.state import (
     seen_key,
 )
 from xrollup import checks
-from xrollup.errors import Expired, Refused, XrollupError
+from xrollup.errors import BadSignature, Expired, Refused, WrongSigners, XrollupError
 from xrollup.genesis import Genesis
 from xrollup.keys import Address
 from xrollup.model import (
@@ -87,7 +87,8 @@ def apply_block(
         elif isinstance(entry, Bundle):
             vote = bundles.prepare_bundle(state, entry, rollup, height, genesis, verify_signatures)
             if vote is not None:
-                mark_seen(state, entry.id, entry.body.expiry_height)
+                if bundles.get_record(state, entry.id) is not None:
+                    mark_seen(state, entry.id, entry.body.expiry_height)
                 votes.append(vote)
         elif isinstance(entry, Decision):
             record = bundles.finish_bundle(state, entry, height)
@@ -118,6 +119,10 @@ def apply_tx(
     try:
         if verify_signatures:
             checks.validate_tx(tx, genesis)
+    except (BadSignature, WrongSigners) as e:
+        # The id covers the body, not the signatures: a forged copy must not
+        # burn the id of the genuine transaction, so nothing is marked.
+        return Receipt(tx.id, height, index, False, str(e))
     except XrollupError as e:
         mark_seen(state, tx.id, tx.body.expiry_height)
         return Receipt(tx.id, height, index, False, str(e))

@@ -192,15 +192,18 @@ class Model:
             if body.expiry_height < height:
                 out.append((tx.id, index, False, "expired"))
                 continue
-            self.seen[tx.id] = int(body.expiry_height)
             action = body.action
             assert isinstance(action, Transfer)
             signer = tx.signatures[0].public_key
-            have = self.balances.get((body.sender, action.asset), 0)
-            if self.verify and action.asset not in KNOWN_ASSETS:
-                out.append((tx.id, index, False, "unknown asset"))
-            elif self.verify and signer != account_of(body.sender).public_key:
+            unknown = self.verify and action.asset not in KNOWN_ASSETS
+            if not unknown and self.verify and signer != account_of(body.sender).public_key:
+                # Signature failures burn no id (it covers the body only).
                 out.append((tx.id, index, False, "has not signed"))
+                continue
+            self.seen[tx.id] = int(body.expiry_height)
+            have = self.balances.get((body.sender, action.asset), 0)
+            if unknown:
+                out.append((tx.id, index, False, "unknown asset"))
             elif have < action.amount:
                 out.append((tx.id, index, False, "insufficient"))
             else:

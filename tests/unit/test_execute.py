@@ -236,8 +236,29 @@ def test_invalid_tx_fails_with_its_reason_and_changes_nothing_else(kind: str) ->
     (r,) = outcome.receipts
     assert (r.id, r.height, r.index, r.ok) == (tx.id, 1, 0, False)
     assert reason in r.reason
-    assert outcome.writes == seen_marker(tx)
-    assert chain.state.items == before | seen_marker(tx)
+    # A failure of the signatures burns nothing: the id covers the body only, so
+    # a forged copy must not stop the genuine transaction. Other failures are
+    # properties of the body and mark the id as executed.
+    marked = {} if kind in SIGNATURE_FAILURES else seen_marker(tx)
+    assert outcome.writes == marked
+    assert chain.state.items == before | marked
+
+
+SIGNATURE_FAILURES = {"wrong signer", "bad signature"}
+
+
+def test_forged_copy_does_not_burn_the_genuine_id() -> None:
+    chain = Chain("alpha")
+    genuine = transfer(ALICE, BOB.address, "USDC", 7, nonce=77)
+    # Same body, so the same id, but signed by Carol instead of Alice.
+    forged = dataclasses.replace(
+        genuine, signatures=(Signature(CAROL.public_key, CAROL.sign(genuine.body_bytes)),)
+    )
+    assert forged.id == genuine.id
+    (r1,) = chain.apply([forged]).receipts
+    assert not r1.ok
+    (r2,) = chain.apply([genuine]).receipts
+    assert r2.ok
 
 
 def test_invalid_txs_never_stop_the_block() -> None:
