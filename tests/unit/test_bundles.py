@@ -7,6 +7,8 @@ spend it; a decision applies once; a bundle with no leg here is ignored."""
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from collections.abc import Sequence
 
 from statesupport import (
@@ -29,8 +31,9 @@ from rollup_node.core import bundles, collateral, options
 from rollup_node.core.execute import BlockOutcome, apply_tx
 from rollup_node.core.state import EXPIRY, SEEN, MemoryState, State
 from rollup_node.core.supply import SupplyReport, compute_supply
+from rollup_node.follower import compute_vote_chunks
 from xrollup.blocks import compute_decision_id
-from xrollup.codec import decode_bundle
+from xrollup.codec import decode_bundle, encode_vote_body
 from xrollup.genesis import DEV_ACCOUNT_COUNT
 from xrollup.keys import Keypair
 from xrollup.model import (
@@ -43,6 +46,7 @@ from xrollup.model import (
     ReleaseLien,
     SettleOption,
     Transfer,
+    VoteBody,
 )
 from xrollup.numeric import Amount, Height
 
@@ -575,3 +579,33 @@ def test_a_bundle_with_no_leg_here_is_ignored() -> None:
     assert (out.votes, out.receipts, out.writes) == ((), (), {})
     out = alpha.apply([decision(b.id, True)])
     assert (out.finished, out.writes) == ((), {})
+
+
+# ---------------------------------------------------------------- the node's vote messages
+
+
+def test_a_blocks_votes_are_split_into_bodies_the_sequencer_admits() -> None:
+    # Regression: one vote body per block grew past max_body_bytes (4096) when a
+    # block prepared ~50 bundles with refusal reasons; admission refused it and
+    # the bundles aborted at their deadline although this rollup voted yes.
+    limit = GENESIS.limits.max_body_bytes
+    reason = "legs[0] on alpha: insufficient USDC: 0x" + "ab" * 20 + " holds 0, needs 2000000"
+    votes = tuple(
+        BundleVote(bytes([i]) * 32, i % 3 == 0, "" if i % 3 else reason) for i in range(200)
+    )
+
+    chunks = compute_vote_chunks(GENESIS.chain_id, "alpha", 7, votes, limit)
+
+    assert len(chunks) > 1
+    assert tuple(v for c in chunks for v in c.votes) == votes  # all of them, in order, once
+    sizes = [len(encode_vote_body(c)) for c in chunks]
+    assert max(sizes) <= limit
+    assert all(c.rollup == "alpha" and c.height == 7 for c in chunks)
+    # as few as fit: each chunk would overflow with the next chunk's first vote
+    for c, nxt in itertools.pairwise(chunks):
+        bigger = dataclasses.replace(c, votes=(*c.votes, nxt.votes[0]))
+        assert len(encode_vote_body(bigger)) > limit
+    few = votes[:3]
+    assert compute_vote_chunks(GENESIS.chain_id, "alpha", 7, few, limit) == [
+        VoteBody(GENESIS.chain_id, "alpha", Height(7), few)
+    ]
