@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import os
 import sys
 from pathlib import Path
 
+from sequencer.admitter import Admitter
 from sequencer.runtime import Sequencer
 from sequencer.service import SequencerService
 from sequencer.store import LevelDBBlockStore
@@ -47,6 +49,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--grace", type=float, default=3.0, help="seconds in-flight calls get on SIGTERM"
     )
+    p.add_argument(
+        "--admission-processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes that admit SubmitBatch transactions (default: one per core; 0: threads)",
+    )
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -57,12 +65,15 @@ async def serve(args: argparse.Namespace) -> int:
         genesis = dataclasses.replace(genesis, block_interval_ms=args.block_interval_ms)
     store = LevelDBBlockStore(args.data_dir)
     seq = Sequencer(genesis, store)
-    service = SequencerService(seq)
+    admitter = Admitter(genesis, args.admission_processes) if args.admission_processes > 0 else None
+    service = SequencerService(seq, admitter)
     server = serving.build_server(genesis.limits.max_message_bytes)
     sequencer_pb2_grpc.add_SequencerServiceServicer_to_server(service, server)
     health = serving.add_health_and_reflection(server, [SERVICE_NAME])
     failure: BaseException | None = None
     try:
+        if admitter is not None:
+            await admitter.start()
         endpoint = serving.bind(server, args.listen)
         await server.start()
         seq.start()
