@@ -20,17 +20,19 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from xrollup.errors import InvalidInput
+from xrollup.grpc_status import DecodeErrors
 
 log = logging.getLogger(__name__)
 
 
 def build_server(max_message_bytes: int) -> aio.Server:
     return aio.server(
+        interceptors=[DecodeErrors()],
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.so_reuseport", 0),
-        ]
+        ],
     )
 
 
