@@ -16,6 +16,11 @@ delivered. Figures:
                         many blocks the collateral stays in escrow before the decision
   committed_per_s       committed bundles / (last decision - first submission)
 
+Two phases on one devnet: throughput (--count bundles, --window in flight) and
+latency at a fixed offered rate (--rate bundles/s for 5 s, open loop): the
+decision-latency target is read at that rate, not at saturation, where queueing
+in front of the nodes dominates.
+
 Everything this script starts is stopped by pid in a finally block."""
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ def percentile(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
 
 
-def presign(count: int, head: int) -> list[pb.SignedBundle]:
+def presign(count: int, head: int, nonce_base: int = 0) -> list[pb.SignedBundle]:
     out = []
     for i in range(count):
         pair = i % 5
@@ -66,17 +71,21 @@ def presign(count: int, head: int) -> list[pb.SignedBundle]:
                 option_expiry_height=head + 50_000,
                 premium=10_000,
                 expiry_height=head + 3_000,
-                nonce=i,
+                nonce=nonce_base + i,
             )
         )
     return out
 
 
-async def measure(sequencer: str, count: int, window: int) -> dict[str, Any]:
+async def measure(
+    sequencer: str, count: int, window: int, rate: float | None = None, nonce_base: int = 0
+) -> dict[str, Any]:
+    """Submit `count` open bundles, `window` in flight, or paced at `rate` per
+    second (open loop) when given; follow the log until every one is decided."""
     async with Client(sequencer) as c:
         head = (await c.status()).height
         t = time.perf_counter()
-        bundles = presign(count, head)
+        bundles = presign(count, head, nonce_base)
         sign_s = time.perf_counter() - t
         ids = {codec.decode_bundle(b).id for b in bundles}
         included: dict[bytes, int] = {}
@@ -112,7 +121,16 @@ async def measure(sequencer: str, count: int, window: int) -> dict[str, Any]:
                     ids.discard(bid)
 
         start = time.perf_counter()
-        await asyncio.gather(*(submit(b) for b in bundles))
+        if rate:
+            tasks = []
+            for i, b in enumerate(bundles):
+                delay = start + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(submit(b)))
+            await asyncio.gather(*tasks)
+        else:
+            await asyncio.gather(*(submit(b) for b in bundles))
         submit_s = time.perf_counter() - start
         try:
             await asyncio.wait_for(done.wait(), timeout=60)
@@ -150,6 +168,9 @@ def main() -> int:
     )
     ap.add_argument("--count", type=int, default=3000, help="bundles to submit")
     ap.add_argument("--window", type=int, default=128, help="submissions in flight")
+    ap.add_argument(
+        "--rate", type=float, default=500.0, help="bundles/s of the latency phase (open loop)"
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args()
     genesis = dev_genesis()
@@ -158,14 +179,24 @@ def main() -> int:
         try:
             seq = manifest.get("sequencer")
             assert seq is not None
+            # Throughput: as many as the window allows. Latency: paced at --rate.
             result = asyncio.run(measure(seq.endpoint, args.count, args.window))
+            paced = asyncio.run(
+                measure(seq.endpoint, int(args.rate * 5), 4096, args.rate, nonce_base=10**9)
+            )
+            result["at_rate"] = {
+                "rate": args.rate,
+                "committed_per_s": paced["committed_per_s"],
+                "decision_latency_ms": paced["decision_latency_ms"],
+                "decision_blocks": paced["decision_blocks"],
+            }
         finally:
             network.stop_devnet(Path(tmp))
     result["targets"] = {
-        "decision_blocks_p99_le_3": {
-            "value": result["decision_blocks"]["p99"],
+        "decision_blocks_p99_le_3_at_rate": {
+            "value": result["at_rate"]["decision_blocks"]["p99"],
             "threshold": 3,
-            "pass": result["decision_blocks"]["p99"] <= 3,
+            "pass": result["at_rate"]["decision_blocks"]["p99"] <= 3,
         },
         "committed_per_s_ge_500": {
             "value": result["committed_per_s"],
