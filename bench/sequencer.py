@@ -10,8 +10,9 @@ Phases (each runs `--duration` seconds after a short warm-up that is not counted
   clients_8  8 clients, each a pipelining "trader bot" that keeps a window of W
              submissions in flight (an ack only comes once the block is synced, so
              a client waiting for each ack is bound to ~1 tx per block interval).
-             The clients run in separate OS processes, each with its own asyncio
-             loop and grpc.aio channel (its own TCP connection).
+             The clients run in OS processes (by default 2 of 4 clients; see
+             CLIENT_PROCS for why), each client with its own grpc.aio channel (its
+             own TCP connection); requests are pre-serialized bytes.
   batched    SubmitBatch with batches of B transactions from a few concurrent callers;
              acked_per_s counts acknowledged transactions, latency is per call.
 
@@ -28,8 +29,11 @@ Floors:
 
 Every transaction is signed before its phase starts (signing is the client's cost),
 with distinct dev accounts and nonces, so every id is unique and every transfer is
-valid. Everything runs on 127.0.0.1; every process this script starts is stopped by
-its pid in a finally block."""
+valid. Each phase reports the CPU its server (with its child processes), its load
+processes and the rest of the machine used: on a 2-core machine anything else
+running (a test suite) moves every figure, and `config.max_other_cores_used` says
+how much did. Everything runs on 127.0.0.1; every process this script starts is
+stopped by its pid in a finally block."""
 
 from __future__ import annotations
 
@@ -80,9 +84,20 @@ SUBMIT_TX = f"/{SERVICE}/SubmitTransaction"
 SUBMIT_BATCH = f"/{SERVICE}/SubmitBatch"
 
 BLOCK_INTERVAL_MS = 20
-WINDOW = 32  # in-flight submissions per clients_8 client
+# In-flight submissions per clients_8 client. By Little's law throughput = in flight /
+# latency, and an ack waits for the next synced block (~20-25 ms at 20 ms blocks), so
+# 8 clients need ~2,250/s x 25 ms ~ 56 in flight to keep the sequencer busy: W=8 is
+# the smallest power of two where its throughput stops growing (measured W=4: ~1,500/s,
+# window-bound); the bare server is saturated from W=4. A larger W adds only queueing
+# (W=32: the same throughput, p50 ~100-150 ms).
+WINDOW = 8
 CLIENTS = 8
-CLIENT_PROCS = 8  # clients_8 and the bare floor: one OS process per client (see --client-procs)
+# clients_8 and the bare floor: 8 clients in 2 processes of 4 (each client with its
+# own grpc.aio channel and TCP connection). On 2 cores the load processes share the
+# CPU with the server; 2 processes spent ~160-270 us of client CPU per call against
+# ~300-390 us for 8 processes (more poller threads and context switches), so they
+# leave the server under test more of the machine. --client-procs 8 runs one each.
+CLIENT_PROCS = 2
 BATCH_SIZE = 500
 BATCH_CALLERS = 4
 BATCH_PROCS = 2
@@ -259,7 +274,7 @@ async def _worker(
         }
     finally:
         for ch in channels:
-            await ch.close()
+            await ch.close(None)
 
 
 def _cycle(items: Sequence[bytes]) -> Iterator[bytes]:
@@ -274,12 +289,22 @@ def _proc_jiffies(pid: int) -> float:
     return 0.0
 
 
+def _tree(pid: int) -> list[int]:
+    """`pid` and its children (the sequencer's admission workers count as server)."""
+    out = [pid]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(stat.parent.name))
+    return out
+
+
 def _cpu_sample(server: int | None, clients: Sequence[int]) -> tuple[float, float, float, float]:
-    """(machine busy, machine total, server process, client processes) in jiffies."""
+    """(machine busy, machine total, server processes, client processes) in jiffies."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + fields[4]
     total = float(sum(fields[:8]))
-    proc = _proc_jiffies(server) if server is not None else 0.0
+    proc = sum(_proc_jiffies(p) for p in _tree(server)) if server is not None else 0.0
     return total - idle, total, proc, sum(_proc_jiffies(p) for p in clients)
 
 
@@ -413,7 +438,8 @@ class BareService(spb_grpc.SequencerServiceServicer):
 
 async def serve_bare(listen: str, ready_file: Path) -> None:
     server = serving.build_server(dev_genesis().limits.max_message_bytes)
-    spb_grpc.add_SequencerServiceServicer_to_server(BareService(), server)
+    servicer = BareService()  # type: ignore[abstract]  # only SubmitTransaction is served
+    spb_grpc.add_SequencerServiceServicer_to_server(servicer, server)
     health = serving.add_health_and_reflection(server, [SERVICE])
     endpoint = serving.bind(server, listen)
     await server.start()
@@ -518,9 +544,9 @@ def head_height(endpoint: str) -> int:
         return int(status.height)
 
 
-def start_sequencer(tmp: Path, interval_ms: int) -> Launched:
+def start_sequencer(tmp: Path, interval_ms: int, extra: Sequence[str] = ()) -> Launched:
     data, ready, log_file = tmp / "sequencer", tmp / "sequencer.ready", tmp / "sequencer.log"
-    argv = sequencer_argv("127.0.0.1:0", data, ready, None, interval_ms)
+    argv = sequencer_argv("127.0.0.1:0", data, ready, None, interval_ms) + list(extra)
     return start_process("sequencer", "sequencer", None, argv, data, log_file, ready, detach=False)
 
 
@@ -567,7 +593,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         if phases & {"clients_1", "clients_8", "batched"}:
             log(f"starting the sequencer (block interval {interval} ms)")
-            seq = start_sequencer(tmp, interval)
+            seq = start_sequencer(tmp, interval, args.sequencer_args.split())
             try:
                 ep = seq.endpoint
                 log(f"sequencer pid {seq.pid} on {ep}")
@@ -643,6 +669,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "python": platform.python_version(),
         "grpcio": grpc.__version__,
         "seed": args.seed,
+        "sequencer_args": args.sequencer_args,
+        "max_other_cores_used": max(
+            [r.get("other_cores_used", 0.0) for r in results.values()]
+            + [floor.get("bare_grpc_other_cores_used") or 0.0]
+        ),
         "final_head_height": final_head,
         "commit": _git_head(),
     }
@@ -787,6 +818,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=",".join(PHASES),
         help=f"comma-separated subset of {','.join(PHASES)} (targets need all of them)",
     )
+    p.add_argument(
+        "--sequencer-args",
+        default="",
+        help="extra arguments for python -m sequencer, e.g. '--admission-processes 0'",
+    )
     p.add_argument("--serve-bare", metavar="LISTEN", help=argparse.SUPPRESS)
     p.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -800,6 +836,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     report = run(args)
     report["config"]["wall_s"] = round(time.monotonic() - started, 1)
+    if report["config"]["max_other_cores_used"] > 0.15:
+        log(
+            f"warning: other work used up to {report['config']['max_other_cores_used']} cores "
+            "during the measurements; the figures are low"
+        )
     if args.json:
         print(json.dumps(report, indent=1))
     else:
