@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +203,8 @@ def stop_devnet(data_dir: Path, grace: float = 10.0) -> list[str]:
     stopped = []
     for rec in reversed(manifest.processes):
         if is_running(rec):
+            if launcher.process_state(rec.pid) == "paused":
+                os.kill(rec.pid, signal.SIGCONT)  # a stopped process cannot handle SIGTERM
             launcher.stop_pid(rec.pid, grace=grace, argv_hint=rec.argv)
             stopped.append(rec.name)
         with contextlib.suppress(FileNotFoundError):
