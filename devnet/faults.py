@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from devnet import launcher, network
-from devnet.manifest import Manifest, ProcessRecord, load_manifest, save_manifest
+from devnet.manifest import (
+    Manifest,
+    ProcessRecord,
+    load_manifest,
+    locked_manifest,
+    save_manifest,
+)
 from xrollup.errors import InvalidInput, NotFound
 
 
@@ -69,7 +75,6 @@ def restart(data_dir: Path, name: str, timeout: float = 30.0) -> ProcessRecord:
     with the same command line (same data directory, same port), wait until
     healthy and record the new pid in devnet.json."""
     data_dir = data_dir.resolve()
-    m = _manifest(data_dir)
     rec = get_process(data_dir, name)
     if network.is_running(rec):
         if launcher.process_state(rec.pid) == "paused":
@@ -90,8 +95,10 @@ def restart(data_dir: Path, name: str, timeout: float = 30.0) -> ProcessRecord:
     if rec.role == network.PROXY:
         proc.argv = rec.argv
     new = ProcessRecord.from_launched(proc)
-    m.processes = [new if p.name == name else p for p in m.processes]
-    save_manifest(data_dir, m)
+    with locked_manifest(data_dir):
+        m = _manifest(data_dir)  # again: another restart may have saved meanwhile
+        m.processes = [new if p.name == name else p for p in m.processes]
+        save_manifest(data_dir, m)
     return new
 
 

@@ -4,8 +4,11 @@ The command line reads endpoints from here unless given --sequencer/--node."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,7 @@ from typing import Any
 from devnet.launcher import Launched
 
 MANIFEST = "devnet.json"
+LOCK = ".devnet.lock"
 GENESIS = "genesis.json"
 VERSION = 1
 
@@ -68,6 +72,19 @@ def save_manifest(data_dir: Path, manifest: Manifest) -> None:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(manifest.to_json(), indent=2) + "\n")
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def locked_manifest(data_dir: Path) -> Iterator[None]:
+    """Hold the devnet's lock: a read-modify-write of devnet.json inside it does
+    not lose another's (restarts of two processes at once, from threads or
+    from two `devnet restart` commands)."""
+    with open(data_dir / LOCK, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def load_manifest(data_dir: Path) -> Manifest | None:
