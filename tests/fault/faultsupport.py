@@ -396,7 +396,7 @@ async def restart_all(ctx: Ctx) -> None:
 async def kill_storm(ctx: Ctx) -> None:
     """SIGKILL the sequencer or a node every few hundred ms under heavy load, so
     kills land in LevelDB writes (blocks, state batches, catch-up after a
-    restart). One worker restarts the victims in turn (devnet.json has one writer)."""
+    restart). One worker restarts the victims in turn, each as soon as it can."""
     victims = ["sequencer", *NODES]
     down: set[str] = set()
     queue: asyncio.Queue[str | None] = asyncio.Queue()
