@@ -160,8 +160,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             }
             sb.log(f"catch-up: {out['catchup']}")
 
-            # steady lag: the node follows live under the 8-client load
+            # steady lag: the node follows live under the 8-client load, starting once it
+            # has also applied the empty blocks sealed while it was catching up.
             ep = seq.endpoint
+            t = time.perf_counter()
+            asyncio.run(wait_applied(node.endpoint, sb.head_height(ep), timeout=120))
+            sb.log(f"caught up with the live head in {time.perf_counter() - t:.1f} s")
             head_now = sb.head_height(ep)
             per_client = int((args.duration + 2) * sb.PER_CLIENT_CAP_PER_S)
             clients = [
@@ -175,6 +179,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             with LagSampler(ep, node.endpoint) as lag:
                 load = sb.run_phase("steady", specs, seq.pid)
             samples = lag.samples or [0]
+            sb.log(f"lag samples (blocks): {samples}")
             out["steady_lag"] = {
                 "load_acked_per_s": load["acked_per_s"],
                 "load_p99_ms": load["p99_ms"],
