@@ -18,12 +18,11 @@ XR_SEED=<seed>) and prints a reproduction blob on failure."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
-import hypothesis
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from propsupport import run_seeded
 
 from devnet.client import build_open_option, build_price_update, build_settle_option
 from rollup_node.core import bank, bundles, collateral, options
@@ -42,22 +41,6 @@ U64 = Uint64.MAX
 KINDS = st.sampled_from([OptionKind.PUT, OptionKind.CALL])
 u64 = st.one_of(st.integers(0, 2**20), st.integers(0, U64))  # small values hit more edges
 decimals = st.integers(0, 18)
-
-
-def run_seeded(seed: int, max_examples: int) -> Callable[[Callable[..., None]], None]:
-    """Run a @given test under hypothesis with the pytest `seed`."""
-
-    def run(test: Callable[..., None]) -> None:
-        configured = settings(
-            max_examples=max_examples,
-            deadline=None,
-            database=None,
-            print_blob=True,
-            suppress_health_check=[HealthCheck.too_slow],
-        )(test)
-        hypothesis.seed(seed)(configured)()
-
-    return run
 
 
 def ceil_div(a: int, b: int) -> int:

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import functools
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import hypothesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from propsupport import run_seeded
 
 from devnet.client import sign_tx
 from rollup_node.core.execute import BlockOutcome, Receipt, apply_block, apply_genesis
@@ -142,22 +142,6 @@ def encode(height: int, parent: bytes, txs: Sequence[Tx]) -> pb.Block:
 def encode_block(block: Block) -> pb.Block:
     txs = [e for e in block.entries if isinstance(e, Tx)]
     return encode(int(block.height), block.parent_hash, txs)
-
-
-def run_seeded(seed: int, max_examples: int) -> Callable[[Callable[..., None]], None]:
-    """Run a @given test under hypothesis with the pytest `seed`."""
-
-    def run(test: Callable[..., None]) -> None:
-        configured = settings(
-            max_examples=max_examples,
-            deadline=None,
-            database=None,
-            print_blob=True,
-            suppress_health_check=[HealthCheck.too_slow],
-        )(test)
-        hypothesis.seed(seed)(configured)()
-
-    return run
 
 
 # ---------------------------------------------------------------- a plain model
