@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import signal
 from pathlib import Path
 from typing import Any
 
-from devnet import launcher
+from devnet import launcher, proxy
 from devnet.manifest import GENESIS, Manifest, ProcessRecord, load_manifest, save_manifest
 from xrollup.genesis import Genesis, decode_genesis, dev_genesis, encode_genesis
 
@@ -110,20 +109,12 @@ def parse_routes(argv: list[str]) -> list[tuple[str, str]]:
 
 
 def load_faults(data_dir: Path) -> dict[str, dict[str, Any]]:
-    """The proxy's fault state: {route name: {"partitioned": bool, "delay_ms": int}}."""
-    try:
-        doc = json.loads((data_dir / FAULTS).read_text())
-    except (OSError, ValueError):
-        return {}
-    routes = doc.get("routes", {})
-    return routes if isinstance(routes, dict) else {}
+    """The proxy's fault state (its format lives in devnet/proxy.py)."""
+    return proxy.read_faults(data_dir / FAULTS)
 
 
 def save_faults(data_dir: Path, routes: dict[str, dict[str, Any]]) -> None:
-    path = data_dir / FAULTS
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"routes": routes}, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    proxy.write_faults(data_dir / FAULTS, routes)
 
 
 def _node_argv(

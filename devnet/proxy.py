@@ -37,13 +37,21 @@ class Route:
     connections: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
-def read_faults(path: Path) -> dict[str, dict[str, object]]:
+def read_faults(path: Path) -> dict[str, dict[str, Any]]:
+    """The fault state: {route name: {"partitioned": bool, "delay_ms": int}}."""
     try:
         doc = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
     routes = doc.get("routes", {})
     return routes if isinstance(routes, dict) else {}
+
+
+def write_faults(path: Path, routes: dict[str, dict[str, Any]]) -> None:
+    """Replace the fault state atomically (the proxy may read it at any moment)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"routes": routes}, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
 
 
 async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, route: Route) -> None:
