@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from sequencer.core import admission
+from sequencer.core.admission import Admitted, admit_each
 from xrollup.errors import Unavailable, XrollupError
 from xrollup.genesis import Genesis, decode_genesis, encode_genesis
 from xrollup.v1 import types_pb2 as pb
@@ -47,20 +47,12 @@ _LEN = struct.Struct(">I")
 # A batch smaller than this goes to one worker: splitting costs more than it saves.
 MIN_CHUNK = 32
 
-Admitted = tuple[bytes, int] | XrollupError  # (id, expiry height), or why it was refused
 _Reply = list[Admitted] | XrollupError | str
 
 
 def admit_encoded(raw: Sequence[bytes], genesis: Genesis, next_height: int) -> list[Admitted]:
     """Admit serialized SignedTx messages: each one's (id, expiry) or its error."""
-    out: list[Admitted] = []
-    for data in raw:
-        try:
-            tx = admission.admit_tx(pb.SignedTx.FromString(data), genesis, next_height)
-            out.append((tx.id, tx.body.expiry_height))
-        except XrollupError as e:
-            out.append(e)
-    return out
+    return admit_each((pb.SignedTx.FromString(data) for data in raw), genesis, next_height)
 
 
 # ---------------------------------------------------------------- the worker side

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import grpc
 from grpc import aio
 
-from sequencer.admitter import Admitted, Admitter
+from sequencer.admitter import Admitter
 from sequencer.core import admission
 from sequencer.core.bundles import BundleMeta, VoteMeta
 from sequencer.runtime import Ack, Sequencer
@@ -118,7 +118,12 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
             bounds = [len(txs) * i // chunks for i in range(chunks + 1)]
             parts = await asyncio.gather(
                 *(
-                    self._run(self._admit_many, txs[bounds[i] : bounds[i + 1]], next_height)
+                    self._run(
+                        admission.admit_each,
+                        txs[bounds[i] : bounds[i + 1]],
+                        self.genesis,
+                        next_height,
+                    )
                     for i in range(chunks)
                 )
             )
@@ -144,16 +149,6 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
                 code, message = compute_status_value(ack)
                 results[i] = spb.BatchResult(id=entry_id, code=code, message=message)
         return spb.SubmitBatchResponse(results=cast(list[spb.BatchResult], results))
-
-    def _admit_many(self, msgs: Sequence[pb.SignedTx], next_height: int) -> list[Admitted]:
-        out: list[Admitted] = []
-        for msg in msgs:
-            try:
-                tx = admission.admit_tx(msg, self.genesis, next_height)
-                out.append((tx.id, tx.body.expiry_height))
-            except XrollupError as e:
-                out.append(e)
-        return out
 
     @grpc_method
     async def GetBlock(self, request: spb.GetBlockRequest, context: Context) -> pb.Block:

@@ -4,7 +4,10 @@ entry or raises a domain error saying what was wrong."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from xrollup import checks, codec
+from xrollup.errors import XrollupError
 from xrollup.genesis import Genesis
 from xrollup.model import Bundle, Tx, Vote
 from xrollup.v1 import types_pb2 as pb
@@ -15,6 +18,21 @@ def admit_tx(msg: pb.SignedTx, genesis: Genesis, next_height: int) -> Tx:
     checks.validate_expiry(tx.body.expiry_height, next_height, genesis, "tx")
     checks.validate_tx(tx, genesis)
     return tx
+
+
+Admitted = tuple[bytes, int] | XrollupError  # (id, expiry height), or why it was refused
+
+
+def admit_each(msgs: Iterable[pb.SignedTx], genesis: Genesis, next_height: int) -> list[Admitted]:
+    """Admit each transaction of a batch on its own: one refusal stops no other."""
+    out: list[Admitted] = []
+    for msg in msgs:
+        try:
+            tx = admit_tx(msg, genesis, next_height)
+            out.append((tx.id, tx.body.expiry_height))
+        except XrollupError as e:
+            out.append(e)
+    return out
 
 
 def admit_bundle(msg: pb.SignedBundle, genesis: Genesis, next_height: int) -> Bundle:
