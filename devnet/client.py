@@ -251,6 +251,15 @@ def compute_submission_id(msg: pb.SignedTx | pb.SignedBundle) -> bytes:
 # ---------------------------------------------------------------- the connection
 
 T = TypeVar("T")
+# Worth sending again, the same bytes: the server is restarting, slow, or full.
+TRANSIENT = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.CANCELLED,
+    }
+)
 NOT_YET = (
     grpc.StatusCode.NOT_FOUND,
     grpc.StatusCode.UNAVAILABLE,
@@ -406,13 +415,8 @@ class Client(_Connection):
                     delay = retry_delay
                     yield block
             except aio.AioRpcError as e:
-                if e.code() not in (
-                    grpc.StatusCode.UNAVAILABLE,
-                    grpc.StatusCode.CANCELLED,
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    grpc.StatusCode.DEADLINE_EXCEEDED,
-                    grpc.StatusCode.INTERNAL,
-                ):
+                # INTERNAL too: a stream cut mid-message by a dying server reads as one.
+                if e.code() not in TRANSIENT and e.code() != grpc.StatusCode.INTERNAL:
                     raise
             await asyncio.sleep(delay)
             delay = min(max_delay, delay * 2)

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
 from grpc import aio
 
 from devnet.client import (
+    TRANSIENT,
     Client,
     build_open_option,
     build_price_update,
@@ -33,15 +33,9 @@ from rollup_node.core import options
 from xrollup import codec
 from xrollup.genesis import Genesis
 from xrollup.keys import derive_dev_account, derive_oracle_key
-from xrollup.model import Bundle, Decision, OptionKind
+from xrollup.model import Decision, OptionKind
 from xrollup.v1 import types_pb2 as pb
 
-RETRY_CODES = {
-    grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.DEADLINE_EXCEEDED,
-    grpc.StatusCode.RESOURCE_EXHAUSTED,
-    grpc.StatusCode.CANCELLED,
-}
 OPTION_EXPIRY_BLOCKS = 25
 STRIKE = 2_000 * 10**6
 SIZE = 10**7  # 0.01 ETH: 20 USDC of collateral per put
@@ -137,8 +131,6 @@ async def run_load(
                             info = opens_pending.pop(e.bundle_id)
                             if e.commit:
                                 opens_committed[e.bundle_id] = info
-                    elif isinstance(e, Bundle):
-                        pass
                 nonlocal head
                 head = max(head, block.header.height)
                 if stop_follow.is_set() and all(b in decided for b in bundles):
@@ -158,44 +150,21 @@ async def run_load(
                     build_price_update(oracle, "beta", "ETH", "USDC", price[0], expiry, chain),
                     False,
                 )
+            sender, to = derive_dev_account(a), derive_dev_account(b).address
+
+            def transfer(rollup: str, asset: str, amount: int) -> pb.SignedTx:
+                return build_transfer(sender, rollup, to, asset, amount, expiry, chain)
+
             if r < 0.50:
                 rollup = rng.choice(("alpha", "beta"))
                 asset, amount = rng.choice(
                     (("USDC", rng.randint(1, 10**8)), ("ETH", rng.randint(1, 10**8)))
                 )
-                tx = build_transfer(
-                    derive_dev_account(a),
-                    rollup,
-                    derive_dev_account(b).address,
-                    asset,
-                    amount,
-                    expiry,
-                    chain,
-                )
-                return "transfer", tx, False
+                return "transfer", transfer(rollup, asset, amount), False
             if r < 0.58:
-                tx = build_transfer(
-                    derive_dev_account(a),
-                    "alpha",
-                    derive_dev_account(b).address,
-                    "USDC",
-                    10**15,
-                    expiry,
-                    chain,
-                )
-                return "overspend", tx, False
+                return "overspend", transfer("alpha", "USDC", 10**15), False
             if r < 0.66:
-                tx = build_transfer(
-                    derive_dev_account(a),
-                    "beta",
-                    derive_dev_account(b).address,
-                    "USDC",
-                    5,
-                    expiry,
-                    chain,
-                )
-                bad = pb.SignedTx()
-                bad.CopyFrom(tx)
+                bad = transfer("beta", "USDC", 5)
                 sig = bytearray(bad.signatures[0].signature)
                 sig[0] ^= 0xFF
                 bad.signatures[0].signature = bytes(sig)
@@ -257,7 +226,7 @@ async def run_load(
                         journal.record(kind, ack.id, ack.height, ack.index)
                         return
                     except aio.AioRpcError as e:
-                        if e.code() not in RETRY_CODES:
+                        if e.code() not in TRANSIENT:
                             summary.refused += 1
                             if not refuse_expected:
                                 summary.unexpected_refusals.append(f"{kind}: {e.details()}")

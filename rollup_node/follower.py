@@ -14,7 +14,7 @@ import blake3
 import grpc
 from grpc import aio
 
-from devnet.client import Client
+from devnet.client import TRANSIENT, Client
 from rollup_node.core import bundles
 from rollup_node.core.execute import apply_block, apply_genesis
 from rollup_node.core.root import compute_state_root, update_accumulator
@@ -172,13 +172,7 @@ class Follower:
                 self.votes_sent += 1
                 return
             except aio.AioRpcError as e:
-                retry = e.code() in (
-                    grpc.StatusCode.UNAVAILABLE,
-                    grpc.StatusCode.DEADLINE_EXCEEDED,
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    grpc.StatusCode.CANCELLED,
-                )
-                if not retry:
+                if e.code() not in TRANSIENT:
                     log.error("vote refused: %s: %s", e.code().name, e.details())
                     return
                 if self.sequencer_height > deadline:

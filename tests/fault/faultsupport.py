@@ -33,8 +33,8 @@ from grpc import aio
 
 from devnet import faults, network
 from devnet.checker import NodeRef, load_journal, run_checks
-from devnet.client import Client, NodeClient, Submitted, build_bundle, build_transfer
-from devnet.load import RETRY_CODES, run_load
+from devnet.client import TRANSIENT, Client, NodeClient, Submitted, build_bundle, build_transfer
+from devnet.load import run_load
 from devnet.manifest import Manifest, load_manifest
 from xrollup import codec
 from xrollup.genesis import Genesis, decode_genesis
@@ -197,7 +197,7 @@ async def submit_retrying(
                 return await client.submit_bundle(msg, timeout=5.0)
             return await client.submit_tx(msg, timeout=5.0)
         except aio.AioRpcError as e:
-            if e.code() not in RETRY_CODES or time.monotonic() > deadline:
+            if e.code() not in TRANSIENT or time.monotonic() > deadline:
                 raise
         await asyncio.sleep(0.05)
 
