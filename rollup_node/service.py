@@ -84,8 +84,7 @@ class RollupNodeService(npb_grpc.RollupNodeServiceServicer):
     async def GetPrice(
         self, request: npb.GetPriceRequest, context: Context
     ) -> npb.GetPriceResponse:
-        reader, _ = self.store.snapshot_reader()
-        p = oracle.get_price(State(reader), request.base, request.quote)
+        p = oracle.get_price(self._state(), request.base, request.quote)
         if p is None:
             raise NotFound(f"no {request.base}/{request.quote} price on {self.follower.rollup}")
         return npb.GetPriceResponse(
