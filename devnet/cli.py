@@ -38,7 +38,6 @@ from devnet.client import (
 from devnet.demo import run_demo
 from devnet.load import run_load
 from devnet.manifest import GENESIS, Manifest, load_manifest
-from rollup_node.core.options import compute_payout
 from xrollup.errors import XrollupError
 from xrollup.genesis import DEV_ACCOUNT_COUNT, Genesis, decode_genesis, dev_genesis
 from xrollup.keys import (
@@ -49,6 +48,7 @@ from xrollup.keys import (
     encode_address,
 )
 from xrollup.model import OptionKind
+from xrollup.options import compute_payout
 from xrollup.v1 import node_pb2 as npb
 from xrollup.v1 import types_pb2 as pb
 

@@ -21,7 +21,6 @@ from typing import Self, TypeVar
 import grpc
 from grpc import aio
 
-from rollup_node.core import options
 from xrollup import codec
 from xrollup.blocks import compute_id
 from xrollup.genesis import DEV_CHAIN_ID
@@ -41,6 +40,7 @@ from xrollup.model import (
     TxBody,
 )
 from xrollup.numeric import Amount, Height
+from xrollup.options import collateral_asset, compute_collateral
 from xrollup.v1 import node_pb2 as npb
 from xrollup.v1 import node_pb2_grpc as npb_grpc
 from xrollup.v1 import sequencer_pb2 as spb
@@ -195,11 +195,11 @@ def build_open_option(
     default exactly what the margin rule demands) and the holder opens the option
     on `option_rollup`, paying the premium. The option's and the lien's id is the
     bundle's id. Signed by writer and holder."""
-    asset = options.collateral_asset(kind, underlying, quote)
+    asset = collateral_asset(kind, underlying, quote)
     amount = (
         collateral
         if collateral is not None
-        else options.compute_collateral(kind, strike, size, underlying_decimals)
+        else compute_collateral(kind, strike, size, underlying_decimals)
     )
     legs = [
         Leg(

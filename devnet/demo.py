@@ -21,10 +21,10 @@ from devnet.client import (
     build_settle_option,
     wait_for_decision,
 )
-from rollup_node.core import options
 from xrollup.genesis import Genesis
 from xrollup.keys import Address, derive_dev_account, derive_oracle_key, encode_address
 from xrollup.model import OptionKind
+from xrollup.options import compute_collateral, compute_payout
 from xrollup.v1 import node_pb2 as npb
 
 COMMITTED = npb.BundleRecord.STATUS_COMMITTED
@@ -122,7 +122,7 @@ async def run_demo(
         before = await snapshot()
         head = (await seq.status()).height
         expiry = head + expiry_blocks
-        need = options.compute_collateral(OptionKind.PUT, strike, size, eth.decimals)
+        need = compute_collateral(OptionKind.PUT, strike, size, eth.decimals)
         say(
             f"2. Open: a put on 2 ETH at strike {usd(strike)}, expiry height {expiry},"
             f" premium {usd(premium)}; {usd(need)} locked on alpha as collateral"
@@ -193,7 +193,7 @@ async def run_demo(
         await b.wait_for_height(expiry, timeout=60)
         settle_price = 2_500 * 10**usdc.decimals
         await post_price(settle_price)
-        payout = options.compute_payout(OptionKind.PUT, strike, size, settle_price, eth.decimals)
+        payout = compute_payout(OptionKind.PUT, strike, size, settle_price, eth.decimals)
 
         say(f"5. Settle (submitted by dev 4, anyone may): payout {usd(payout)} to the holder")
         head = (await seq.status()).height

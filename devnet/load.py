@@ -29,11 +29,11 @@ from devnet.client import (
     build_settle_option,
     build_transfer,
 )
-from rollup_node.core import options
 from xrollup import codec
 from xrollup.genesis import Genesis
 from xrollup.keys import derive_dev_account, derive_oracle_key
 from xrollup.model import Decision, OptionKind
+from xrollup.options import compute_payout
 from xrollup.v1 import types_pb2 as pb
 
 OPTION_EXPIRY_BLOCKS = 25
@@ -174,7 +174,7 @@ async def run_load(
                 # settle an expired option at the last price posted (aborts if it moved)
                 oid = rng.choice(ready)
                 _, holder = opens_committed.pop(oid)
-                payout = options.compute_payout(OptionKind.PUT, STRIKE, SIZE, price[0], 9)
+                payout = compute_payout(OptionKind.PUT, STRIKE, SIZE, price[0], 9)
                 bundle = build_settle_option(
                     derive_dev_account(a),
                     oid,

@@ -47,7 +47,6 @@ from devnet.client import (
     wait_for_decision,
 )
 from devnet.manifest import Manifest
-from rollup_node.core import options
 from xrollup import codec
 from xrollup.genesis import DEV_ACCOUNT_COUNT, DEV_CHAIN_ID, Genesis, load_genesis
 from xrollup.keys import (
@@ -72,6 +71,7 @@ from xrollup.model import (
     VoteBody,
 )
 from xrollup.numeric import Amount, Height
+from xrollup.options import compute_collateral, compute_payout
 from xrollup.v1 import node_pb2 as npb
 from xrollup.v1 import types_pb2 as pb
 
@@ -394,7 +394,7 @@ async def _workload(net: Net, seed: int) -> None:
         for _ in range(50):  # invalid on beta: margin too thin by one base unit
             writer, holder = two(rng)
             strike, size = rng.randint(1_000, 3_000) * USDC, rng.randint(1, 100) * ETH // 1000
-            need = options.compute_collateral(OptionKind.PUT, strike, size, 9)
+            need = compute_collateral(OptionKind.PUT, strike, size, 9)
             bundle = build_open_option(
                 writer,
                 holder,
@@ -434,7 +434,7 @@ async def _workload(net: Net, seed: int) -> None:
             option_id = compute_submission_id(opened_bundle)
             o = codec.decode_bundle(opened_bundle).body.legs[1].action
             assert isinstance(o, OpenOption)
-            payout = options.compute_payout(o.kind, o.strike, o.size, price, 9)
+            payout = compute_payout(o.kind, o.strike, o.size, price, 9)
             a, b = (
                 build_settle_option(
                     k, option_id, payout, holder.address, expiry, nonce=rng.getrandbits(63)

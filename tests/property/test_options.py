@@ -1,5 +1,5 @@
-"""Properties of the options module (rollup_node/core/options.py) and of a whole
-option's life on the pure state machine.
+"""Properties of the option math (xrollup/options.py) and of a whole option's life
+on the pure state machine (rollup_node/core/options.py stores the positions).
 
 - rounding rule: collateral rounds up, payouts round down, so for any strike,
   size and price within u64 and any decimals 0..18, payout <= collateral and
@@ -36,6 +36,7 @@ from xrollup.genesis import Asset, Genesis, dev_genesis
 from xrollup.keys import derive_dev_account, derive_oracle_key
 from xrollup.model import Block, Decision, Entry, OptionKind
 from xrollup.numeric import Height, Uint64
+from xrollup.options import collateral_asset, compute_collateral, compute_payout
 
 U64 = Uint64.MAX
 KINDS = st.sampled_from([OptionKind.PUT, OptionKind.CALL])
@@ -55,10 +56,10 @@ def test_payout_never_exceeds_collateral_and_the_rest_is_released(seed: int) -> 
     def check(kind: OptionKind, strike: int, size: int, price: int, d: int, surplus: int) -> None:
         if kind == OptionKind.PUT and ceil_div(strike * size, 10**d) > U64:
             with pytest.raises(ArithmeticOverflow):
-                options.compute_collateral(kind, strike, size, d)
+                compute_collateral(kind, strike, size, d)
             return  # the margin rule cannot be met in u64: the open is refused
-        need = options.compute_collateral(kind, strike, size, d)
-        payout = options.compute_payout(kind, strike, size, price, d)
+        need = compute_collateral(kind, strike, size, d)
+        payout = compute_payout(kind, strike, size, price, d)
         assert 0 <= payout <= need
         locked = min(U64, int(need) + surplus)  # a lien may lock more than the margin
         released = locked - int(payout)
@@ -74,16 +75,16 @@ def test_rounding_collateral_up_payout_down(seed: int) -> None:
         unit = 10**d
         exact = strike * size
         if ceil_div(exact, unit) <= U64:
-            need = int(options.compute_collateral(OptionKind.PUT, strike, size, d))
+            need = int(compute_collateral(OptionKind.PUT, strike, size, d))
             assert need * unit >= exact > (need - 1) * unit  # the least that covers
         owed = max(0, strike - price) * size
         if owed // unit <= U64:
-            put = int(options.compute_payout(OptionKind.PUT, strike, size, price, d))
+            put = int(compute_payout(OptionKind.PUT, strike, size, price, d))
             assert put * unit <= owed < (put + 1) * unit  # the most that is owed
-        call = int(options.compute_payout(OptionKind.CALL, strike, size, price, d))
+        call = int(compute_payout(OptionKind.CALL, strike, size, price, d))
         owed_call = size * max(0, price - strike)  # in underlying units, times price
         assert call * max(price, 1) <= owed_call < (call + 1) * max(price, 1)
-        assert options.compute_collateral(OptionKind.CALL, strike, size, d) == size
+        assert compute_collateral(OptionKind.CALL, strike, size, d) == size
 
     run_seeded(seed, max_examples=1000)(check)
 
@@ -93,10 +94,10 @@ def test_collateral_covers_the_largest_payout(seed: int) -> None:
     def check(strike: int, size: int, d: int) -> None:
         # a put pays most at price 0; a call approaches size as the price grows
         if ceil_div(strike * size, 10**d) <= U64:
-            need = options.compute_collateral(OptionKind.PUT, strike, size, d)
-            assert options.compute_payout(OptionKind.PUT, strike, size, 0, d) <= need
-        call_need = options.compute_collateral(OptionKind.CALL, strike, size, d)
-        assert options.compute_payout(OptionKind.CALL, strike, size, U64, d) <= call_need
+            need = compute_collateral(OptionKind.PUT, strike, size, d)
+            assert compute_payout(OptionKind.PUT, strike, size, 0, d) <= need
+        call_need = compute_collateral(OptionKind.CALL, strike, size, d)
+        assert compute_payout(OptionKind.CALL, strike, size, U64, d) <= call_need
 
     run_seeded(seed, max_examples=1000)(check)
 
@@ -106,11 +107,11 @@ def test_put_payout_falls_and_call_payout_rises_with_the_price(seed: int) -> Non
     def check(strike: int, size: int, p1: int, p2: int, d: int) -> None:
         low, high = min(p1, p2), max(p1, p2)
         if max(0, strike - low) * size // 10**d <= U64:
-            put_low = options.compute_payout(OptionKind.PUT, strike, size, low, d)
-            put_high = options.compute_payout(OptionKind.PUT, strike, size, high, d)
+            put_low = compute_payout(OptionKind.PUT, strike, size, low, d)
+            put_high = compute_payout(OptionKind.PUT, strike, size, high, d)
             assert put_low >= put_high
-        call_low = options.compute_payout(OptionKind.CALL, strike, size, low, d)
-        call_high = options.compute_payout(OptionKind.CALL, strike, size, high, d)
+        call_low = compute_payout(OptionKind.CALL, strike, size, low, d)
+        call_high = compute_payout(OptionKind.CALL, strike, size, high, d)
         assert call_low <= call_high
 
     run_seeded(seed, max_examples=1000)(check)
@@ -148,7 +149,7 @@ def lives(draw: st.DrawFn) -> tuple[OptionKind, int, int, int, int, int, int]:
     # a put locks strike * size / 10**d of USDC, a call locks size of ETH
     max_size = min(MAX_TERM, RICH * 10**d // max(strike, 1)) if kind == OptionKind.PUT else RICH
     size = draw(st.integers(1, max_size))
-    need = int(options.compute_collateral(kind, strike, size, d))
+    need = int(compute_collateral(kind, strike, size, d))
     surplus = draw(st.integers(0, RICH - need))
     price = draw(st.integers(1, MAX_TERM))
     premium = draw(st.integers(0, 10**9))
@@ -188,8 +189,8 @@ def test_settlement_pays_exactly_the_payout_and_releases_the_rest(seed: int) -> 
         genesis = rich_genesis(d)
         alpha, beta = Rollup("alpha", genesis), Rollup("beta", genesis)
         chain = [GENESIS_PARENT]
-        asset = options.collateral_asset(kind, "ETH", "USDC")
-        need = int(options.compute_collateral(kind, strike, size, d))
+        asset = collateral_asset(kind, "ETH", "USDC")
+        need = int(compute_collateral(kind, strike, size, d))
         locked = need + surplus
 
         def apply(*entries: Entry) -> None:
@@ -221,7 +222,7 @@ def test_settlement_pays_exactly_the_payout_and_releases_the_rest(seed: int) -> 
         quote = decode_tx(build_price_update(ORACLE, "beta", "ETH", "USDC", price, 100))
         apply(opened)
         apply(decision(opened.id, True), quote)
-        payout = int(options.compute_payout(kind, strike, size, price, d))
+        payout = int(compute_payout(kind, strike, size, price, d))
         assert payout <= need <= locked
         settle = decode_bundle(
             build_settle_option(KEEPER, opened.id, payout, HOLDER.address, 100, nonce=2)

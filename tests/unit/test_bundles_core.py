@@ -49,6 +49,7 @@ from xrollup.model import (
     VoteBody,
 )
 from xrollup.numeric import Amount, Height
+from xrollup.options import compute_payout
 
 WRITER, HOLDER, KEEPER = ALICE, BOB, CAROL
 ETH_DECIMALS = 9
@@ -373,7 +374,7 @@ def settled_setup() -> tuple[Pair, Bundle]:
 
 def test_settle_pays_the_holder_from_the_lien_and_releases_the_rest() -> None:
     p, b = settled_setup()
-    assert options.compute_payout(OptionKind.PUT, STRIKE, SIZE, SETTLE_PRICE, 9) == PAYOUT
+    assert compute_payout(OptionKind.PUT, STRIKE, SIZE, SETTLE_PRICE, 9) == PAYOUT
     s = settle_bundle(b.id)
 
     a_out, b_out = p.apply(s)
