@@ -41,8 +41,8 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 from devnet import network  # noqa: E402
-from devnet.client import Client, build_open_option  # noqa: E402
 from xrollup import codec  # noqa: E402
+from xrollup.client import Client, build_open_option  # noqa: E402
 from xrollup.genesis import dev_genesis  # noqa: E402
 from xrollup.keys import derive_dev_account  # noqa: E402
 from xrollup.model import Bundle, Decision, OptionKind  # noqa: E402

@@ -34,8 +34,8 @@ from typing import Any
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from devnet.client import Client, NodeClient  # noqa: E402
 from devnet.launcher import node_argv, start_process, stop_pid  # noqa: E402
+from xrollup.client import Client, NodeClient  # noqa: E402
 from xrollup.v1 import types_pb2 as pb  # noqa: E402
 
 

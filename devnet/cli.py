@@ -25,7 +25,10 @@ from rich.table import Table
 from devnet import faults, launcher, network
 from devnet.amounts import format_units, parse_units
 from devnet.checker import NodeRef, load_journal, run_checks
-from devnet.client import (
+from devnet.demo import run_demo
+from devnet.load import run_load
+from devnet.manifest import GENESIS, Manifest, load_manifest
+from xrollup.client import (
     Client,
     NodeClient,
     build_open_option,
@@ -35,9 +38,6 @@ from devnet.client import (
     node_clients,
     wait_for_decision,
 )
-from devnet.demo import run_demo
-from devnet.load import run_load
-from devnet.manifest import GENESIS, Manifest, load_manifest
 from xrollup.errors import XrollupError
 from xrollup.genesis import DEV_ACCOUNT_COUNT, Genesis, decode_genesis, dev_genesis
 from xrollup.keys import (

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devnet.amounts import format_units
-from devnet.client import (
+from xrollup.client import (
     Client,
     NodeClient,
     build_open_option,

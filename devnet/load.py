@@ -21,7 +21,8 @@ from typing import Any
 
 from grpc import aio
 
-from devnet.client import (
+from xrollup import codec
+from xrollup.client import (
     TRANSIENT,
     Client,
     build_open_option,
@@ -29,7 +30,6 @@ from devnet.client import (
     build_settle_option,
     build_transfer,
 )
-from xrollup import codec
 from xrollup.genesis import Genesis
 from xrollup.keys import derive_dev_account, derive_oracle_key
 from xrollup.model import Decision, OptionKind

@@ -1,7 +1,7 @@
 """The node's follower: streams blocks from the sequencer from the last applied
 height, checks each links to the chain it has, applies its rollup's entries
 with the pure state machine and saves the result in one write batch.
-Reconnects by itself with backoff (devnet.client.Client.follow)."""
+Reconnects by itself with backoff (xrollup.client.Client.follow)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ import blake3
 import grpc
 from grpc import aio
 
-from devnet.client import TRANSIENT, Client
 from rollup_node.core import bundles
 from rollup_node.core.execute import apply_block, apply_genesis
 from rollup_node.core.root import compute_state_root, update_accumulator
 from rollup_node.store import Applied, NodeStore
 from xrollup import codec
 from xrollup.blocks import GENESIS_PARENT
+from xrollup.client import TRANSIENT, Client
 from xrollup.errors import InvalidInput
 from xrollup.genesis import Genesis, encode_genesis
 from xrollup.keys import Keypair

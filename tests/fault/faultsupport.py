@@ -33,10 +33,10 @@ from grpc import aio
 
 from devnet import faults, network
 from devnet.checker import NodeRef, load_journal, run_checks
-from devnet.client import TRANSIENT, Client, NodeClient, Submitted, build_bundle, build_transfer
 from devnet.load import run_load
 from devnet.manifest import Manifest, load_manifest
 from xrollup import codec
+from xrollup.client import TRANSIENT, Client, NodeClient, Submitted, build_bundle, build_transfer
 from xrollup.genesis import Genesis, decode_genesis
 from xrollup.keys import derive_dev_account
 from xrollup.model import Decision, Leg, Transfer, Vote

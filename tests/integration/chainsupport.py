@@ -13,8 +13,8 @@ from pathlib import Path
 import grpc
 from grpc import aio
 
-from devnet.client import Client, build_transfer
 from xrollup.blocks import GENESIS_PARENT, compute_block_hash, compute_id
+from xrollup.client import Client, build_transfer
 from xrollup.codec import decode_block
 from xrollup.genesis import DEV_ACCOUNT_COUNT
 from xrollup.keys import Keypair, derive_dev_account

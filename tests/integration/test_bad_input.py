@@ -22,9 +22,9 @@ from chainsupport import (
     read_verified_chain,
 )
 
-from devnet.client import Client, build_bundle, build_price_update, build_transfer, sign_tx
 from devnet.launcher import check_health
 from xrollup import codec
+from xrollup.client import Client, build_bundle, build_price_update, build_transfer, sign_tx
 from xrollup.genesis import DEV_CHAIN_ID, Limits, dev_genesis, encode_genesis
 from xrollup.keys import Keypair, derive_dev_account, derive_oracle_key, derive_rollup_vote_key
 from xrollup.model import Leg, Signature, Transfer, VoteBody

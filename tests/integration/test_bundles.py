@@ -34,7 +34,9 @@ from chainsupport import assert_clean_log
 from grpc import aio
 
 from devnet.checker import NodeRef, Report, run_checks
-from devnet.client import (
+from devnet.manifest import Manifest
+from xrollup import codec
+from xrollup.client import (
     Client,
     NodeClient,
     build_bundle,
@@ -46,8 +48,6 @@ from devnet.client import (
     compute_submission_id,
     wait_for_decision,
 )
-from devnet.manifest import Manifest
-from xrollup import codec
 from xrollup.genesis import DEV_ACCOUNT_COUNT, DEV_CHAIN_ID, Genesis, load_genesis
 from xrollup.keys import (
     Keypair,

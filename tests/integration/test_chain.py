@@ -24,7 +24,7 @@ from chainsupport import (
     verify_chain,
 )
 
-from devnet.client import Client
+from xrollup.client import Client
 
 CLIENTS = 6
 PER_CLIENT = 60  # 360 transfers in all

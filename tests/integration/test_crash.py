@@ -19,9 +19,9 @@ from chainsupport import (
     read_verified_chain,
 )
 
-from devnet.client import Client
 from devnet.launcher import Launched, kill_pid, sequencer_argv, start_process, stop_pid
 from sequencer.store import LevelDBBlockStore
+from xrollup.client import Client
 
 ROUNDS = 5
 CLIENTS = 8

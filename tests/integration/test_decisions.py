@@ -12,9 +12,9 @@ from pathlib import Path
 
 from chainsupport import assert_clean_log, read_verified_chain
 
-from devnet.client import Client, build_bundle
 from devnet.launcher import kill_pid
 from xrollup import codec
+from xrollup.client import Client, build_bundle
 from xrollup.genesis import DEV_CHAIN_ID, dev_genesis, encode_genesis
 from xrollup.keys import Keypair, derive_dev_account, derive_rollup_vote_key
 from xrollup.model import Block, BundleVote, Decision, Leg, Signature, Transfer, VoteBody

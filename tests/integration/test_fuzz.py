@@ -37,9 +37,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devnet import network
-from devnet.client import CHANNEL_OPTIONS
 from devnet.manifest import Manifest
 from xrollup.blocks import compute_id
+from xrollup.client import CHANNEL_OPTIONS
 from xrollup.genesis import DEV_CHAIN_ID, Limits
 from xrollup.keys import Keypair, derive_dev_account, derive_oracle_key, derive_rollup_vote_key
 from xrollup.v1 import node_pb2 as npb

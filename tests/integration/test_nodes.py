@@ -26,10 +26,10 @@ import nacl.signing
 from grpc import aio
 
 from devnet import launcher
-from devnet.client import Client, NodeClient
 from devnet.manifest import Manifest, ProcessRecord
 from xrollup import codec
 from xrollup.blocks import compute_id
+from xrollup.client import Client, NodeClient
 from xrollup.genesis import DEV_ACCOUNT_COUNT, DEV_CHAIN_ID
 from xrollup.keys import Address, Keypair, derive_dev_account
 from xrollup.model import Signature, Transfer, TxBody
@@ -62,7 +62,7 @@ def sign_transfer(
     chain_id: str = DEV_CHAIN_ID,
 ) -> pb.SignedTx:
     """A transfer signed by `signer` for `sender` (default: the signer's own
-    account). The same body bytes and Ed25519 signature as devnet.client's
+    account). The same body bytes and Ed25519 signature as xrollup.client's
     build_transfer, with the signing key cached: Keypair.sign rebuilds it on
     every call (~0.3 ms), which would cost seconds over 10,000 transfers."""
     body = TxBody(

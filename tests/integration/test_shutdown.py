@@ -22,8 +22,8 @@ from chainsupport import (
 )
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from devnet.client import Client
 from devnet.launcher import check_health
+from xrollup.client import Client
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from chainsupport import Acked, assert_acked_in_chain, index_entries, random_transfer, verify_chain
 
-from devnet.client import Client
 from devnet.launcher import check_health, stop_pid
+from xrollup.client import Client
 from xrollup.v1 import sequencer_pb2 as spb
 from xrollup.v1 import types_pb2 as pb
 

@@ -24,12 +24,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from propsupport import run_seeded
 
-from devnet.client import build_open_option, build_price_update, build_settle_option
 from rollup_node.core import bank, bundles, collateral, options
 from rollup_node.core.execute import BlockOutcome, apply_block, apply_genesis
 from rollup_node.core.state import MemoryState, State
 from rollup_node.core.supply import compute_supply
 from xrollup.blocks import GENESIS_PARENT, compute_block_hash, compute_decision_id
+from xrollup.client import build_open_option, build_price_update, build_settle_option
 from xrollup.codec import decode_bundle, decode_tx
 from xrollup.errors import ArithmeticOverflow
 from xrollup.genesis import Asset, Genesis, dev_genesis

@@ -26,7 +26,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from propsupport import run_seeded
 
-from devnet.client import sign_tx
 from rollup_node.core.execute import BlockOutcome, Receipt, apply_block, apply_genesis
 from rollup_node.core.root import compute_accumulator, compute_state_root, update_accumulator
 from rollup_node.core.state import BALANCE, SUPPLY, MemoryState, decode_u64
@@ -34,6 +33,7 @@ from rollup_node.follower import Follower, compute_genesis_hash
 from rollup_node.store import NodeStore
 from xrollup import codec
 from xrollup.blocks import GENESIS_PARENT
+from xrollup.client import sign_tx
 from xrollup.genesis import dev_genesis
 from xrollup.keys import Keypair, derive_dev_account, derive_rollup_vote_key
 from xrollup.model import Block, Transfer, Tx, TxBody

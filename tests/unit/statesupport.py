@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from devnet.client import build_transfer, build_tx
 from rollup_node.core import bank
 from rollup_node.core.execute import BlockOutcome, apply_block, apply_genesis
 from rollup_node.core.root import (
@@ -17,6 +16,7 @@ from rollup_node.core.root import (
 )
 from rollup_node.core.state import MemoryState, State, encode_u64, expiry_key, seen_key
 from xrollup.blocks import GENESIS_PARENT, compute_block_hash
+from xrollup.client import build_transfer, build_tx
 from xrollup.codec import decode_tx
 from xrollup.genesis import Genesis, dev_genesis
 from xrollup.keys import Address, Keypair, derive_dev_account, derive_oracle_key

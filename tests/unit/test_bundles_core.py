@@ -26,13 +26,13 @@ from statesupport import (
     transfer,
 )
 
-from devnet.client import build_bundle, build_open_option, build_settle_option
 from rollup_node.core import bundles, collateral, options
 from rollup_node.core.execute import BlockOutcome, apply_tx
 from rollup_node.core.state import EXPIRY, SEEN, MemoryState, State
 from rollup_node.core.supply import SupplyReport, compute_supply
 from rollup_node.follower import compute_vote_chunks
 from xrollup.blocks import compute_decision_id
+from xrollup.client import build_bundle, build_open_option, build_settle_option
 from xrollup.codec import decode_bundle, encode_vote_body
 from xrollup.genesis import DEV_ACCOUNT_COUNT
 from xrollup.keys import Keypair

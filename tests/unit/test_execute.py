@@ -24,7 +24,6 @@ from statesupport import (
     transfer,
 )
 
-from devnet.client import sign_tx
 from rollup_node.core import bank
 from rollup_node.core.execute import apply_block, apply_genesis
 from rollup_node.core.state import (
@@ -36,6 +35,7 @@ from rollup_node.core.state import (
     seen_key,
     supply_key,
 )
+from xrollup.client import sign_tx
 from xrollup.codec import decode_tx
 from xrollup.genesis import Allocation
 from xrollup.model import Malformed, Signature, Transfer, Tx, TxBody
