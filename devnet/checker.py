@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sequencer.core.bundles import BundleTracker
 from xrollup import codec
 from xrollup.blocks import GENESIS_PARENT
 from xrollup.client import Client, NodeClient
+from xrollup.decisions import BundleTracker
 from xrollup.errors import InvalidInput
 from xrollup.genesis import Genesis
 from xrollup.model import Block, Bundle, Decision, Vote

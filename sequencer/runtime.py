@@ -16,11 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import cast
 
-from sequencer.core.bundles import BundleMeta, BundleTracker, EntryMeta, VoteMeta
 from sequencer.core.pool import Pending, Pool
 from sequencer.store import BlockStore
 from xrollup import codec
 from xrollup.blocks import compute_decision_id
+from xrollup.decisions import BundleMeta, BundleTracker, EntryMeta, VoteMeta
 from xrollup.errors import Expired, NotFound, Unavailable, XrollupError
 from xrollup.genesis import Genesis
 from xrollup.model import Bundle, Decision, Vote
@@ -220,7 +220,7 @@ class Sequencer:
         for p in taken.expired:
             self._meta.pop(p.id, None)
         # The bundle protocol: observe what this block orders, then append the
-        # decisions that follow from it (see sequencer/core/bundles.py).
+        # decisions that follow from it (see xrollup/decisions.py).
         for p in taken.included:
             meta = self._meta.pop(p.id, None)
             if isinstance(meta, BundleMeta):

@@ -15,8 +15,8 @@ from grpc import aio
 
 from sequencer.admitter import Admitter
 from sequencer.core import admission
-from sequencer.core.bundles import BundleMeta, VoteMeta
 from sequencer.runtime import Ack, Sequencer
+from xrollup.decisions import BundleMeta, VoteMeta
 from xrollup.errors import InvalidInput, LimitExceeded, NotFound, Unavailable, XrollupError
 from xrollup.grpc_status import compute_status_value, grpc_method
 from xrollup.v1 import sequencer_pb2 as spb

@@ -1,11 +1,11 @@
-"""The sequencer's bundle decisions (sequencer/core/bundles.py), pure: commit once
+"""The sequencer's bundle decisions (xrollup/decisions.py), pure: commit once
 every involved rollup voted yes, abort on the first no, abort at the deadline when
 a vote is missing; a second vote and a vote from an uninvolved rollup are ignored,
 and a decided bundle is decided once."""
 
 from __future__ import annotations
 
-from sequencer.core.bundles import BundleTracker, DecisionSpec
+from xrollup.decisions import BundleTracker, DecisionSpec
 
 B1, B2, B3 = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32
 BOTH = ("alpha", "beta")
