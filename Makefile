@@ -9,7 +9,7 @@ PROTOS := $(wildcard proto/xrollup/v1/*.proto)
 GEN_DIR := xrollup/v1
 DATA_DIR ?= .devnet
 
-.PHONY: venv up down status test test-slow test-all faults check lint fmt types proto proto-check bench clean
+.PHONY: venv up down status test test-slow test-all faults check lint fmt types imports proto proto-check bench clean
 
 venv: $(STAMP)
 
@@ -41,7 +41,7 @@ test-slow: $(STAMP)
 faults: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow tests/fault; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
-check: lint types proto-check
+check: lint types imports proto-check
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -53,6 +53,11 @@ fmt: $(STAMP)
 
 types: $(STAMP)
 	$(BIN)/mypy xrollup sequencer rollup_node devnet
+
+# The package layers of DESIGN.md (devnet > sequencer | rollup_node > xrollup), as
+# contracts in pyproject.toml [tool.importlinter].
+imports: $(STAMP)
+	$(BIN)/lint-imports --no-logo --no-cache
 
 # The one command that produces generated code from proto/. Never edit $(GEN_DIR) by hand.
 proto: $(STAMP)
