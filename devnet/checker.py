@@ -2,10 +2,14 @@
 It reads the sequencer's log and every node over gRPC and reports, per check,
 its figures and every violation, naming the bundle, asset or height.
 
-- chain: heights contiguous from 1, every parent hash and block hash verifies.
-- decisions (I1 in the log, I5): every decision is the one the protocol gives
-  from the log before it (replayed with the sequencer's own tracker), no
-  bundle is decided twice, and every bundle past its deadline is decided.
+- chain: every block verifies as a node verifies it (xrollup/verify.py): heights
+  contiguous from 1, parent links, the sequencer's signature, and every entry's
+  full bytes against the header's namespace commitments.
+- decisions (I1 in the log, I5, I7): every logged decision is the one the shared
+  rule (xrollup/decisions.py) gives from the counted votes before it, none is
+  missing where the rule gives one, and every bundle past its deadline is decided.
+- equivocation (I7): any node holding two sequencer-signed headers for one height
+  has them re-verified here and reported as evidence.
 - atomicity (I1): every node that has applied a decision shows the same
   outcome for that bundle as the log.
 - conservation (I2): per rollup and asset, genesis supply = balances + escrows
@@ -26,13 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from xrollup import codec
-from xrollup.blocks import GENESIS_PARENT
+from xrollup.blocks import GENESIS_PARENT, BlockRefused
 from xrollup.client import Client, NodeClient
-from xrollup.decisions import BundleTracker
+from xrollup.decisions import BundleTracker, is_counted_vote
 from xrollup.errors import InvalidInput
-from xrollup.genesis import Genesis
+from xrollup.genesis import Genesis, compute_genesis_hash
 from xrollup.model import Block, Bundle, Decision, Vote
 from xrollup.v1 import node_pb2 as npb
+from xrollup.v1 import types_pb2 as pb
+from xrollup.verify import is_signed_header, verify_block
 
 MAX_VIOLATIONS = 50  # per check, so one systematic fault does not flood the report
 
@@ -84,39 +90,43 @@ class LogSummary:
     decisions: dict[bytes, tuple[int, bool]]  # bundle id -> (height, commit)
 
 
-async def read_log(client: Client, to_height: int | None = None) -> list[Block]:
+async def read_log(client: Client, to_height: int | None = None) -> list[pb.Block]:
     head = to_height if to_height is not None else (await client.status()).height
-    blocks: list[Block] = []
+    blocks: list[pb.Block] = []
     if head == 0:
         return blocks
     async for msg in client.stream_blocks(1):
-        blocks.append(codec.decode_block(msg))
+        blocks.append(msg)
         if msg.header.height >= head:
             break
     return blocks
 
 
-def check_chain(blocks: list[Block]) -> CheckResult:
-    r = CheckResult("chain", {"blocks": len(blocks)})
+def check_chain(msgs: list[pb.Block], genesis: Genesis) -> tuple[CheckResult, list[Block]]:
+    """Verify every block as a node does; the decoded blocks that verified."""
+    r = CheckResult("chain", {"blocks": len(msgs)})
+    genesis_hash = compute_genesis_hash(genesis)
     parent = GENESIS_PARENT
-    for expected, b in enumerate(blocks, start=1):
-        if b.height != expected:
-            r.fail(f"height {b.height} where {expected} was expected")
-        if b.parent_hash != parent:
-            r.fail(f"block {b.height}: parent hash does not match block {b.height - 1}")
-        parent = b.hash
-    # decode_block has verified each block's own hash against its contents.
-    return r
+    blocks: list[Block] = []
+    for expected, msg in enumerate(msgs, start=1):
+        try:
+            block = verify_block(msg, genesis, genesis_hash, expected, parent)
+        except BlockRefused as e:
+            r.fail(f"{e} ({e.code.name})")
+            block = codec.decode_block(msg)
+        blocks.append(block)
+        parent = block.hash
+    return r, blocks
 
 
 def check_decisions(blocks: list[Block], genesis: Genesis) -> tuple[CheckResult, LogSummary]:
-    """Replay the log through the sequencer's own decision rules."""
+    """Replay the log through the shared decision rule, as every node does."""
     r = CheckResult("decisions")
     deadline = genesis.limits.bundle_deadline_blocks
+    genesis_hash = compute_genesis_hash(genesis)
     tracker = BundleTracker(deadline)
     summary = LogSummary(blocks[-1].height if blocks else 0, {}, {})
     for b in blocks:
-        logged: list[Decision] = []
         for e in b.entries:
             if isinstance(e, Bundle):
                 if e.id in summary.bundles:
@@ -125,31 +135,20 @@ def check_decisions(blocks: list[Block], genesis: Genesis) -> tuple[CheckResult,
                 summary.bundles[e.id] = (b.height, e.rollups)
                 tracker.observe_bundle(e.id, e.rollups, b.height)
             elif isinstance(e, Vote):
-                votes = [(v.bundle_id, v.yes, v.reason) for v in e.body.votes]
-                tracker.observe_vote(e.body.rollup, votes)
+                if is_counted_vote(e, genesis, genesis_hash):
+                    tracker.observe_vote(e.body.rollup, e.body.votes)
             elif isinstance(e, Decision):
-                logged.append(e)
-        expected = {d.bundle_id: d for d in tracker.decide(b.height)}
-        for d in logged:
-            if d.bundle_id in summary.decisions:
-                first = summary.decisions[d.bundle_id][0]
-                r.fail(f"bundle {d.bundle_id.hex()} decided twice (heights {first}, {b.height})")
-                continue
+                try:
+                    tracker.observe_decision(e, b.height)
+                except BlockRefused as x:
+                    r.fail(str(x))
+                    continue
+                summary.decisions[e.bundle_id] = (b.height, e.commit)
+        # What the rule gives at the end of the block and the log did not carry:
+        # nodes derive it themselves, but an honest sequencer logs it.
+        for d in tracker.decide(b.height):
+            r.fail(f"block {b.height}: bundle {d.bundle_id.hex()} should have been decided here")
             summary.decisions[d.bundle_id] = (b.height, d.commit)
-            want = expected.pop(d.bundle_id, None)
-            if want is None:
-                r.fail(
-                    f"block {b.height}: decision on {d.bundle_id.hex()} that the votes do not give"
-                )
-            elif want.commit != d.commit:
-                logged_as = "commit" if d.commit else "abort"
-                given = "commit" if want.commit else "abort"
-                r.fail(
-                    f"block {b.height}: bundle {d.bundle_id.hex()} logged {logged_as},"
-                    f" the votes give {given}"
-                )
-        for bundle_id in expected:
-            r.fail(f"block {b.height}: bundle {bundle_id.hex()} should have been decided here")
     undecided_late = [
         bid
         for bid, (h, _) in summary.bundles.items()
@@ -303,11 +302,15 @@ async def run_checks(
     The log checks always read the whole chain; the per-node checks (atomicity,
     replicas) look only at heights from `from_height`, so a long-lived devnet
     checked after every round of faults checks each height once."""
+    evidence = await check_equivocation(nodes, genesis)
+    halted = {n for n in evidence.figures.get("nodes", [])}
+    nodes = [n for n in nodes if n.name not in halted]  # stopped by design: not comparable
     async with Client(sequencer, genesis.chain_id) as client:
         head = (await client.status()).height
         await _wait_applied(nodes, head, settle_timeout)
-        blocks = await read_log(client, head)
-    checks = [check_chain(blocks)]
+        msgs = await read_log(client, head)
+    chain, blocks = check_chain(msgs, genesis)
+    checks = [chain, evidence]
     decisions, summary = check_decisions(blocks, genesis)
     checks.append(decisions)
     checks.append(await check_atomicity(summary, nodes, from_height))
@@ -316,6 +319,29 @@ async def run_checks(
     if journal is not None:
         checks.append(check_journal(journal, blocks))
     return Report(checks)
+
+
+async def check_equivocation(nodes: list[NodeRef], genesis: Genesis) -> CheckResult:
+    """I7: evidence a node holds of two sequencer-signed headers for one height,
+    re-verified here; `nodes` names the nodes that hold it (they stopped following)."""
+    r = CheckResult("equivocation", {"nodes": []})
+    genesis_hash = compute_genesis_hash(genesis)
+    for node in nodes:
+        async with NodeClient(node.endpoint) as n:
+            status = await n.status()
+        if not status.HasField("equivocation"):
+            continue
+        ev = status.equivocation
+        both = (ev.first, ev.second)
+        if ev.first.hash != ev.second.hash and all(
+            is_signed_header(h, genesis, genesis_hash) for h in both
+        ):
+            r.figures["nodes"].append(node.name)
+            r.fail(
+                f"the sequencer signed two headers for height {ev.height}:"
+                f" {ev.first.hash.hex()} and {ev.second.hash.hex()} (evidence held by {node.name})"
+            )
+    return r
 
 
 async def _wait_applied(nodes: list[NodeRef], height: int, timeout: float) -> None:

@@ -9,13 +9,13 @@ import logging
 import sys
 from pathlib import Path
 
-from rollup_node.follower import Follower, compute_genesis_hash
+from rollup_node.follower import Follower
 from rollup_node.service import RollupNodeService
 from rollup_node.store import NodeStore
 from xrollup import serving
 from xrollup.errors import InvalidInput, XrollupError
-from xrollup.genesis import load_genesis
-from xrollup.keys import Keypair, derive_rollup_vote_key
+from xrollup.genesis import compute_genesis_hash, load_genesis
+from xrollup.keys import derive_rollup_vote_key, load_keypair
 from xrollup.v1 import node_pb2, node_pb2_grpc
 
 log = logging.getLogger("rollup_node")
@@ -47,25 +47,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def load_vote_key(path: Path | None, rollup: str) -> Keypair:
-    if path is None:
-        return derive_rollup_vote_key(rollup)
-    try:
-        seed = bytes.fromhex(path.read_text().strip())
-    except (OSError, ValueError) as e:
-        raise InvalidInput(f"--vote-key {path}: {e}") from None
-    if len(seed) != 32:
-        raise InvalidInput(f"--vote-key {path}: want a 32-byte hex seed")
-    return Keypair(seed)
-
-
 async def serve(args: argparse.Namespace) -> int:
     genesis = load_genesis(args.genesis)
     if genesis.get_rollup(args.rollup) is None:
         raise InvalidInput(
             f"--rollup {args.rollup!r} is not in genesis ({', '.join(genesis.rollup_names)})"
         )
-    vote_key = load_vote_key(args.vote_key, args.rollup)
+    vote_key = load_keypair(args.vote_key, derive_rollup_vote_key(args.rollup), "--vote-key")
     rollup = genesis.get_rollup(args.rollup)
     assert rollup is not None
     if vote_key.public_key != rollup.vote_key:

@@ -1,7 +1,11 @@
 """The node's follower: streams blocks from the sequencer from the last applied
-height, checks each links to the chain it has, applies its rollup's entries
-with the pure state machine and saves the result in one write batch.
-Reconnects by itself with backoff (xrollup.client.Client.follow)."""
+height, verifies each (xrollup/verify.py: link, signature, commitments), applies
+its rollup's entries with the pure state machine and saves the result in one
+write batch. A block that fails verification, or whose decisions contradict the
+logged votes, is never applied: the node logs why, shows it in GetNodeStatus,
+keeps refusing and resumes by itself once an honest stream returns. Two validly
+signed headers for one height are evidence of equivocation: the node keeps them
+and stops following until it is restarted."""
 
 from __future__ import annotations
 
@@ -9,50 +13,63 @@ import asyncio
 import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
-import blake3
 import grpc
 from grpc import aio
 
 from rollup_node.core import bundles
 from rollup_node.core.execute import apply_block, apply_genesis
 from rollup_node.core.root import compute_state_root, update_accumulator
+from rollup_node.core.state import BUNDLE
 from rollup_node.store import Applied, NodeStore
 from xrollup import codec
-from xrollup.blocks import GENESIS_PARENT
+from xrollup.blocks import GENESIS_PARENT, BlockRefused, RefusalCode
 from xrollup.client import TRANSIENT, Client
-from xrollup.errors import InvalidInput
-from xrollup.genesis import Genesis, encode_genesis
+from xrollup.genesis import Genesis, compute_genesis_hash
 from xrollup.keys import Keypair
 from xrollup.model import BundleVote, Signature, VoteBody
 from xrollup.numeric import Height
 from xrollup.v1 import types_pb2 as pb
+from xrollup.verify import is_signed_header, strip_entries, verify_block
 
 log = logging.getLogger(__name__)
 
 
-def compute_genesis_hash(genesis: Genesis) -> bytes:
-    return blake3.blake3(encode_genesis(genesis).encode()).digest()
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    code: RefusalCode
+    height: int
+    message: str
 
 
 def compute_vote_chunks(
-    chain_id: str, rollup: str, height: int, votes: tuple[BundleVote, ...], limit: int
+    chain_id: str,
+    rollup: str,
+    height: int,
+    votes: tuple[BundleVote, ...],
+    limit: int,
+    genesis_hash: bytes,
 ) -> list[VoteBody]:
     """The votes of one block as few vote bodies as fit the sequencer's body size
     limit (one, unless the block prepared many bundles here): a vote body over the
     limit is refused at admission, and its bundles would abort at their deadline."""
-    empty = len(codec.encode_vote_body(VoteBody(chain_id, rollup, Height(height), ())))
+
+    def body(vs: tuple[BundleVote, ...]) -> VoteBody:
+        return VoteBody(chain_id, rollup, Height(height), vs, genesis_hash)
+
+    empty = len(codec.encode_vote_body(body(())))
     chunks: list[list[BundleVote]] = [[]]
     size = empty
     for v in votes:
         # a repeated field's entries encode independently, so sizes add up exactly
-        one = len(codec.encode_vote_body(VoteBody(chain_id, rollup, Height(height), (v,))))
+        one = len(codec.encode_vote_body(body((v,))))
         if chunks[-1] and size + one - empty > limit:
             chunks.append([])
             size = empty
         chunks[-1].append(v)
         size += one - empty
-    return [VoteBody(chain_id, rollup, Height(height), tuple(c)) for c in chunks]
+    return [body(tuple(c)) for c in chunks]
 
 
 class Follower:
@@ -61,12 +78,17 @@ class Follower:
     ) -> None:
         self.store = store
         self.genesis = genesis
+        self.genesis_hash = compute_genesis_hash(genesis)
         self.rollup = rollup
         self.sequencer = sequencer
         self.vote_key = vote_key
         self.connected = False
         self.sequencer_height = 0
         self.votes_sent = 0
+        self.refusal: Refusal | None = None
+        self.refused_blocks = 0
+        self.stream_error = ""
+        self.halted = False  # set on evidence of equivocation, until restarted
         self._apply_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="apply")
         self._vote_tasks: set[asyncio.Task[None]] = set()
         applied = store.applied()
@@ -83,48 +105,80 @@ class Follower:
         assert applied is not None
         return applied
 
-    def apply(self, msg: pb.Block) -> tuple[Applied, tuple[BundleVote, ...]]:
-        """Apply one block; raises InvalidInput when it does not extend our chain.
-        Returns the new applied height and this rollup's votes on its bundles."""
-        block = codec.decode_block(msg)
-        if block.height != self.applied.height + 1:
-            raise InvalidInput(f"got block {block.height}, next is {self.applied.height + 1}")
-        if block.parent_hash != self.applied.block_hash:
-            raise InvalidInput(f"block {block.height} does not extend the chain this node applied")
+    def apply(self, msg: pb.Block) -> tuple[Applied, tuple[BundleVote, ...]] | None:
+        """Verify and apply one block. Returns the new applied height and this
+        rollup's votes, or None for a block at a height already applied (the same
+        block again; a different signed one is recorded as equivocation). Raises
+        BlockRefused, with nothing applied, for a block that must not be applied."""
+        if msg.header.height <= self.applied.height:
+            self._check_applied_height(msg)
+            return None
+        block = verify_block(
+            msg, self.genesis, self.genesis_hash, self.applied.height + 1, self.applied.block_hash
+        )
         outcome = apply_block(self.store.state, block, self.rollup, self.genesis)
         base = self.store.state
         acc = update_accumulator(
             self.applied.accumulator, ((k, base.get(k), v) for k, v in outcome.writes.items())
         )
         root = compute_state_root(acc)
-        self.store.save_block(outcome, block.hash, acc, root)
+        self.store.save_block(outcome, block.hash, acc, root, strip_entries(msg))
         self.applied = Applied(block.height, block.hash, acc)
         self.state_root = root
+        if self.refusal is not None and block.height >= self.refusal.height:
+            log.info("block %d verified and applied: no longer refusing", block.height)
+            self.refusal = None
         return self.applied, outcome.votes
+
+    def _check_applied_height(self, msg: pb.Block) -> None:
+        height = msg.header.height
+        mine = self.store.get_header(height)
+        if mine is None or mine.hash == msg.hash:
+            return
+        if not is_signed_header(msg, self.genesis, self.genesis_hash):
+            raise BlockRefused(
+                RefusalCode.BAD_SIGNATURE,
+                height,
+                "a second header for an applied height, not signed by the sequencer key",
+            )
+        self.store.save_equivocation(height, mine, strip_entries(msg))
+        self.halted = True
+        raise BlockRefused(
+            RefusalCode.EQUIVOCATION,
+            height,
+            f"two headers signed by the sequencer key: {bytes(mine.hash).hex()[:16]} (applied)"
+            f" and {bytes(msg.hash).hex()[:16]}; evidence kept, following stopped until restart",
+        )
 
     async def run(self) -> None:
         """Follow the sequencer until cancelled."""
         loop = asyncio.get_running_loop()
         poller = asyncio.create_task(self._poll_head())
+        delay = 0.05
         try:
             async with Client(self.sequencer) as client:
                 for height, votes in self._undecided_votes():
                     self._send_vote(client, height, votes)
                 while True:
-                    try:
-                        async for msg in client.follow(self.applied.height + 1):
-                            self.connected = True
-                            self.sequencer_height = max(self.sequencer_height, msg.header.height)
-                            applied, votes = await loop.run_in_executor(
-                                self._apply_thread, self.apply, msg
-                            )
-                            if votes:
-                                self._send_vote(client, applied.height, votes)
-                    except InvalidInput as e:
-                        # A block that does not link: never apply it; retry from our height.
-                        log.error("refusing block: %s", e)
-                        self.connected = False
+                    if self.halted:
                         await asyncio.sleep(1.0)
+                        continue
+                    try:
+                        async for msg in client.stream_blocks(self.applied.height + 1):
+                            self.connected = True
+                            self.stream_error = ""
+                            delay = 0.05
+                            self.sequencer_height = max(self.sequencer_height, msg.header.height)
+                            done = await loop.run_in_executor(self._apply_thread, self.apply, msg)
+                            if done is not None and done[1]:
+                                self._send_vote(client, done[0].height, done[1])
+                    except BlockRefused as e:
+                        self._refuse(e)
+                    except aio.AioRpcError as e:
+                        self._stream_failed(e)
+                    self.connected = False
+                    await asyncio.sleep(delay)
+                    delay = min(1.0, delay * 2)
         finally:
             self.connected = False
             for task in list(self._vote_tasks):
@@ -134,6 +188,30 @@ class Follower:
                 await poller
             self._apply_thread.shutdown(wait=True)
 
+    def _refuse(self, e: BlockRefused) -> None:
+        """Never apply it; say so (log and status) and retry from our height."""
+        refusal = Refusal(e.code, e.height, str(e))
+        self.refused_blocks += 1
+        if refusal != self.refusal or self.refused_blocks % 50 == 0:
+            log.error(
+                "refusing block %d (%s): %s [%d refused so far]",
+                e.height,
+                e.code.name,
+                e,
+                self.refused_blocks,
+            )
+        self.refusal = refusal
+
+    def _stream_failed(self, e: aio.AioRpcError) -> None:
+        """A stream that cannot deliver the next block is an alarm, not a silent retry."""
+        what = f"{e.code().name}: {e.details()}"
+        if what != self.stream_error:
+            level = logging.WARNING if e.code() == grpc.StatusCode.UNAVAILABLE else logging.ERROR
+            if e.code() not in TRANSIENT or e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                level = logging.ERROR
+            log.log(level, "block stream from height %d failed: %s", self.applied.height + 1, what)
+        self.stream_error = what
+
     # ------------------------------------------------------------ votes
 
     def _undecided_votes(self) -> list[tuple[int, tuple[BundleVote, ...]]]:
@@ -141,11 +219,11 @@ class Follower:
         height they were prepared at: sent again after a restart, in case the
         first sending died with the process."""
         by_height: dict[int, list[BundleVote]] = {}
-        for _key, raw in self.store.state.iterate(bundles.BUNDLE, bundles.BUNDLE + b"\xff" * 33):
-            record = bundles.decode_record(raw)
+        for _key, raw in self.store.state.iterate(BUNDLE, BUNDLE + b"\xff" * 33):
+            record = bundles.decode_bundle_record(raw)
             if record.status == bundles.PREPARED:
                 by_height.setdefault(record.prepare_height, []).append(
-                    BundleVote(record.id, record.vote, record.reason)
+                    BundleVote(record.id, record.vote, record.code, Height(record.prepare_height))
                 )
         return [
             (h, tuple(sorted(v, key=lambda x: x.bundle_id))) for h, v in sorted(by_height.items())
@@ -156,7 +234,10 @@ class Follower:
         if deadline < self.sequencer_height:
             return  # too late to count: the sequencer aborts at the deadline anyway
         limit = self.genesis.limits.max_body_bytes
-        for chunk in compute_vote_chunks(self.genesis.chain_id, self.rollup, height, votes, limit):
+        chunks = compute_vote_chunks(
+            self.genesis.chain_id, self.rollup, height, votes, limit, self.genesis_hash
+        )
+        for chunk in chunks:
             body_bytes = codec.encode_vote_body(chunk)
             signature = Signature(self.vote_key.public_key, self.vote_key.sign(body_bytes))
             msg = codec.encode_signed_vote(body_bytes, signature)

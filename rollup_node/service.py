@@ -13,6 +13,7 @@ from rollup_node.follower import Follower
 from xrollup.errors import InvalidInput, NotFound
 from xrollup.grpc_status import grpc_method
 from xrollup.keys import ADDRESS_LEN
+from xrollup.model import describe_reason
 from xrollup.v1 import node_pb2 as npb
 from xrollup.v1 import node_pb2_grpc as npb_grpc
 
@@ -78,6 +79,18 @@ class RollupNodeService(npb_grpc.RollupNodeServiceServicer):
             sequencer_height=seq,
             lag=seq - applied,
             connected=f.connected,
+            refusal=(
+                npb.Refusal(
+                    code=int(f.refusal.code),  # type: ignore[arg-type]
+                    height=f.refusal.height,
+                    message=f.refusal.message,
+                )
+                if f.refusal is not None
+                else None
+            ),
+            refused_blocks=f.refused_blocks,
+            equivocation=self.store.get_equivocation(),
+            stream_error=f.stream_error,
         )
 
     @grpc_method
@@ -104,14 +117,27 @@ class RollupNodeService(npb_grpc.RollupNodeServiceServicer):
                 f"no bundle {request.id.hex()} with a leg on {self.follower.rollup}"
                 f" (applied up to height {self.follower.applied.height})"
             )
+        # Consensus state holds reason codes; the text comes from the bundle's receipt.
+        receipt = self.store.get_receipt(r.id)
+        text = receipt.reason if receipt is not None and receipt.reason else describe_reason(r.code)
+        legs = [
+            npb.BundleRecord.LegOutcome(
+                index=i,
+                ok=ok,
+                reason=text if not ok else "",
+                code=int(code),  # type: ignore[arg-type]
+            )
+            for i, ok, code in r.legs
+        ]
         return npb.BundleRecord(
             id=r.id,
             status=_BUNDLE_STATUS[r.status],
             vote=r.vote,
-            reason=r.reason,
+            reason=text if not r.vote else describe_reason(r.code),
+            reason_code=int(r.code),  # type: ignore[arg-type]
             prepare_height=r.prepare_height,
             decision_height=r.decision_height,
-            legs=[npb.BundleRecord.LegOutcome(index=i, ok=ok, reason=why) for i, ok, why in r.legs],
+            legs=legs,
         )
 
     @grpc_method
@@ -132,6 +158,10 @@ class RollupNodeService(npb_grpc.RollupNodeServiceServicer):
             payee=lien.payee,
             locked_height=lien.locked_height,
             released_height=lien.released_height,
+            option_expiry_height=lien.option_expiry_height,
+            reclaimable_height=collateral.compute_reclaimable_height(
+                lien.option_expiry_height, self.genesis.limits.lien_grace_blocks
+            ),
         )
 
     @grpc_method
@@ -199,6 +229,7 @@ _LIEN_STATUS = {
     collateral.LOCKED: npb.Lien.STATUS_LOCKED,
     collateral.PENDING: npb.Lien.STATUS_PENDING,
     collateral.RELEASED: npb.Lien.STATUS_RELEASED,
+    collateral.RECLAIMED: npb.Lien.STATUS_RECLAIMED,
 }
 _OPTION_STATUS = {
     options.OPEN: npb.OptionPosition.STATUS_OPEN,

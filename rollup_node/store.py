@@ -6,6 +6,9 @@ Keys (integers big-endian):
     b"R" + height u64     -> state root (32 bytes) after that height
     b"m"                  -> applied height u64 + block hash 32 + accumulator 256
     b"g"                  -> blake3 of the genesis this directory was started with
+    b"h" + height u64     -> the applied block's header, hash and signature (an encoded
+                             Block without entries): the first half of any evidence
+    b"e"                  -> evidence of equivocation (an encoded Equivocation)
 
 A block's state writes, receipts, root and new applied height go into one
 transactional write batch: a node killed at any instant restarts on a block
@@ -24,12 +27,16 @@ import plyvel
 from rollup_node.core.execute import BlockOutcome, Receipt
 from rollup_node.core.root import ACC_BYTES, decode_accumulator, encode_accumulator
 from xrollup.errors import InvalidInput, Unavailable
+from xrollup.v1 import node_pb2 as npb
+from xrollup.v1 import types_pb2 as pb
 
 _STATE = b"s"
 _RECEIPT = b"r"
 _ROOT = b"R"
 _META = b"m"
 _GENESIS = b"g"
+_HEADER = b"h"
+_EVIDENCE = b"e"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +97,17 @@ class NodeStore:
         return Applied(height, raw[8:40], decode_accumulator(raw[40 : 40 + ACC_BYTES]))
 
     def save_block(
-        self, outcome: BlockOutcome, block_hash: bytes, accumulator: int, root: bytes
+        self,
+        outcome: BlockOutcome,
+        block_hash: bytes,
+        accumulator: int,
+        root: bytes,
+        header: pb.Block | None = None,
     ) -> None:
         """Write one block's effects atomically. The first receipt of an id stands."""
         with self._db.write_batch(transaction=True) as wb:
+            if header is not None:
+                wb.put(_HEADER + struct.pack(">Q", outcome.height), header.SerializeToString())
             for key, value in outcome.writes.items():
                 if value is None:
                     wb.delete(_STATE + key)
@@ -109,6 +123,18 @@ class NodeStore:
                 _META,
                 struct.pack(">Q", outcome.height) + block_hash + encode_accumulator(accumulator),
             )
+
+    def get_header(self, height: int) -> pb.Block | None:
+        raw = self._db.get(_HEADER + struct.pack(">Q", height))
+        return None if raw is None else pb.Block.FromString(raw)
+
+    def save_equivocation(self, height: int, first: pb.Block, second: pb.Block) -> None:
+        ev = npb.Equivocation(height=height, first=first, second=second)
+        self._db.put(_EVIDENCE, ev.SerializeToString(), sync=True)
+
+    def get_equivocation(self) -> npb.Equivocation | None:
+        raw = self._db.get(_EVIDENCE)
+        return None if raw is None else npb.Equivocation.FromString(raw)
 
     def get_receipt(self, entry_id: bytes) -> Receipt | None:
         raw = self._db.get(_RECEIPT + entry_id)

@@ -15,8 +15,9 @@ from sequencer.runtime import Sequencer
 from sequencer.service import SequencerService
 from sequencer.store import LevelDBBlockStore
 from xrollup import serving
-from xrollup.errors import XrollupError
+from xrollup.errors import InvalidInput, XrollupError
 from xrollup.genesis import load_genesis
+from xrollup.keys import derive_sequencer_key, load_keypair
 from xrollup.v1 import sequencer_pb2, sequencer_pb2_grpc
 
 log = logging.getLogger("sequencer")
@@ -55,6 +56,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=os.cpu_count() or 1,
         help="processes that admit SubmitBatch transactions (default: one per core; 0: threads)",
     )
+    p.add_argument(
+        "--sequencer-key",
+        type=Path,
+        default=None,
+        help="file with the hex Ed25519 seed that signs block headers (default: the dev key)",
+    )
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -63,8 +70,11 @@ async def serve(args: argparse.Namespace) -> int:
     genesis = load_genesis(args.genesis)
     if args.block_interval_ms is not None:
         genesis = dataclasses.replace(genesis, block_interval_ms=args.block_interval_ms)
+    key = load_keypair(args.sequencer_key, derive_sequencer_key(), "--sequencer-key")
+    if key.public_key != genesis.sequencer_key:
+        raise InvalidInput("the sequencer key does not match genesis; pass --sequencer-key")
     store = LevelDBBlockStore(args.data_dir)
-    seq = Sequencer(genesis, store)
+    seq = Sequencer(genesis, store, key)
     admitter = Admitter(genesis, args.admission_processes) if args.admission_processes > 0 else None
     service = SequencerService(seq, admitter)
     server = serving.build_server(genesis.limits.max_message_bytes)

@@ -19,16 +19,36 @@ from typing import cast
 from sequencer.core.pool import Pending, Pool
 from sequencer.store import BlockStore
 from xrollup import codec
-from xrollup.blocks import compute_decision_id
+from xrollup.blocks import (
+    PROTOCOL,
+    compute_block_hash,
+    compute_commitments,
+    compute_decision_id,
+    sign_block,
+)
 from xrollup.decisions import BundleMeta, BundleTracker, EntryMeta, VoteMeta
 from xrollup.errors import Expired, NotFound, Unavailable, XrollupError
-from xrollup.genesis import Genesis
-from xrollup.model import Bundle, Decision, Vote
+from xrollup.genesis import Genesis, compute_genesis_hash
+from xrollup.keys import Keypair
+from xrollup.model import Bundle, Decision, Header, Vote
+from xrollup.numeric import Height
 from xrollup.v1 import types_pb2 as pb
 
 log = logging.getLogger(__name__)
 
 RECENT_BLOCKS = 512  # kept decoded in memory for live followers
+# Bytes a decision entry may take in a block (it is ~45): reserved out of the
+# block's byte budget for the decisions appended after the pool's entries.
+DECISION_BYTES = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Sealable:
+    """An admitted entry as the log stores it (re-encoded from the decoded
+    submission: no unknown fields) and the namespaces it belongs to."""
+
+    entry: pb.Entry
+    namespaces: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +62,13 @@ class Ack:
 
 
 class Sequencer:
-    def __init__(self, genesis: Genesis, store: BlockStore) -> None:
+    def __init__(self, genesis: Genesis, store: BlockStore, key: Keypair) -> None:
+        assert key.public_key == genesis.sequencer_key, "the key genesis names signs blocks"
         self.genesis = genesis
+        self.genesis_hash = compute_genesis_hash(genesis)
+        self.key = key
         self.store = store
-        self.pool: Pool[pb.Entry] = Pool(genesis.limits.max_pool)
+        self.pool: Pool[Sealable] = Pool(genesis.limits.max_pool)
         self.head_height, self.head_hash = store.head()
         self._head_timestamp = 0
         self._waiters: dict[bytes, asyncio.Future[Ack]] = {}
@@ -74,10 +97,9 @@ class Sequencer:
                 if isinstance(entry, Bundle):
                     self.tracker.observe_bundle(entry.id, entry.rollups, block.height)
                 elif isinstance(entry, Vote):
-                    votes = [(v.bundle_id, v.yes, v.reason) for v in entry.body.votes]
-                    self.tracker.observe_vote(entry.body.rollup, votes)
+                    self.tracker.observe_vote(entry.body.rollup, entry.body.votes)
                 elif isinstance(entry, Decision):
-                    self.tracker.observe_decision(entry.bundle_id)
+                    self.tracker.observe_decision(entry, block.height)
         if self.tracker.open:
             log.info("%d bundles undecided at restart", len(self.tracker.open))
 
@@ -93,7 +115,7 @@ class Sequencer:
 
     async def enqueue(
         self,
-        entry: pb.Entry,
+        entry: Sealable,
         entry_id: bytes,
         expiry_height: int,
         protocol: bool = False,
@@ -107,7 +129,8 @@ class Sequencer:
         if pending is None:
             if self._stopping:
                 raise Unavailable("sequencer is shutting down")
-            self.pool.add(Pending(entry_id, expiry_height, entry), protocol=protocol)
+            pending_entry = Pending(entry_id, expiry_height, entry, entry.entry.ByteSize())
+            self.pool.add(pending_entry, protocol=protocol)
             if meta is not None:
                 self._meta[entry_id] = meta
             pending = asyncio.get_running_loop().create_future()
@@ -119,7 +142,7 @@ class Sequencer:
         return Ack(ack.id, ack.height, ack.index, duplicate=True)
 
     async def enqueue_many(
-        self, items: Sequence[tuple[pb.Entry, bytes, int]]
+        self, items: Sequence[tuple[Sealable, bytes, int]]
     ) -> list[Ack | XrollupError]:
         """Queue many admitted user entries (entry, id, expiry height) and wait until
         each is on disk or refused. Each is answered as `enqueue` would answer it,
@@ -137,7 +160,7 @@ class Sequencer:
                 results[i] = Unavailable("sequencer is shutting down")
             else:
                 try:
-                    self.pool.add(Pending(entry_id, expiry_height, entry))
+                    self.pool.add(Pending(entry_id, expiry_height, entry, entry.entry.ByteSize()))
                 except XrollupError as e:
                     results[i] = e
                     continue
@@ -212,11 +235,15 @@ class Sequencer:
 
     async def seal_block(self) -> None:
         height = self.next_height
-        taken = self.pool.take(self.genesis.limits.max_block_entries, height)
+        limits = self.genesis.limits
+        # The byte budget leaves room for every decision this block could append.
+        budget = limits.max_block_bytes - DECISION_BYTES * len(self.tracker.open)
+        taken = self.pool.take(limits.max_block_entries, height, max(0, budget))
         # Wall clock for the header only: informational, never read by state transitions.
         timestamp_ms = max(self._head_timestamp, time.time_ns() // 1_000_000)
         ids = [p.id for p in taken.included]
-        entries = [p.payload for p in taken.included]
+        entries = [p.payload.entry for p in taken.included]
+        spaces = [p.payload.namespaces for p in taken.included]
         for p in taken.expired:
             self._meta.pop(p.id, None)
         # The bundle protocol: observe what this block orders, then append the
@@ -226,14 +253,15 @@ class Sequencer:
             if isinstance(meta, BundleMeta):
                 self.tracker.observe_bundle(p.id, meta.rollups, height)
             elif isinstance(meta, VoteMeta):
-                self.tracker.observe_vote(meta.rollup, list(meta.votes))
+                self.tracker.observe_vote(meta.rollup, meta.votes)
         for d in self.tracker.decide(height):
-            entries.append(codec.encode_decision(d.bundle_id, d.commit, d.reason))
-            ids.append(compute_decision_id(d.bundle_id, d.commit, d.reason))
+            entries.append(codec.encode_decision(d.bundle_id, d.commit, d.code))
+            ids.append(compute_decision_id(d.bundle_id, d.commit, d.code))
+            spaces.append((PROTOCOL,))
         parent = self.head_hash
         loop = asyncio.get_running_loop()
         block = await loop.run_in_executor(
-            self._io, self._build_and_append, height, parent, timestamp_ms, entries, ids
+            self._io, self._build_and_append, height, parent, timestamp_ms, entries, spaces, ids
         )
         self.head_height, self.head_hash, self._head_timestamp = (
             height,
@@ -260,9 +288,24 @@ class Sequencer:
         parent: bytes,
         timestamp_ms: int,
         entries: list[pb.Entry],
+        spaces: list[tuple[str, ...]],
         ids: list[bytes],
     ) -> pb.Block:
-        block = codec.encode_block(height, parent, timestamp_ms, entries, ids)
+        """Commit to every entry's full bytes per namespace, sign the header, store."""
+        raw = [e.SerializeToString() for e in entries]
+        header = Header(
+            height=Height(height),
+            parent_hash=parent,
+            timestamp_ms=timestamp_ms,
+            entry_count=len(entries),
+            namespaces=compute_commitments(
+                list(zip(raw, spaces, strict=True)), self.genesis.rollup_names
+            ),
+            byte_count=sum(len(r) for r in raw),
+        )
+        block_hash = compute_block_hash(header)
+        signature = sign_block(self.key, self.genesis_hash, block_hash)
+        block = codec.encode_block(header, entries, block_hash, signature)
         self.store.append(block, ids)
         return block
 

@@ -1,20 +1,62 @@
-"""Ids and the block hash chain. An id is blake3(body bytes); a block's hash is
-blake3 over its canonical header encoding and the ids of its entries, so anyone
-can verify the chain without trusting protobuf's serialization."""
+"""Ids, block headers and their verification: what every party recomputes.
+
+- An id is blake3(body bytes): for de-duplication only, it omits signatures.
+- A header commits to the *full* encoded bytes of every entry, signatures
+  included, per namespace: one commitment for each genesis rollup (its
+  transactions and every bundle with a leg on it) and one for protocol entries
+  (votes and decisions). Empty namespaces are committed too, so a stream
+  filtered to one rollup cannot hide entries from it.
+- The block hash is blake3 over the canonical header encoding below (never
+  protobuf's serialization); the sequencer signs (tag, genesis hash, block hash)
+  with the key genesis names, so a block from another devnet never verifies.
+
+Canonical header encoding (integers big-endian):
+    height u64 | parent 32 | timestamp u64 | entry count u32 | byte count u64 |
+    namespace count u32 | per namespace: name length u16, name utf-8, count u32, root 32
+
+A namespace root: blake3(tag | name | per entry in block order: index u32 | length u32 | bytes).
+"""
 
 from __future__ import annotations
 
+import enum
 import struct
 from collections.abc import Sequence
 
 import blake3
 
 from xrollup.errors import InvalidInput
+from xrollup.keys import Keypair, is_valid_signature
+from xrollup.model import Bundle, Commitment, Entry, Header, Tx
 
 HASH_LEN = 32
 GENESIS_PARENT = bytes(HASH_LEN)
-_BLOCK_TAG = b"xrollup/block/v1"
-_DECISION_TAG = b"xrollup/decision/v1"
+PROTOCOL = ""  # the protocol namespace's name: votes and decisions
+_HEADER_TAG = b"xrollup/header/v2"
+_NAMESPACE_TAG = b"xrollup/namespace/v1"
+_SIGNING_TAG = b"xrollup/block-signature/v1"
+_DECISION_TAG = b"xrollup/decision/v2"
+
+
+class RefusalCode(enum.IntEnum):
+    """Why a node refused a block (mirrors xrollup.v1.Refusal.Code)."""
+
+    BAD_SIGNATURE = 1
+    BAD_COMMITMENT = 2
+    BAD_LINK = 3
+    BAD_HEADER = 4
+    TOO_LARGE = 5
+    BAD_DECISION = 6
+    EQUIVOCATION = 7
+
+
+class BlockRefused(InvalidInput):
+    """A block that must never be applied; `code` says which check failed."""
+
+    def __init__(self, code: RefusalCode, height: int, message: str) -> None:
+        super().__init__(f"block {height}: {message}")
+        self.code = code
+        self.height = height
 
 
 def compute_id(body: bytes) -> bytes:
@@ -22,38 +64,147 @@ def compute_id(body: bytes) -> bytes:
     return blake3.blake3(body).digest()
 
 
-def compute_decision_id(bundle_id: bytes, commit: bool, reason: str) -> bytes:
+def compute_decision_id(bundle_id: bytes, commit: bool, code: int) -> bytes:
     return blake3.blake3(
-        _DECISION_TAG + bundle_id + (b"\x01" if commit else b"\x00") + reason.encode()
+        _DECISION_TAG + bundle_id + (b"\x01" if commit else b"\x00") + struct.pack(">H", code)
     ).digest()
 
 
-def compute_block_hash(
-    height: int, parent_hash: bytes, timestamp_ms: int, entry_ids: Sequence[bytes]
-) -> bytes:
-    """blake3(tag || height u64 || parent 32B || timestamp u64 || count u32 || ids)."""
-    h = blake3.blake3(_BLOCK_TAG)
-    h.update(
-        struct.pack(">Q", height) + parent_hash + struct.pack(">QI", timestamp_ms, len(entry_ids))
-    )
-    for entry_id in entry_ids:
-        h.update(entry_id)
-    return h.digest()
+def compute_entry_namespaces(entry: Entry, rollups: Sequence[str]) -> tuple[str, ...]:
+    """The namespaces an entry belongs to: a transaction's rollup, every rollup a
+    bundle has a leg on; votes, decisions and anything naming no genesis rollup
+    go to the protocol namespace."""
+    if isinstance(entry, Tx):
+        names: tuple[str, ...] = (entry.body.rollup,)
+    elif isinstance(entry, Bundle):
+        names = entry.rollups
+    else:
+        return (PROTOCOL,)
+    known = tuple(n for n in names if n in rollups)
+    return known or (PROTOCOL,)
 
 
-def validate_chain_link(
-    height: int,
-    parent_hash: bytes,
-    timestamp_ms: int,
-    entry_ids: Sequence[bytes],
+def compute_commitments(
+    entries: Sequence[tuple[bytes, tuple[str, ...]]], rollups: Sequence[str]
+) -> tuple[Commitment, ...]:
+    """The namespace commitments of a block's entries, each given as (encoded
+    bytes, namespaces): the protocol namespace first, then each genesis rollup in
+    genesis order."""
+    names = (PROTOCOL, *rollups)
+    hashers = {
+        n: blake3.blake3(_NAMESPACE_TAG + struct.pack(">H", len(n)) + n.encode()) for n in names
+    }
+    counts = dict.fromkeys(names, 0)
+    for index, (raw, spaces) in enumerate(entries):
+        item = struct.pack(">II", index, len(raw))
+        for n in spaces:
+            h = hashers[n]
+            h.update(item)
+            h.update(raw)
+            counts[n] += 1
+    return tuple(Commitment(n, counts[n], hashers[n].digest()) for n in names)
+
+
+def encode_header(h: Header) -> bytes:
+    parts = [
+        struct.pack(">Q", h.height),
+        h.parent_hash,
+        struct.pack(">QIQI", h.timestamp_ms, h.entry_count, h.byte_count, len(h.namespaces)),
+    ]
+    for c in h.namespaces:
+        name = c.rollup.encode()
+        parts.append(struct.pack(">H", len(name)) + name + struct.pack(">I", c.count) + c.root)
+    return b"".join(parts)
+
+
+def compute_block_hash(h: Header) -> bytes:
+    return blake3.blake3(_HEADER_TAG + encode_header(h)).digest()
+
+
+def _signing_message(genesis_hash: bytes, block_hash: bytes) -> bytes:
+    return _SIGNING_TAG + genesis_hash + block_hash
+
+
+def sign_block(key: Keypair, genesis_hash: bytes, block_hash: bytes) -> bytes:
+    return key.sign(_signing_message(genesis_hash, block_hash))
+
+
+def is_valid_block_signature(
+    public_key: bytes, genesis_hash: bytes, block_hash: bytes, signature: bytes
+) -> bool:
+    return is_valid_signature(public_key, signature, _signing_message(genesis_hash, block_hash))
+
+
+def validate_header(
+    header: Header,
     block_hash: bytes,
-    expected_height: int,
-    expected_parent: bytes,
+    signature: bytes,
+    sequencer_key: bytes,
+    genesis_hash: bytes,
+    rollups: Sequence[str],
+    max_block_bytes: int,
 ) -> None:
-    """Raise InvalidInput unless this block extends the chain at expected_height."""
-    if height != expected_height:
-        raise InvalidInput(f"block height {height}, expected {expected_height}")
-    if parent_hash != expected_parent:
-        raise InvalidInput(f"block {height}: parent hash does not match block {height - 1}")
-    if compute_block_hash(height, parent_hash, timestamp_ms, entry_ids) != block_hash:
-        raise InvalidInput(f"block {height}: hash does not match its header and entries")
+    """The header is well formed, within the byte budget, hashes to `block_hash`
+    and is signed by the sequencer key. Raises BlockRefused."""
+    height = int(header.height)
+    expected_names = (PROTOCOL, *rollups)
+    if tuple(c.rollup for c in header.namespaces) != expected_names:
+        raise BlockRefused(
+            RefusalCode.BAD_HEADER, height, "namespaces are not the protocol's and genesis rollups'"
+        )
+    if header.byte_count > max_block_bytes:
+        raise BlockRefused(
+            RefusalCode.TOO_LARGE,
+            height,
+            f"{header.byte_count} bytes of entries, the block budget is {max_block_bytes}",
+        )
+    if compute_block_hash(header) != block_hash:
+        raise BlockRefused(RefusalCode.BAD_HEADER, height, "hash does not match its header")
+    if not is_valid_block_signature(sequencer_key, genesis_hash, block_hash, signature):
+        raise BlockRefused(
+            RefusalCode.BAD_SIGNATURE, height, "header is not signed by the genesis sequencer key"
+        )
+
+
+def validate_link(header: Header, expected_height: int, expected_parent: bytes) -> None:
+    """The header extends the chain at expected_height. Raises BlockRefused."""
+    if header.height != expected_height:
+        raise BlockRefused(
+            RefusalCode.BAD_LINK, int(header.height), f"expected height {expected_height}"
+        )
+    if header.parent_hash != expected_parent:
+        raise BlockRefused(
+            RefusalCode.BAD_LINK,
+            int(header.height),
+            f"parent hash does not match block {expected_height - 1}",
+        )
+
+
+def validate_commitments(
+    header: Header, entries: Sequence[tuple[bytes, tuple[str, ...]]], rollups: Sequence[str]
+) -> None:
+    """The entries (encoded bytes, namespaces) are exactly what the header commits to."""
+    height = int(header.height)
+    if len(entries) != header.entry_count:
+        raise BlockRefused(
+            RefusalCode.BAD_HEADER,
+            height,
+            f"{len(entries)} entries, the header says {header.entry_count}",
+        )
+    size = sum(len(raw) for raw, _ in entries)
+    if size != header.byte_count:
+        raise BlockRefused(
+            RefusalCode.BAD_COMMITMENT,
+            height,
+            f"{size} bytes of entries, the header commits to {header.byte_count}",
+        )
+    got = compute_commitments(entries, rollups)
+    for mine, theirs in zip(got, header.namespaces, strict=True):
+        if mine != theirs:
+            name = mine.rollup or "protocol"
+            raise BlockRefused(
+                RefusalCode.BAD_COMMITMENT,
+                height,
+                f"the {name} entries do not match the header's commitment"
+                " (altered, added or removed bytes)",
+            )

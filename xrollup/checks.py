@@ -16,7 +16,7 @@ from xrollup.errors import (
     NotAuthorized,
     WrongSigners,
 )
-from xrollup.genesis import Genesis
+from xrollup.genesis import Genesis, compute_genesis_hash
 from xrollup.keys import Address, compute_address, encode_address, is_valid_signature
 from xrollup.model import (
     BUNDLE_ONLY,
@@ -26,6 +26,7 @@ from xrollup.model import (
     LockCollateral,
     OpenOption,
     PriceUpdate,
+    ReclaimLien,
     ReleaseLien,
     SettleOption,
     Signature,
@@ -171,6 +172,8 @@ def validate_signatures(
         raise LimitExceeded(
             f"{what} has {len(sigs)} signatures, limit is {genesis.limits.max_signatures}"
         )
+    if len({s.public_key for s in sigs}) != len(sigs):
+        raise InvalidInput(f"{what}.signatures: a key signs more than once")
     signed: set[Address] = set()
     for i, s in enumerate(sigs):
         if not is_valid_signature(s.public_key, s.signature, body_bytes):
@@ -211,8 +214,9 @@ def validate_bundle(bundle: Bundle, genesis: Genesis) -> None:
     required: set[Address] = set()
     for i, leg in enumerate(body.legs):
         validate_rollup(leg.rollup, genesis, f"bundle.legs[{i}].rollup")
-        if isinstance(leg.action, PriceUpdate):
-            raise InvalidInput(f"bundle.legs[{i}]: price updates are plain transactions")
+        if isinstance(leg.action, PriceUpdate | ReclaimLien):
+            name = type(leg.action).__name__
+            raise InvalidInput(f"bundle.legs[{i}]: {name} is a plain transaction, not a leg")
         validate_action(leg.action, leg.sender, genesis, f"bundle.legs[{i}]")
         required |= compute_authorizers(leg.sender, leg.action)
     validate_bundle_structure(body.legs, "bundle")
@@ -227,6 +231,8 @@ def validate_vote(vote: Vote, genesis: Genesis) -> None:
     if rollup is None:
         validate_rollup(body.rollup, genesis, "vote.rollup")
         return
+    if body.genesis_hash != compute_genesis_hash(genesis):
+        raise InvalidInput("vote.genesis_hash: the vote is for another chain's genesis")
     if not is_valid_signature(vote.signature.public_key, vote.signature.signature, vote.body_bytes):
         raise BadSignature("vote.signature does not verify over the body bytes")
     if vote.signature.public_key != rollup.vote_key:

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from google.protobuf.message import DecodeError, Message
 
-from xrollup.blocks import compute_block_hash, compute_decision_id, compute_id
+from xrollup.blocks import compute_decision_id, compute_id
 from xrollup.errors import InvalidInput, LimitExceeded
 from xrollup.keys import ADDRESS_LEN
 from xrollup.model import (
@@ -18,14 +18,18 @@ from xrollup.model import (
     Bundle,
     BundleBody,
     BundleVote,
+    Commitment,
     Decision,
     Entry,
+    Header,
     Leg,
     LockCollateral,
     Malformed,
     OpenOption,
     OptionKind,
     PriceUpdate,
+    ReasonCode,
+    ReclaimLien,
     ReleaseLien,
     SettleOption,
     Signature,
@@ -107,20 +111,39 @@ def decode_action(msg: pb.Action, where: str) -> Action:
         _require(len(r.lien_id) == 32, f"{where}.release_lien.lien_id: want 32 bytes")
         payee = _decode_address(r.payee, f"{where}.release_lien.payee")
         return ReleaseLien(bytes(r.lien_id), Amount(r.payout), payee)
+    if kind == "reclaim_lien":
+        rc = msg.reclaim_lien
+        _require(len(rc.lien_id) == 32, f"{where}.reclaim_lien.lien_id: want 32 bytes")
+        return ReclaimLien(bytes(rc.lien_id))
     raise InvalidInput(f"{where}.action: missing field (no action set)")
 
 
 def decode_signatures(msgs: Sequence[pb.Signature], where: str) -> tuple[Signature, ...]:
+    """The signatures, refusing a key that signs twice: a repeated signature would
+    multiply the verification cost for the sequencer and every node."""
     _require(len(msgs) > 0, f"{where}.signatures: missing (unsigned)")
-    return tuple(Signature(bytes(s.public_key), bytes(s.signature)) for s in msgs)
+    sigs = tuple(Signature(bytes(s.public_key), bytes(s.signature)) for s in msgs)
+    if len({s.public_key for s in sigs}) != len(sigs):
+        raise InvalidInput(f"{where}.signatures: a key signs more than once")
+    return sigs
 
 
 def _parse(cls: type[M], raw: bytes, what: str) -> M:
+    """Parse a signed body, which must be canonically encoded: no unknown fields
+    and no other byte layout than protobuf's own serialization of its fields, so
+    a body cannot carry padding and one content has one id."""
     _require(len(raw) > 0, f"{what}: missing body")
     try:
-        return cls.FromString(raw)
+        msg = cls.FromString(raw)
     except DecodeError as e:
         raise InvalidInput(f"{what}: body bytes do not decode as {cls.__name__}: {e}") from None
+    msg.DiscardUnknownFields()
+    if msg.SerializeToString(deterministic=True) != raw:
+        raise InvalidInput(
+            f"{what}: body bytes are not canonically encoded (unknown fields or a"
+            f" non-canonical layout); encode {cls.__name__} with protobuf's serializer"
+        )
+    return msg
 
 
 def decode_tx(msg: pb.SignedTx) -> Tx:
@@ -179,19 +202,30 @@ def decode_vote(msg: pb.SignedVote) -> Vote:
     votes = []
     for i, v in enumerate(b.votes):
         _require(len(v.bundle_id) == 32, f"vote.votes[{i}].bundle_id: want 32 bytes")
-        votes.append(BundleVote(bytes(v.bundle_id), v.yes, v.reason))
-    body = VoteBody(b.chain_id, b.rollup, Height(b.height), tuple(votes))
+        _require(v.bundle_height > 0, f"vote.votes[{i}].bundle_height: missing field")
+        votes.append(
+            BundleVote(bytes(v.bundle_id), v.yes, _decode_reason(v.code), Height(v.bundle_height))
+        )
+    _require(len(b.genesis_hash) == 32, "vote.genesis_hash: want 32 bytes")
+    body = VoteBody(b.chain_id, b.rollup, Height(b.height), tuple(votes), bytes(b.genesis_hash))
     sig = Signature(bytes(msg.signature.public_key), bytes(msg.signature.signature))
     return Vote(compute_id(body_bytes), body, body_bytes, sig)
+
+
+def _decode_reason(code: int) -> ReasonCode:
+    try:
+        return ReasonCode(code)
+    except ValueError:
+        raise InvalidInput(f"reason code {code} is not known") from None
 
 
 def decode_decision(msg: pb.Decision) -> Decision:
     _require(len(msg.bundle_id) == 32, "decision.bundle_id: want 32 bytes")
     return Decision(
-        compute_decision_id(msg.bundle_id, msg.commit, msg.reason),
+        compute_decision_id(msg.bundle_id, msg.commit, msg.code),
         bytes(msg.bundle_id),
         msg.commit,
-        msg.reason,
+        _decode_reason(msg.code),
     )
 
 
@@ -219,7 +253,7 @@ def compute_entry_id(msg: pb.Entry) -> bytes:
         return compute_id(msg.vote.body)
     if kind == "decision":
         d = msg.decision
-        return compute_decision_id(d.bundle_id, d.commit, d.reason)
+        return compute_decision_id(d.bundle_id, d.commit, d.code)
     raise InvalidInput("entry: no kind set")
 
 
@@ -235,15 +269,31 @@ def decode_entry_tolerant(msg: pb.Entry) -> Entry:
         return Malformed(entry_id, str(e))
 
 
+def decode_header(msg: pb.BlockHeader) -> Header:
+    return Header(
+        height=Height(msg.height),
+        parent_hash=bytes(msg.parent_hash),
+        timestamp_ms=msg.timestamp_ms,
+        entry_count=msg.entry_count,
+        namespaces=tuple(Commitment(c.rollup, c.count, bytes(c.root)) for c in msg.namespaces),
+        byte_count=msg.byte_count,
+    )
+
+
 def decode_block(msg: pb.Block) -> Block:
-    """Decode a block and check that its hash matches its header and entries.
-    Entries that do not decode become Malformed; a bad hash raises InvalidInput."""
-    h = msg.header
-    entries = tuple(decode_entry_tolerant(e) for e in msg.entries)
-    _require(h.entry_count == len(entries), f"block {h.height}: entry_count mismatch")
-    expected = compute_block_hash(h.height, h.parent_hash, h.timestamp_ms, [e.id for e in entries])
-    _require(expected == msg.hash, f"block {h.height}: hash does not match its contents")
-    return Block(Height(h.height), bytes(h.parent_hash), h.timestamp_ms, entries, bytes(msg.hash))
+    """Decode a block; entries that do not decode become Malformed. Checks
+    nothing else: xrollup/verify.py verifies a block before anyone applies it."""
+    return Block(
+        decode_header(msg.header),
+        tuple(decode_entry_tolerant(e) for e in msg.entries),
+        bytes(msg.hash),
+        bytes(msg.signature),
+    )
+
+
+def encode_entries(msg: pb.Block) -> list[bytes]:
+    """Each entry's full encoded bytes, as the header's commitments cover them."""
+    return [e.SerializeToString() for e in msg.entries]
 
 
 def decode_block_bytes(raw: bytes) -> pb.Block:
@@ -289,6 +339,8 @@ def encode_action(action: Action) -> pb.Action:
         return pb.Action(
             settle_option=pb.SettleOption(option_id=action.option_id, payout=action.payout)
         )
+    if isinstance(action, ReclaimLien):
+        return pb.Action(reclaim_lien=pb.ReclaimLien(lien_id=action.lien_id))
     return pb.Action(
         release_lien=pb.ReleaseLien(
             lien_id=action.lien_id, payout=action.payout, payee=action.payee
@@ -325,8 +377,15 @@ def encode_vote_body(body: VoteBody) -> bytes:
         rollup=body.rollup,
         height=body.height,
         votes=[
-            pb.BundleVote(bundle_id=v.bundle_id, yes=v.yes, reason=v.reason) for v in body.votes
+            pb.BundleVote(
+                bundle_id=v.bundle_id,
+                yes=v.yes,
+                code=int(v.code),  # type: ignore[arg-type]
+                bundle_height=v.bundle_height,
+            )
+            for v in body.votes
         ],
+        genesis_hash=body.genesis_hash,
     ).SerializeToString()
 
 
@@ -349,25 +408,66 @@ def encode_signed_vote(body_bytes: bytes, signature: Signature) -> pb.SignedVote
     )
 
 
-def encode_decision(bundle_id: bytes, commit: bool, reason: str) -> pb.Entry:
-    return pb.Entry(decision=pb.Decision(bundle_id=bundle_id, commit=commit, reason=reason))
+def encode_decision(bundle_id: bytes, commit: bool, code: ReasonCode) -> pb.Entry:
+    return pb.Entry(decision=pb.Decision(bundle_id=bundle_id, commit=commit, code=int(code)))  # type: ignore[arg-type]
+
+
+def encode_canonical_tx(msg: pb.SignedTx) -> pb.Entry:
+    """The log's copy of an admitted transaction: rebuilt field by field, so no
+    unknown field (padding) the client attached reaches a block."""
+    return pb.Entry(tx=pb.SignedTx(body=msg.body, signatures=_copy_signatures(msg.signatures)))
+
+
+def encode_canonical_bundle(msg: pb.SignedBundle) -> pb.Entry:
+    return pb.Entry(
+        bundle=pb.SignedBundle(body=msg.body, signatures=_copy_signatures(msg.signatures))
+    )
+
+
+def encode_canonical_vote(msg: pb.SignedVote) -> pb.Entry:
+    s = msg.signature
+    return pb.Entry(
+        vote=pb.SignedVote(
+            body=msg.body, signature=pb.Signature(public_key=s.public_key, signature=s.signature)
+        )
+    )
+
+
+def encode_entry(entry: Entry) -> pb.Entry:
+    """A decoded entry back on the wire (the inverse of decode_entry)."""
+    if isinstance(entry, Tx):
+        return pb.Entry(tx=encode_signed_tx(entry.body_bytes, entry.signatures))
+    if isinstance(entry, Bundle):
+        return pb.Entry(bundle=encode_signed_bundle(entry.body_bytes, entry.signatures))
+    if isinstance(entry, Vote):
+        return pb.Entry(vote=encode_signed_vote(entry.body_bytes, entry.signature))
+    if isinstance(entry, Decision):
+        return encode_decision(entry.bundle_id, entry.commit, entry.code)
+    raise InvalidInput(f"a {type(entry).__name__} entry cannot be encoded")
+
+
+def _copy_signatures(sigs: Sequence[pb.Signature]) -> list[pb.Signature]:
+    return [pb.Signature(public_key=s.public_key, signature=s.signature) for s in sigs]
+
+
+def encode_header(h: Header) -> pb.BlockHeader:
+    return pb.BlockHeader(
+        height=h.height,
+        parent_hash=h.parent_hash,
+        timestamp_ms=h.timestamp_ms,
+        entry_count=h.entry_count,
+        namespaces=[
+            pb.NamespaceCommitment(rollup=c.rollup, count=c.count, root=c.root)
+            for c in h.namespaces
+        ],
+        byte_count=h.byte_count,
+    )
 
 
 def encode_block(
-    height: int,
-    parent_hash: bytes,
-    timestamp_ms: int,
-    entries: Sequence[pb.Entry],
-    ids: Sequence[bytes],
+    header: Header, entries: Sequence[pb.Entry], block_hash: bytes, signature: bytes
 ) -> pb.Block:
-    """Build a sealed block message from already-admitted entries and their ids."""
+    """A sealed block message from its header and already-admitted entries."""
     return pb.Block(
-        header=pb.BlockHeader(
-            height=height,
-            parent_hash=parent_hash,
-            timestamp_ms=timestamp_ms,
-            entry_count=len(entries),
-        ),
-        entries=entries,
-        hash=compute_block_hash(height, parent_hash, timestamp_ms, ids),
+        header=encode_header(header), entries=entries, hash=block_hash, signature=signature
     )

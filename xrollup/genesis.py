@@ -4,10 +4,13 @@ the embedded default every devnet starts from."""
 
 from __future__ import annotations
 
+import functools
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import blake3
 
 from xrollup.errors import InvalidInput
 from xrollup.keys import (
@@ -16,6 +19,7 @@ from xrollup.keys import (
     derive_dev_account,
     derive_oracle_key,
     derive_rollup_vote_key,
+    derive_sequencer_key,
     encode_address,
 )
 
@@ -33,6 +37,9 @@ class Limits:
     max_batch: int = 1000
     max_pool: int = 50_000
     max_block_entries: int = 5_000
+    # A block's entries in bytes: the sequencer seals under it, nodes refuse a block
+    # over it, and it leaves room under max_message_bytes so a block always streams.
+    max_block_bytes: int = 2 * 1024 * 1024
     max_expiry_window: int = 100_000
     max_amount: int = 2**63 - 1
     max_message_bytes: int = 4 * 1024 * 1024
@@ -40,6 +47,9 @@ class Limits:
     bundle_deadline_blocks: int = (
         50  # abort a bundle this many blocks after it, if a vote is missing
     )
+    # An option's holder may settle until expiry + this many blocks; from then on the
+    # lien's owner may reclaim it on its own rollup (docs/exits.md).
+    lien_grace_blocks: int = 500
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,7 @@ class Genesis:
     oracle_key: bytes
     assets: tuple[Asset, ...]
     allocations: tuple[Allocation, ...]
+    sequencer_key: bytes  # Ed25519 public key that signs block headers
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -108,6 +119,7 @@ def dev_genesis(block_interval_ms: int = 20) -> Genesis:
         oracle_key=derive_oracle_key().public_key,
         assets=assets,
         allocations=allocations,
+        sequencer_key=derive_sequencer_key().public_key,
     )
 
 
@@ -118,6 +130,7 @@ def encode_genesis(genesis: Genesis) -> str:
         "block_interval_ms": genesis.block_interval_ms,
         "rollups": [{"name": r.name, "vote_key": r.vote_key.hex()} for r in genesis.rollups],
         "oracle_key": genesis.oracle_key.hex(),
+        "sequencer_key": genesis.sequencer_key.hex(),
         "assets": [asdict(a) for a in genesis.assets],
         "limits": asdict(genesis.limits),
         "allocations": [
@@ -151,6 +164,7 @@ def decode_genesis(text: str) -> Genesis:
             oracle_key=bytes.fromhex(doc["oracle_key"]),
             assets=assets,
             allocations=allocations,
+            sequencer_key=bytes.fromhex(doc["sequencer_key"]),
             limits=limits,
         )
     except (KeyError, TypeError, ValueError) as e:
@@ -172,12 +186,34 @@ def validate_genesis(genesis: Genesis) -> None:
             raise InvalidInput(f"genesis: vote key of rollup {r.name!r} is not 32 bytes")
     if len(genesis.oracle_key) != 32:
         raise InvalidInput("genesis: oracle_key is not 32 bytes")
+    if len(genesis.sequencer_key) != 32:
+        raise InvalidInput("genesis: sequencer_key is not 32 bytes")
+    lim = genesis.limits
+    if not 0 < lim.max_block_bytes <= lim.max_message_bytes - 64 * 1024:
+        raise InvalidInput(
+            "genesis: limits.max_block_bytes must be positive and leave 64 KiB under"
+            " limits.max_message_bytes (a block must fit one stream message)"
+        )
+    if lim.lien_grace_blocks <= 0 or lim.bundle_deadline_blocks <= 0:
+        raise InvalidInput(
+            "genesis: limits.lien_grace_blocks and bundle_deadline_blocks must be positive"
+        )
     symbols = {a.symbol for a in genesis.assets}
     for a in genesis.allocations:
         if a.rollup not in names or a.asset not in symbols:
             raise InvalidInput(f"genesis: allocation names unknown rollup or asset: {a}")
         if not 0 <= a.amount <= genesis.limits.max_amount:
             raise InvalidInput(f"genesis: allocation amount out of range: {a}")
+
+
+@functools.lru_cache(maxsize=16)
+def compute_genesis_hash(genesis: Genesis) -> bytes:
+    """blake3 of the canonical genesis JSON: binds votes and block signatures to
+    this chain, so neither counts on another devnet. The block interval is left
+    out: it is the sequencer's pace (`--block-interval-ms` overrides it), not
+    something any state or signature depends on."""
+    consensus = replace(genesis, block_interval_ms=1)
+    return blake3.blake3(encode_genesis(consensus).encode()).digest()
 
 
 def load_genesis(path: Path | None) -> Genesis:

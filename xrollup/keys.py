@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 import blake3
 import nacl.bindings
@@ -87,6 +88,25 @@ def derive_rollup_vote_key(rollup: str) -> Keypair:
 
 def derive_oracle_key() -> Keypair:
     return derive_keypair("oracle")
+
+
+def derive_sequencer_key() -> Keypair:
+    """The dev sequencer's block-signing key. Anyone with the dev seed can sign
+    blocks with it: that is what the byzantine fault tools use."""
+    return derive_keypair("sequencer")
+
+
+def load_keypair(path: Path | None, default: Keypair, what: str) -> Keypair:
+    """A key from a file holding its 32-byte seed in hex, or `default` (a dev key)."""
+    if path is None:
+        return default
+    try:
+        seed = bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError) as e:
+        raise InvalidInput(f"{what} {path}: {e}") from None
+    if len(seed) != 32:
+        raise InvalidInput(f"{what} {path}: want a 32-byte hex seed")
+    return Keypair(seed)
 
 
 def is_valid_signature(public_key: bytes, signature: bytes, body: bytes) -> bool:

@@ -11,6 +11,60 @@ from xrollup.keys import Address
 from xrollup.numeric import Amount, Height
 
 
+class ReasonCode(enum.IntEnum):
+    """Why a rollup voted no on a bundle, or why a bundle was decided as it was
+    (mirrors xrollup.v1.ReasonCode). Consensus data carries only these codes;
+    the text for people lives in receipts, logs and API answers."""
+
+    NONE = 0
+    ALL_YES = 1
+    VOTED_NO = 2
+    DEADLINE = 3
+    EXPIRED = 10
+    INVALID = 11
+    BAD_SIGNATURE = 12
+    INSUFFICIENT_FUNDS = 13
+    MARGIN = 14
+    NO_POSITION = 15
+    POSITION_BUSY = 16
+    NOT_EXPIRED = 17
+    NO_PRICE = 18
+    PAYOUT_MISMATCH = 19
+    WRONG_PAYEE = 20
+    NOT_CONTROLLER = 21
+    CLAIM_WINDOW_CLOSED = 22
+    OVERFLOW = 23
+    REFUSED = 24
+
+
+def describe_reason(code: ReasonCode) -> str:
+    """A reason code in words, for answers and logs (never for consensus data)."""
+    return _REASON_TEXT.get(code, code.name.lower().replace("_", " "))
+
+
+_REASON_TEXT = {
+    ReasonCode.NONE: "",
+    ReasonCode.ALL_YES: "every rollup voted yes",
+    ReasonCode.VOTED_NO: "a rollup voted no",
+    ReasonCode.DEADLINE: "a vote was missing at the deadline",
+    ReasonCode.EXPIRED: "the bundle expired before it was prepared",
+    ReasonCode.INVALID: "the bundle fails the immutable checks",
+    ReasonCode.BAD_SIGNATURE: "signatures do not verify or are not by the accounts it touches",
+    ReasonCode.INSUFFICIENT_FUNDS: "insufficient funds",
+    ReasonCode.MARGIN: "the lien does not cover the margin rule",
+    ReasonCode.NO_POSITION: "no such option or lien here",
+    ReasonCode.POSITION_BUSY: "the option or lien is not open",
+    ReasonCode.NOT_EXPIRED: "the option has not expired",
+    ReasonCode.NO_PRICE: "no oracle price at or after expiry",
+    ReasonCode.PAYOUT_MISMATCH: "the stated payout is not the computed one",
+    ReasonCode.WRONG_PAYEE: "the lien would not pay the holder",
+    ReasonCode.NOT_CONTROLLER: "the bundle does not settle the lien's controlling position",
+    ReasonCode.CLAIM_WINDOW_CLOSED: "past the option's expiry plus the grace period",
+    ReasonCode.OVERFLOW: "an amount would leave its range",
+    ReasonCode.REFUSED: "refused by the current state",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Transfer:
     to: Address
@@ -71,7 +125,17 @@ class ReleaseLien:
     payee: Address
 
 
-Action = Transfer | PriceUpdate | LockCollateral | OpenOption | SettleOption | ReleaseLien
+@dataclass(frozen=True, slots=True)
+class ReclaimLien:
+    """A plain transaction by a lien's owner on the lien's rollup: take it back
+    once its option's expiry plus the grace period has passed unsettled."""
+
+    lien_id: bytes
+
+
+Action = (
+    Transfer | PriceUpdate | LockCollateral | OpenOption | SettleOption | ReleaseLien | ReclaimLien
+)
 BUNDLE_ONLY = (LockCollateral, OpenOption, SettleOption, ReleaseLien)
 
 
@@ -131,7 +195,8 @@ class Bundle:
 class BundleVote:
     bundle_id: bytes
     yes: bool
-    reason: str
+    code: ReasonCode  # NONE on a yes
+    bundle_height: Height  # the height that ordered the bundle
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +205,7 @@ class VoteBody:
     rollup: str
     height: Height
     votes: tuple[BundleVote, ...]
+    genesis_hash: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +221,7 @@ class Decision:
     id: bytes
     bundle_id: bytes
     commit: bool
-    reason: str
+    code: ReasonCode
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,9 +237,35 @@ Entry = Tx | Bundle | Vote | Decision | Malformed
 
 
 @dataclass(frozen=True, slots=True)
-class Block:
+class Commitment:
+    """One namespace's commitment in a block header (see xrollup/blocks.py)."""
+
+    rollup: str  # "" for the protocol namespace
+    count: int
+    root: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
     height: Height
     parent_hash: bytes
-    timestamp_ms: int
+    timestamp_ms: int  # informational, never read by state transitions
+    entry_count: int
+    namespaces: tuple[Commitment, ...]
+    byte_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    header: Header
     entries: tuple[Entry, ...]
     hash: bytes
+    signature: bytes
+
+    @property
+    def height(self) -> Height:
+        return self.header.height
+
+    @property
+    def parent_hash(self) -> bytes:
+        return self.header.parent_hash

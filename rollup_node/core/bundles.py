@@ -1,21 +1,20 @@
 """The node's side of the cross-rollup bundle protocol (two-phase commit whose
-decision lives in the ordered log).
+decision lives in the ordered log; the rule is xrollup/decisions.py).
 
 1. Prepare (the block that carries bundle B): if B has legs on this rollup, check
    it again (signatures, expiry, replay) and run each of this rollup's legs
    provisionally: what a leg spends moves out of balances into an escrow keyed
    by B, and positions it touches are marked pending. Any failure rolls all of
-   them back and the vote is no. The outcome is recorded and becomes this
-   rollup's vote.
-2. The sequencer logs commit(B) or abort(B).
-3. Finish (the block that carries the decision): commit applies the escrowed
-   effects; abort returns them. A decision for a bundle already finished, or
-   one this rollup is not part of, does nothing, so replay is idempotent.
+   them back and the vote is no, with a reason code. The outcome is recorded and
+   becomes this rollup's vote.
+2. Every node tracks B's votes from the log and derives the decision itself
+   (rollup_node/core/protocol.py); a logged decision that contradicts them is
+   refused with its block.
+3. Finish: commit applies the escrow's effects; abort returns what it holds.
 
-State keys (see state.py for the others):
-    b"esc:" + bundle id  -> escrow: what was held and what commit / abort do (JSON)
-    b"bnd:" + bundle id  -> this rollup's record of the bundle (JSON)
-"""
+Escrow effects are typed records (Credit, CreateLien, ...), not op lists; state
+keys and encodings are listed in state.py. Consensus records carry reason codes;
+the text for people goes to the bundle's receipt."""
 
 from __future__ import annotations
 
@@ -24,48 +23,148 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rollup_node.core import bank, collateral, options, oracle
-from rollup_node.core.state import State
+from rollup_node.core.state import BUNDLE, ESCROW, State, encode_record
 from xrollup import checks
-from xrollup.errors import BadSignature, Refused, WrongSigners, XrollupError
+from xrollup.blocks import BlockRefused, RefusalCode
+from xrollup.errors import ArithmeticOverflow, BadSignature, Expired, WrongSigners, XrollupError
 from xrollup.genesis import Genesis
 from xrollup.keys import encode_address
 from xrollup.model import (
     Bundle,
     BundleVote,
-    Decision,
     Leg,
     LockCollateral,
     OpenOption,
+    ReasonCode,
     ReleaseLien,
     SettleOption,
     Transfer,
 )
 from xrollup.numeric import Amount, Height
 
-ESCROW = b"esc:"
-BUNDLE = b"bnd:"
-
 PREPARED = "prepared"
 COMMITTED = "committed"
 ABORTED = "aborted"
 
 
-class LegRefused(Refused):
-    """A leg cannot be prepared on this rollup."""
+class LegRefused(XrollupError):
+    """A leg cannot be prepared on this rollup; `code` is what the vote records."""
+
+    def __init__(self, code: ReasonCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
-def _canonical(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+def compute_reason_code(e: XrollupError) -> ReasonCode:
+    """The reason code a refusal is recorded with (its text goes to the receipt)."""
+    code = getattr(e, "code", None)
+    if isinstance(code, ReasonCode):
+        return code
+    if isinstance(e, bank.InsufficientFunds):
+        return ReasonCode.INSUFFICIENT_FUNDS
+    if isinstance(e, ArithmeticOverflow):
+        return ReasonCode.OVERFLOW
+    if isinstance(e, BadSignature | WrongSigners):
+        return ReasonCode.BAD_SIGNATURE
+    if isinstance(e, Expired):
+        return ReasonCode.EXPIRED
+    return ReasonCode.INVALID
+
+
+# ---------------------------------------------------------------- typed effects
+
+
+@dataclass(frozen=True, slots=True)
+class Credit:
+    owner: bytes
+    asset: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class CreateLien:
+    lien: collateral.Lien
+
+
+@dataclass(frozen=True, slots=True)
+class CreateOption:
+    option: options.OptionPosition
+
+
+@dataclass(frozen=True, slots=True)
+class Settle:
+    option_id: bytes
+    price: int
+    payout: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unsettle:
+    option_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    lien_id: bytes
+    payout: int
+    payee: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Unrelease:
+    lien_id: bytes
+
+
+Effect = Credit | CreateLien | CreateOption | Settle | Unsettle | Release | Unrelease
+
+
+def encode_effect(e: Effect) -> dict[str, Any]:
+    if isinstance(e, Credit):
+        return {"kind": "credit", "owner": e.owner.hex(), "asset": e.asset, "amount": e.amount}
+    if isinstance(e, CreateLien):
+        return {"kind": "lien", "lien": json.loads(collateral.encode_lien(e.lien))}
+    if isinstance(e, CreateOption):
+        return {"kind": "option", "option": json.loads(options.encode_option(e.option))}
+    if isinstance(e, Settle):
+        return {"kind": "settle", "id": e.option_id.hex(), "price": e.price, "payout": e.payout}
+    if isinstance(e, Unsettle):
+        return {"kind": "unsettle", "id": e.option_id.hex()}
+    if isinstance(e, Release):
+        return {
+            "kind": "release",
+            "id": e.lien_id.hex(),
+            "payout": e.payout,
+            "payee": e.payee.hex(),
+        }
+    return {"kind": "unrelease", "id": e.lien_id.hex()}
+
+
+def decode_effect(d: dict[str, Any]) -> Effect:
+    kind = d["kind"]
+    if kind == "credit":
+        return Credit(bytes.fromhex(d["owner"]), d["asset"], int(d["amount"]))
+    if kind == "lien":
+        return CreateLien(collateral.decode_lien(encode_record(d["lien"])))
+    if kind == "option":
+        return CreateOption(options.decode_option(encode_record(d["option"])))
+    if kind == "settle":
+        return Settle(bytes.fromhex(d["id"]), int(d["price"]), int(d["payout"]))
+    if kind == "unsettle":
+        return Unsettle(bytes.fromhex(d["id"]))
+    if kind == "release":
+        return Release(bytes.fromhex(d["id"]), int(d["payout"]), bytes.fromhex(d["payee"]))
+    if kind == "unrelease":
+        return Unrelease(bytes.fromhex(d["id"]))
+    raise AssertionError(f"unknown escrow effect {kind!r}")  # pragma: no cover
 
 
 @dataclass
 class Escrow:
-    """What a prepared bundle holds on this rollup and what finishing it does.
-    Ops are small JSON lists, applied in order (see apply_op)."""
+    """What a prepared bundle holds on this rollup and what finishing it does."""
 
     held: dict[str, int] = field(default_factory=dict)  # asset -> amount out of balances
-    commit: list[list[Any]] = field(default_factory=list)
-    abort: list[list[Any]] = field(default_factory=list)
+    commit: list[Effect] = field(default_factory=list)
+    abort: list[Effect] = field(default_factory=list)
 
     def hold(self, state: State, owner: bytes, asset: str, amount: int) -> None:
         """Move `amount` from `owner`'s balance into the escrow; refunded on abort."""
@@ -73,7 +172,26 @@ class Escrow:
             return
         bank.decrease_balance(state, owner, asset, Amount(amount))
         self.held[asset] = self.held.get(asset, 0) + amount
-        self.abort.append(["credit", owner.hex(), asset, amount])
+        self.abort.append(Credit(owner, asset, amount))
+
+
+def encode_escrow(e: Escrow) -> bytes:
+    return encode_record(
+        {
+            "held": e.held,
+            "commit": [encode_effect(x) for x in e.commit],
+            "abort": [encode_effect(x) for x in e.abort],
+        }
+    )
+
+
+def decode_escrow(raw: bytes) -> Escrow:
+    d = json.loads(raw)
+    return Escrow(
+        {k: int(v) for k, v in d["held"].items()},
+        [decode_effect(x) for x in d["commit"]],
+        [decode_effect(x) for x in d["abort"]],
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,104 +199,101 @@ class BundleRecord:
     id: bytes
     status: str
     vote: bool
-    reason: str
+    code: ReasonCode  # why this rollup voted no, or why the bundle aborted
     prepare_height: int
     decision_height: int = 0
-    legs: tuple[tuple[int, bool, str], ...] = ()
+    legs: tuple[tuple[int, bool, ReasonCode], ...] = ()  # (leg index, ok, code)
 
 
-def encode_record(r: BundleRecord) -> bytes:
-    return _canonical(
+def encode_bundle_record(r: BundleRecord) -> bytes:
+    return encode_record(
         {
             "id": r.id.hex(),
             "status": r.status,
             "vote": r.vote,
-            "reason": r.reason,
+            "code": int(r.code),
             "prepare_height": r.prepare_height,
             "decision_height": r.decision_height,
-            "legs": [list(x) for x in r.legs],
+            "legs": [[i, ok, int(code)] for i, ok, code in r.legs],
         }
     )
 
 
-def decode_record(raw: bytes) -> BundleRecord:
+def decode_bundle_record(raw: bytes) -> BundleRecord:
     d = json.loads(raw)
     return BundleRecord(
         bytes.fromhex(d["id"]),
         d["status"],
         d["vote"],
-        d["reason"],
+        ReasonCode(d["code"]),
         d["prepare_height"],
         d["decision_height"],
-        tuple((int(i), bool(ok), str(why)) for i, ok, why in d["legs"]),
+        tuple((int(i), bool(ok), ReasonCode(code)) for i, ok, code in d["legs"]),
     )
 
 
 def get_record(state: State, bundle_id: bytes) -> BundleRecord | None:
     raw = state.get(BUNDLE + bundle_id)
-    return None if raw is None else decode_record(raw)
+    return None if raw is None else decode_bundle_record(raw)
 
 
 def get_escrow(state: State, bundle_id: bytes) -> Escrow | None:
     raw = state.get(ESCROW + bundle_id)
-    if raw is None:
-        return None
-    d = json.loads(raw)
-    return Escrow(d["held"], d["commit"], d["abort"])
-
-
-def _save_escrow(state: State, bundle_id: bytes, escrow: Escrow) -> None:
-    state.put(
-        ESCROW + bundle_id,
-        _canonical({"held": escrow.held, "commit": escrow.commit, "abort": escrow.abort}),
-    )
+    return None if raw is None else decode_escrow(raw)
 
 
 # ---------------------------------------------------------------- prepare
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """This rollup's vote on a bundle and the text for its receipt."""
+
+    vote: BundleVote
+    text: str
+
+
 def prepare_bundle(
     state: State, bundle: Bundle, rollup: str, height: Height, genesis: Genesis, verify: bool = True
-) -> BundleVote | None:
+) -> Prepared | None:
     """Prepare this rollup's legs of `bundle`; the vote, or None when the bundle
     has no leg here or was prepared before (an id executes at most once)."""
     mine = [(i, leg) for i, leg in enumerate(bundle.body.legs) if leg.rollup == rollup]
     if not mine or state.get(BUNDLE + bundle.id) is not None:
         return None
-    outcomes: list[tuple[int, bool, str]] = []
+    outcomes: list[tuple[int, bool, ReasonCode]] = []
     escrow = Escrow()
-    reason = ""
+    code, text = ReasonCode.NONE, ""
     try:
         if bundle.body.expiry_height < height:
-            raise Refused(f"bundle expired at height {int(bundle.body.expiry_height)}")
+            raise Expired(f"bundle expired at height {int(bundle.body.expiry_height)}")
         if verify:
             checks.validate_bundle(bundle, genesis)
     except (BadSignature, WrongSigners) as e:
         # The id covers the body, not the signatures: vote no, record nothing, so
         # a forged copy cannot burn the id of the genuine bundle.
-        return BundleVote(bundle.id, False, str(e))
+        return Prepared(BundleVote(bundle.id, False, ReasonCode.BAD_SIGNATURE, height), str(e))
     except XrollupError as e:
-        reason = str(e)
-    if not reason:
+        code, text = compute_reason_code(e), str(e)
+    if not text:
         state.begin()
         for i, leg in mine:
             try:
                 prepare_leg(state, escrow, bundle, leg, height, genesis)
-                outcomes.append((i, True, ""))
+                outcomes.append((i, True, ReasonCode.NONE))
             except XrollupError as e:
-                reason = f"legs[{i}] on {rollup}: {e}"
-                outcomes.append((i, False, str(e)))
+                code, text = compute_reason_code(e), f"legs[{i}] on {rollup}: {e}"
+                outcomes.append((i, False, code))
                 break
-        if reason:
+        if text:
             state.rollback()
-            escrow = Escrow()
         else:
             state.commit()
-            _save_escrow(state, bundle.id, escrow)
-    yes = not reason
-    record = BundleRecord(bundle.id, PREPARED, yes, reason, int(height), legs=tuple(outcomes))
-    state.put(BUNDLE + bundle.id, encode_record(record))
-    return BundleVote(bundle.id, yes, reason)
+            state.put(ESCROW + bundle.id, encode_escrow(escrow))
+    yes = not text
+    record = BundleRecord(bundle.id, PREPARED, yes, code, int(height), legs=tuple(outcomes))
+    state.put(BUNDLE + bundle.id, encode_bundle_record(record))
+    return Prepared(BundleVote(bundle.id, yes, code, height), text)
 
 
 def _find_leg(bundle: Bundle, rollup: str, kind: type) -> Leg | None:
@@ -195,9 +310,11 @@ def prepare_leg(
     a = leg.action
     if isinstance(a, Transfer):
         escrow.hold(state, leg.sender, a.asset, a.amount)
-        escrow.commit.append(["credit", a.to.hex(), a.asset, int(a.amount)])
+        escrow.commit.append(Credit(a.to, a.asset, int(a.amount)))
     elif isinstance(a, LockCollateral):
         escrow.hold(state, leg.sender, a.asset, a.amount)
+        open_leg = _find_leg(bundle, a.controller_rollup, OpenOption)
+        assert open_leg is not None and isinstance(open_leg.action, OpenOption)  # structure
         lien = collateral.Lien(
             id=bundle.id,
             owner=leg.sender,
@@ -207,8 +324,9 @@ def prepare_leg(
             controller_position=bundle.id,
             status=collateral.LOCKED,
             locked_height=int(height),
+            option_expiry_height=int(open_leg.action.expiry_height),
         )
-        escrow.commit.append(["lien", collateral.encode_lien(lien).decode()])
+        escrow.commit.append(CreateLien(lien))
     elif isinstance(a, OpenOption):
         _prepare_open(state, escrow, bundle, leg, a, height, genesis)
     elif isinstance(a, SettleOption):
@@ -216,7 +334,7 @@ def prepare_leg(
     elif isinstance(a, ReleaseLien):
         _prepare_release(state, escrow, bundle, leg, a, height)
     else:
-        raise LegRefused(f"{type(a).__name__} cannot be a bundle leg")
+        raise LegRefused(ReasonCode.INVALID, f"{type(a).__name__} cannot be a bundle leg")
 
 
 def _prepare_open(
@@ -229,7 +347,10 @@ def _prepare_open(
     genesis: Genesis,
 ) -> None:
     if a.expiry_height <= height:
-        raise LegRefused(f"option expiry {int(a.expiry_height)} is not after height {int(height)}")
+        raise LegRefused(
+            ReasonCode.INVALID,
+            f"option expiry {int(a.expiry_height)} is not after height {int(height)}",
+        )
     asset = genesis.get_asset(a.underlying)
     assert asset is not None  # checked at admission and in validate_bundle
     need_asset = options.collateral_asset(a.kind, a.underlying, a.quote)
@@ -239,12 +360,13 @@ def _prepare_open(
     lock = lock_leg.action
     if lock.asset != need_asset or lock.amount < need:
         raise LegRefused(
+            ReasonCode.MARGIN,
             f"margin: a {a.kind.name.lower()} of size {int(a.size)} at strike {int(a.strike)}"
             f" needs {int(need)} {need_asset} locked,"
-            f" the lien locks {int(lock.amount)} {lock.asset}"
+            f" the lien locks {int(lock.amount)} {lock.asset}",
         )
     escrow.hold(state, leg.sender, a.quote, a.premium)
-    escrow.commit.append(["credit", a.writer.hex(), a.quote, int(a.premium)])
+    escrow.commit.append(Credit(a.writer, a.quote, int(a.premium)))
     position = options.OptionPosition(
         id=bundle.id,
         kind=a.kind,
@@ -262,7 +384,7 @@ def _prepare_open(
         status=options.OPEN,
         opened_height=int(height),
     )
-    escrow.commit.append(["option", options.encode_option(position).decode()])
+    escrow.commit.append(CreateOption(position))
 
 
 def _prepare_settle(
@@ -276,34 +398,50 @@ def _prepare_settle(
 ) -> None:
     o = options.get_option(state, a.option_id)
     if o is None:
-        raise LegRefused(f"no option {a.option_id.hex()}")
+        raise LegRefused(ReasonCode.NO_POSITION, f"no option {a.option_id.hex()}")
     if o.status != options.OPEN:
-        raise LegRefused(f"option {a.option_id.hex()[:16]} is {o.status}")
+        raise LegRefused(ReasonCode.POSITION_BUSY, f"option {a.option_id.hex()[:16]} is {o.status}")
     if height < o.expiry_height:
-        raise LegRefused(f"option expires at height {o.expiry_height}; now {int(height)}")
+        raise LegRefused(
+            ReasonCode.NOT_EXPIRED, f"option expires at height {o.expiry_height}; now {int(height)}"
+        )
+    closes = collateral.compute_reclaimable_height(
+        o.expiry_height, genesis.limits.lien_grace_blocks
+    )
+    if height >= closes:
+        raise LegRefused(
+            ReasonCode.CLAIM_WINDOW_CLOSED,
+            f"the claim window closed at height {closes} (expiry {o.expiry_height} + grace"
+            f" {genesis.limits.lien_grace_blocks}); the lien is its owner's again",
+        )
     price = oracle.get_price(state, o.underlying, o.quote)
     if price is None or price.height < o.expiry_height:
         raise LegRefused(
-            f"no {o.underlying}/{o.quote} price posted at or after expiry height {o.expiry_height}"
+            ReasonCode.NO_PRICE,
+            f"no {o.underlying}/{o.quote} price posted at or after expiry height {o.expiry_height}",
         )
     asset = genesis.get_asset(o.underlying)
     assert asset is not None
     payout = options.compute_payout(o.kind, o.strike, o.size, price.price, asset.decimals)
     if payout != a.payout:
         raise LegRefused(
+            ReasonCode.PAYOUT_MISMATCH,
             f"payout: the bundle states {int(a.payout)}, the price {int(price.price)}"
-            f" at height {int(price.height)} gives {int(payout)}"
+            f" at height {int(price.height)} gives {int(payout)}",
         )
     release = _find_leg(bundle, o.collateral_rollup, ReleaseLien)
     if release is None or not isinstance(release.action, ReleaseLien):
-        raise LegRefused(f"the bundle carries no release_lien leg on {o.collateral_rollup}")
+        raise LegRefused(
+            ReasonCode.INVALID, f"the bundle carries no release_lien leg on {o.collateral_rollup}"
+        )
     if release.action.payee != o.holder:
         raise LegRefused(
-            f"release_lien pays {encode_address(release.action.payee)}, not the holder"
+            ReasonCode.WRONG_PAYEE,
+            f"release_lien pays {encode_address(release.action.payee)}, not the holder",
         )
     options.save_option(state, replace(o, status=options.SETTLING))
-    escrow.commit.append(["settle", o.id.hex(), int(height), int(price.price), int(payout)])
-    escrow.abort.append(["unsettle", o.id.hex()])
+    escrow.commit.append(Settle(o.id, int(price.price), int(payout)))
+    escrow.abort.append(Unsettle(o.id))
 
 
 def _prepare_release(
@@ -311,9 +449,9 @@ def _prepare_release(
 ) -> None:
     lien = collateral.get_lien(state, a.lien_id)
     if lien is None:
-        raise LegRefused(f"no lien {a.lien_id.hex()}")
+        raise LegRefused(ReasonCode.NO_POSITION, f"no lien {a.lien_id.hex()}")
     if lien.status != collateral.LOCKED:
-        raise LegRefused(f"lien {a.lien_id.hex()[:16]} is {lien.status}")
+        raise LegRefused(ReasonCode.POSITION_BUSY, f"lien {a.lien_id.hex()[:16]} is {lien.status}")
     settle = _find_leg(bundle, lien.controller_rollup, SettleOption)
     if (
         settle is None
@@ -321,57 +459,60 @@ def _prepare_release(
         or settle.action.option_id != lien.controller_position
     ):
         raise LegRefused(
+            ReasonCode.NOT_CONTROLLER,
             f"lien {a.lien_id.hex()[:16]} is controlled by a position on {lien.controller_rollup};"
-            " the bundle does not settle it there"
+            " the bundle does not settle it there",
         )
     if a.payout > lien.amount:
-        raise LegRefused(f"payout {int(a.payout)} exceeds the lien's {lien.amount} {lien.asset}")
+        raise LegRefused(
+            ReasonCode.PAYOUT_MISMATCH,
+            f"payout {int(a.payout)} exceeds the lien's {lien.amount} {lien.asset}",
+        )
     collateral.save_lien(state, replace(lien, status=collateral.PENDING))
-    escrow.commit.append(["release", lien.id.hex(), int(height), int(a.payout), a.payee.hex()])
-    escrow.abort.append(["unrelease", lien.id.hex()])
+    escrow.commit.append(Release(lien.id, int(a.payout), a.payee))
+    escrow.abort.append(Unrelease(lien.id))
 
 
 # ---------------------------------------------------------------- finish
 
 
-def finish_bundle(state: State, decision: Decision, height: Height) -> BundleRecord | None:
-    """Apply the logged decision; None when this rollup has no part in it or has
-    finished it before."""
-    record = get_record(state, decision.bundle_id)
+def finish_bundle(
+    state: State, bundle_id: bytes, commit: bool, code: ReasonCode, height: Height
+) -> BundleRecord | None:
+    """Apply a decision the rule gave (validated or derived by this node); None
+    when this rollup has no part in the bundle or has finished it before."""
+    record = get_record(state, bundle_id)
     if record is None or record.status != PREPARED:
         return None
-    if decision.commit and not record.vote:
-        # Only a yes from this rollup's key lets the sequencer commit: never expected.
-        reason = "protocol violation: committed although this rollup voted no"
-        done = replace(record, status=ABORTED, reason=reason, decision_height=int(height))
-        state.put(BUNDLE + record.id, encode_record(done))
-        return done
-    escrow = get_escrow(state, decision.bundle_id)
+    if commit and not record.vote:
+        # The rule commits only with a counted yes signed by this rollup's own key:
+        # a logged yes that contradicts this node's own no means that key signed both.
+        raise BlockRefused(
+            RefusalCode.BAD_DECISION,
+            int(height),
+            f"commit of bundle {bundle_id.hex()[:16]}, which this rollup voted no on",
+        )
+    escrow = get_escrow(state, bundle_id)
     if escrow is not None:
-        for op in escrow.commit if decision.commit else escrow.abort:
-            apply_op(state, op, height)
-        state.delete(ESCROW + decision.bundle_id)
-    status = COMMITTED if decision.commit else ABORTED
-    reason = record.reason if not decision.commit and record.reason else decision.reason
-    done = replace(record, status=status, reason=reason, decision_height=int(height))
-    state.put(BUNDLE + record.id, encode_record(done))
+        for effect in escrow.commit if commit else escrow.abort:
+            apply_effect(state, effect, height)
+        state.delete(ESCROW + bundle_id)
+    status = COMMITTED if commit else ABORTED
+    final_code = record.code if not commit and not record.vote else code
+    done = replace(record, status=status, code=final_code, decision_height=int(height))
+    state.put(BUNDLE + record.id, encode_bundle_record(done))
     return done
 
 
-def apply_op(state: State, op: list[Any], height: Height) -> None:
-    kind = op[0]
-    if kind == "credit":
-        _, owner, asset, amount = op
-        bank.increase_balance(state, bytes.fromhex(owner), asset, Amount(amount))
-    elif kind == "lien":
-        lien = collateral.decode_lien(op[1].encode())
-        collateral.save_lien(state, replace(lien, locked_height=int(height)))
-    elif kind == "option":
-        o = options.decode_option(op[1].encode())
-        options.save_option(state, replace(o, opened_height=int(height)))
-    elif kind == "settle":
-        _, option_id, _prepared, price, payout = op
-        settled = options.get_option(state, bytes.fromhex(option_id))
+def apply_effect(state: State, e: Effect, height: Height) -> None:
+    if isinstance(e, Credit):
+        bank.increase_balance(state, e.owner, e.asset, Amount(e.amount))
+    elif isinstance(e, CreateLien):
+        collateral.save_lien(state, replace(e.lien, locked_height=int(height)))
+    elif isinstance(e, CreateOption):
+        options.save_option(state, replace(e.option, opened_height=int(height)))
+    elif isinstance(e, Settle):
+        settled = options.get_option(state, e.option_id)
         assert settled is not None
         options.save_option(
             state,
@@ -379,33 +520,30 @@ def apply_op(state: State, op: list[Any], height: Height) -> None:
                 settled,
                 status=options.SETTLED,
                 settled_height=int(height),
-                settle_price=price,
-                payout=payout,
+                settle_price=e.price,
+                payout=e.payout,
             ),
         )
-    elif kind == "unsettle":
-        settling = options.get_option(state, bytes.fromhex(op[1]))
+    elif isinstance(e, Unsettle):
+        settling = options.get_option(state, e.option_id)
         assert settling is not None
         options.save_option(state, replace(settling, status=options.OPEN))
-    elif kind == "release":
-        _, lien_id, _prepared, payout, payee = op
-        held = collateral.get_lien(state, bytes.fromhex(lien_id))
+    elif isinstance(e, Release):
+        held = collateral.get_lien(state, e.lien_id)
         assert held is not None
-        bank.increase_balance(state, bytes.fromhex(payee), held.asset, Amount(payout))
-        bank.increase_balance(state, held.owner, held.asset, Amount(held.amount - payout))
+        bank.increase_balance(state, e.payee, held.asset, Amount(e.payout))
+        bank.increase_balance(state, held.owner, held.asset, Amount(held.amount - e.payout))
         collateral.save_lien(
             state,
             replace(
                 held,
                 status=collateral.RELEASED,
                 released_height=int(height),
-                paid_out=payout,
-                payee=bytes.fromhex(payee),
+                paid_out=e.payout,
+                payee=e.payee,
             ),
         )
-    elif kind == "unrelease":
-        pending = collateral.get_lien(state, bytes.fromhex(op[1]))
+    else:
+        pending = collateral.get_lien(state, e.lien_id)
         assert pending is not None
         collateral.save_lien(state, replace(pending, status=collateral.LOCKED))
-    else:  # pragma: no cover - ops are written only by prepare_leg
-        raise AssertionError(f"unknown escrow op {kind!r}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rollup_node.core import bank, bundles, oracle
+from rollup_node.core import bank, bundles, collateral, oracle, protocol
 from rollup_node.core.bundles import BundleRecord
 from rollup_node.core.state import (
     EXPIRY,
@@ -21,8 +21,9 @@ from rollup_node.core.state import (
     seen_key,
 )
 from xrollup import checks
+from xrollup.decisions import is_counted_vote
 from xrollup.errors import BadSignature, Expired, Refused, WrongSigners, XrollupError
-from xrollup.genesis import Genesis
+from xrollup.genesis import Genesis, compute_genesis_hash
 from xrollup.keys import Address
 from xrollup.model import (
     Action,
@@ -32,8 +33,10 @@ from xrollup.model import (
     Decision,
     Malformed,
     PriceUpdate,
+    ReclaimLien,
     Transfer,
     Tx,
+    Vote,
 )
 from xrollup.numeric import Amount, Height
 
@@ -72,12 +75,18 @@ def apply_genesis(base: StateReader, genesis: Genesis, rollup: str) -> BlockOutc
 def apply_block(
     base: StateReader, block: Block, rollup: str, genesis: Genesis, verify_signatures: bool = True
 ) -> BlockOutcome:
+    """The state transition of one verified block (xrollup/verify.py). Raises
+    BlockRefused, with nothing applied, when a logged decision contradicts the
+    logged votes (xrollup/decisions.py)."""
     state = State(base)
     height = block.height
+    genesis_hash = compute_genesis_hash(genesis)
+    deadline_blocks = genesis.limits.bundle_deadline_blocks
     prune_seen(state, height)
     receipts: list[Receipt] = []
     votes: list[BundleVote] = []
     finished: list[BundleRecord] = []
+    touched: list[bytes] = []
     for index, entry in enumerate(block.entries):
         if isinstance(entry, Tx):
             if entry.body.rollup == rollup:
@@ -85,19 +94,33 @@ def apply_block(
                 if receipt is not None:
                     receipts.append(receipt)
         elif isinstance(entry, Bundle):
-            vote = bundles.prepare_bundle(state, entry, rollup, height, genesis, verify_signatures)
-            if vote is not None:
+            protocol.observe_bundle(state, entry, height, deadline_blocks)
+            prepared = bundles.prepare_bundle(
+                state, entry, rollup, height, genesis, verify_signatures
+            )
+            if prepared is not None:
                 if bundles.get_record(state, entry.id) is not None:
                     mark_seen(state, entry.id, entry.body.expiry_height)
-                votes.append(vote)
+                votes.append(prepared.vote)
+                receipts.append(Receipt(entry.id, height, index, prepared.vote.yes, prepared.text))
+        elif isinstance(entry, Vote):
+            if is_counted_vote(entry, genesis, genesis_hash):
+                touched += protocol.observe_votes(state, entry.body.rollup, entry.body.votes)
         elif isinstance(entry, Decision):
-            record = bundles.finish_bundle(state, entry, height)
+            protocol.accept_decision(state, entry, height)
+            record = bundles.finish_bundle(state, entry.bundle_id, entry.commit, entry.code, height)
             if record is not None:
                 finished.append(record)
         elif isinstance(entry, Malformed):
             receipts.append(
                 Receipt(entry.id, height, index, False, f"malformed entry: {entry.reason}")
             )
+    # Decisions the log did not carry (a sequencer that omits them): every node
+    # derives them itself, deadline aborts included.
+    for spec in protocol.derive_decisions(state, touched, height):
+        record = bundles.finish_bundle(state, spec.bundle_id, spec.commit, spec.code, height)
+        if record is not None:
+            finished.append(record)
     return BlockOutcome(height, tuple(receipts), state.writes, tuple(votes), tuple(finished))
 
 
@@ -128,7 +151,7 @@ def apply_tx(
         return Receipt(tx.id, height, index, False, str(e))
     state.begin()
     try:
-        apply_action(state, tx.body.sender, tx.body.action, height)
+        apply_action(state, tx.body.sender, tx.body.action, height, genesis)
     except XrollupError as e:
         state.rollback()
         mark_seen(state, tx.id, tx.body.expiry_height)
@@ -138,11 +161,17 @@ def apply_tx(
     return Receipt(tx.id, height, index, True)
 
 
-def apply_action(state: State, sender: Address, action: Action, height: Height) -> None:
+def apply_action(
+    state: State, sender: Address, action: Action, height: Height, genesis: Genesis
+) -> None:
     if isinstance(action, Transfer):
         bank.apply_transfer(state, sender, action)
     elif isinstance(action, PriceUpdate):
         oracle.apply_price_update(state, action, height)
+    elif isinstance(action, ReclaimLien):
+        collateral.apply_reclaim(
+            state, sender, action.lien_id, int(height), genesis.limits.lien_grace_blocks
+        )
     else:
         raise Refused(f"{type(action).__name__} is only valid as a leg of a bundle")
 

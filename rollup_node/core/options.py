@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, fields
 
-from rollup_node.core.state import State
+from rollup_node.core.state import OPTION, State, encode_record
 from xrollup.keys import Address
 from xrollup.model import OptionKind
 
@@ -17,8 +17,6 @@ from xrollup.model import OptionKind
 from xrollup.options import collateral_asset as collateral_asset
 from xrollup.options import compute_collateral as compute_collateral
 from xrollup.options import compute_payout as compute_payout
-
-OPTION = b"opt:"
 
 OPEN = "open"
 SETTLING = "settling"
@@ -53,7 +51,7 @@ _OPTION_FIELDS = tuple(f.name for f in fields(OptionPosition))
 def encode_option(o: OptionPosition) -> bytes:
     d = {name: getattr(o, name) for name in _OPTION_FIELDS}  # asdict() deep-copies: slow
     d.update(id=o.id.hex(), writer=o.writer.hex(), holder=o.holder.hex(), kind=int(o.kind))
-    return json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
+    return encode_record(d)
 
 
 def decode_option(raw: bytes) -> OptionPosition:

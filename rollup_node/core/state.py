@@ -1,18 +1,30 @@
-"""State access and the storage keys of every module, documented in one place.
+"""State access and the storage keys of every module, in one place (pinned by
+tests/unit/test_state_keys.py: a change here changes every state root).
 
-All integers are big-endian; an address is 20 bytes; ids are 32 bytes.
+All integers are big-endian; an address is 20 bytes; ids are 32 bytes. Records
+are canonical JSON (sorted keys, no spaces, bytes as hex, enums as integers).
 
     b"bal:" + address + asset        -> amount u64            (bank)
     b"sup:" + asset                  -> total supply u64      (bank)
     b"px:" + base + b"/" + quote     -> price u64 + height u64 (oracle)
     b"seen:" + id                    -> expiry height u64     (replay protection)
     b"exp:" + expiry u64 + id        -> b""                   (prunes seen ids)
+    b"lien:" + lien id               -> Lien record            (collateral)
+    b"opt:" + option id              -> OptionPosition record  (options)
+    b"esc:" + bundle id              -> Escrow record: held amounts, typed commit
+                                        and abort effects     (bundles)
+    b"bnd:" + bundle id              -> BundleRecord: status, vote, reason code,
+                                        heights, leg outcomes (bundles)
+    b"opn:" + bundle id              -> OpenBundle: rollups, height, deadline,
+                                        counted votes          (decision rule)
+    b"ddl:" + deadline u64 + id      -> b""                   (deadline index)
 
 A block's writes are collected in a `State` over a read-only base; a journal
 lets one transaction roll back so an invalid one changes nothing."""
 
 from __future__ import annotations
 
+import json
 import struct
 from collections.abc import Iterator
 from typing import Protocol
@@ -24,6 +36,13 @@ SUPPLY = b"sup:"
 PRICE = b"px:"
 SEEN = b"seen:"
 EXPIRY = b"exp:"
+LIEN = b"lien:"
+OPTION = b"opt:"
+ESCROW = b"esc:"
+BUNDLE = b"bnd:"
+OPEN = b"opn:"
+DEADLINE = b"ddl:"
+PREFIXES = (BALANCE, SUPPLY, PRICE, SEEN, EXPIRY, LIEN, OPTION, ESCROW, BUNDLE, OPEN, DEADLINE)
 
 
 def balance_key(address: Address, asset: str) -> bytes:
@@ -44,6 +63,15 @@ def seen_key(entry_id: bytes) -> bytes:
 
 def expiry_key(expiry_height: int, entry_id: bytes) -> bytes:
     return EXPIRY + struct.pack(">Q", expiry_height) + entry_id
+
+
+def deadline_key(deadline: int, bundle_id: bytes) -> bytes:
+    return DEADLINE + struct.pack(">Q", deadline) + bundle_id
+
+
+def encode_record(fields: dict[str, object]) -> bytes:
+    """The one canonical encoding of state records."""
+    return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
 
 
 def encode_u64(value: int) -> bytes:

@@ -3,12 +3,11 @@ sits in balances, plus escrows of undecided bundles, plus locked liens."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rollup_node.core import bundles, collateral
-from rollup_node.core.state import BALANCE, SUPPLY, decode_u64
+from rollup_node.core.state import BALANCE, ESCROW, LIEN, SUPPLY, decode_u64
 from xrollup.keys import ADDRESS_LEN
 
 
@@ -48,11 +47,11 @@ def compute_supply(items: Iterable[tuple[bytes, bytes]]) -> SupplyReport:
             of(key[len(BALANCE) + ADDRESS_LEN :].decode()).balances += decode_u64(value)
         elif key.startswith(SUPPLY):
             of(key[len(SUPPLY) :].decode()).minted += decode_u64(value)
-        elif key.startswith(bundles.ESCROW):
+        elif key.startswith(ESCROW):
             open_bundles += 1
-            for asset, amount in json.loads(value)["held"].items():
-                of(asset).escrowed += int(amount)
-        elif key.startswith(collateral.LIEN):
+            for asset, amount in bundles.decode_escrow(value).held.items():
+                of(asset).escrowed += amount
+        elif key.startswith(LIEN):
             lien = collateral.decode_lien(value)
             if collateral.is_holding(lien):
                 of(lien.asset).liened += lien.amount

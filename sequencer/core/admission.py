@@ -20,7 +20,8 @@ def admit_tx(msg: pb.SignedTx, genesis: Genesis, next_height: int) -> Tx:
     return tx
 
 
-Admitted = tuple[bytes, int] | XrollupError  # (id, expiry height), or why it was refused
+# (id, expiry height, rollup), or why it was refused
+Admitted = tuple[bytes, int, str] | XrollupError
 
 
 def admit_each(msgs: Iterable[pb.SignedTx], genesis: Genesis, next_height: int) -> list[Admitted]:
@@ -29,7 +30,7 @@ def admit_each(msgs: Iterable[pb.SignedTx], genesis: Genesis, next_height: int) 
     for msg in msgs:
         try:
             tx = admit_tx(msg, genesis, next_height)
-            out.append((tx.id, tx.body.expiry_height))
+            out.append((tx.id, tx.body.expiry_height, tx.body.rollup))
         except XrollupError as e:
             out.append(e)
     return out

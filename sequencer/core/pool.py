@@ -17,6 +17,7 @@ class Pending(Generic[P]):
     id: bytes
     expiry_height: int  # 0: never expires (votes, decisions)
     payload: P  # the encoded entry; opaque to the core
+    size: int = 0  # its encoded bytes, counted against the block's byte budget
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,18 +55,25 @@ class Pool(Generic[P]):
             raise PoolFull(f"{kind} pool is full ({cap} entries); retry after the next block")
         lane[pending.id] = pending
 
-    def take(self, max_entries: int, height: int) -> Taken[P]:
-        """Remove up to `max_entries` entries for block `height`, protocol lane
-        first, then user entries in arrival order. Entries whose expiry height is
-        below `height` are removed and returned as expired."""
+    def take(self, max_entries: int, height: int, max_bytes: int | None = None) -> Taken[P]:
+        """Remove up to `max_entries` entries, `max_bytes` in all, for block
+        `height`: protocol lane first, then user entries in arrival order. The first
+        entry that would pass the byte budget stays, with everything after it, for
+        the next block. Entries whose expiry height is below `height` are removed
+        and returned as expired."""
         included: list[Pending[P]] = []
         expired: list[Pending[P]] = []
+        budget = max_bytes if max_bytes is not None else -1
         for lane in (self._protocol, self._user):
             while lane and len(included) < max_entries:
                 entry_id = next(iter(lane))
-                p = lane.pop(entry_id)
+                p = lane[entry_id]
                 if p.expiry_height and p.expiry_height < height:
-                    expired.append(p)
-                else:
-                    included.append(p)
+                    expired.append(lane.pop(entry_id))
+                    continue
+                if budget >= 0:
+                    if p.size > budget:
+                        break
+                    budget -= p.size
+                included.append(lane.pop(entry_id))
         return Taken(included, expired)

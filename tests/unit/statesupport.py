@@ -15,13 +15,20 @@ from rollup_node.core.root import (
     update_accumulator,
 )
 from rollup_node.core.state import MemoryState, State, encode_u64, expiry_key, seen_key
-from xrollup.blocks import GENESIS_PARENT, compute_block_hash
+from xrollup.blocks import GENESIS_PARENT
 from xrollup.client import build_transfer, build_tx
-from xrollup.codec import decode_tx
-from xrollup.genesis import Genesis, dev_genesis
-from xrollup.keys import Address, Keypair, derive_dev_account, derive_oracle_key
+from xrollup.codec import decode_block, decode_tx, encode_entry
+from xrollup.genesis import Genesis, compute_genesis_hash, dev_genesis
+from xrollup.keys import (
+    Address,
+    Keypair,
+    derive_dev_account,
+    derive_oracle_key,
+    derive_sequencer_key,
+)
 from xrollup.model import Block, Entry, PriceUpdate, Tx
-from xrollup.numeric import Amount, Height
+from xrollup.numeric import Amount
+from xrollup.verify import seal_block
 
 GENESIS = dev_genesis()
 ALICE, BOB, CAROL, DAVE = (derive_dev_account(i) for i in range(4))
@@ -57,11 +64,26 @@ def price_update(
 
 
 def make_block(
-    height: int, entries: Sequence[Entry], parent: bytes = GENESIS_PARENT, timestamp_ms: int = 0
+    height: int,
+    entries: Sequence[Entry],
+    parent: bytes = GENESIS_PARENT,
+    timestamp_ms: int = 0,
+    genesis: Genesis = GENESIS,
 ) -> Block:
+    """A block of these entries, committed and signed with the dev sequencer key."""
     ts = timestamp_ms or 1_700_000_000_000 + height
-    block_hash = compute_block_hash(height, parent, ts, [e.id for e in entries])
-    return Block(Height(height), parent, ts, tuple(entries), block_hash)
+    msg = seal_block(
+        [encode_entry(e) for e in entries],
+        height,
+        parent,
+        ts,
+        genesis,
+        compute_genesis_hash(genesis),
+        derive_sequencer_key(),
+    )
+    block = decode_block(msg)
+    assert block.entries == tuple(entries)
+    return block
 
 
 def seen_marker(tx: Tx) -> dict[bytes, bytes | None]:

@@ -147,20 +147,23 @@ class BundleRecord(_message.Message):
         INDEX_FIELD_NUMBER: _builtins.int
         OK_FIELD_NUMBER: _builtins.int
         REASON_FIELD_NUMBER: _builtins.int
+        CODE_FIELD_NUMBER: _builtins.int
         index: _builtins.int
         """index in the bundle's legs"""
         ok: _builtins.bool
         reason: _builtins.str
+        code: _types_pb2.ReasonCode.ValueType
         def __init__(
             self,
             *,
             index: _builtins.int = ...,
             ok: _builtins.bool = ...,
             reason: _builtins.str = ...,
+            code: _types_pb2.ReasonCode.ValueType = ...,
         ) -> None: ...
         _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "ok", b"ok", "reason", b"reason"]  # noqa: Y015
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "index", b"index", "ok", b"ok", "reason", b"reason"]  # noqa: Y015
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -168,6 +171,7 @@ class BundleRecord(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     VOTE_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
     PREPARE_HEIGHT_FIELD_NUMBER: _builtins.int
     DECISION_HEIGHT_FIELD_NUMBER: _builtins.int
     LEGS_FIELD_NUMBER: _builtins.int
@@ -176,7 +180,9 @@ class BundleRecord(_message.Message):
     vote: _builtins.bool
     """this rollup's vote"""
     reason: _builtins.str
-    """why it voted no, or why the bundle aborted"""
+    """why it voted no, or why the bundle aborted (text for people)"""
+    reason_code: _types_pb2.ReasonCode.ValueType
+    """the same, as consensus data records it"""
     prepare_height: _builtins.int
     decision_height: _builtins.int
     @_builtins.property
@@ -188,13 +194,14 @@ class BundleRecord(_message.Message):
         status: Global___BundleRecord.Status.ValueType = ...,
         vote: _builtins.bool = ...,
         reason: _builtins.str = ...,
+        reason_code: _types_pb2.ReasonCode.ValueType = ...,
         prepare_height: _builtins.int = ...,
         decision_height: _builtins.int = ...,
         legs: _abc.Iterable[Global___BundleRecord.LegOutcome] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision_height", b"decision_height", "id", b"id", "legs", b"legs", "prepare_height", b"prepare_height", "reason", b"reason", "status", b"status", "vote", b"vote"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision_height", b"decision_height", "id", b"id", "legs", b"legs", "prepare_height", b"prepare_height", "reason", b"reason", "reason_code", b"reason_code", "status", b"status", "vote", b"vote"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -234,6 +241,8 @@ class Lien(_message.Message):
         STATUS_PENDING: Lien._Status.ValueType  # 2
         """a bundle that would release it is undecided"""
         STATUS_RELEASED: Lien._Status.ValueType  # 3
+        STATUS_RECLAIMED: Lien._Status.ValueType  # 4
+        """taken back by its owner after expiry + grace"""
 
     class Status(_Status, metaclass=_StatusEnumTypeWrapper): ...
     STATUS_UNSPECIFIED: Lien.Status.ValueType  # 0
@@ -241,6 +250,8 @@ class Lien(_message.Message):
     STATUS_PENDING: Lien.Status.ValueType  # 2
     """a bundle that would release it is undecided"""
     STATUS_RELEASED: Lien.Status.ValueType  # 3
+    STATUS_RECLAIMED: Lien.Status.ValueType  # 4
+    """taken back by its owner after expiry + grace"""
 
     ID_FIELD_NUMBER: _builtins.int
     OWNER_FIELD_NUMBER: _builtins.int
@@ -253,6 +264,8 @@ class Lien(_message.Message):
     PAYEE_FIELD_NUMBER: _builtins.int
     LOCKED_HEIGHT_FIELD_NUMBER: _builtins.int
     RELEASED_HEIGHT_FIELD_NUMBER: _builtins.int
+    OPTION_EXPIRY_HEIGHT_FIELD_NUMBER: _builtins.int
+    RECLAIMABLE_HEIGHT_FIELD_NUMBER: _builtins.int
     id: _builtins.bytes
     owner: _builtins.bytes
     asset: _builtins.str
@@ -265,6 +278,10 @@ class Lien(_message.Message):
     payee: _builtins.bytes
     locked_height: _builtins.int
     released_height: _builtins.int
+    option_expiry_height: _builtins.int
+    """the controlling option's expiry"""
+    reclaimable_height: _builtins.int
+    """from this height the owner may reclaim it if still locked"""
     def __init__(
         self,
         *,
@@ -279,10 +296,12 @@ class Lien(_message.Message):
         payee: _builtins.bytes = ...,
         locked_height: _builtins.int = ...,
         released_height: _builtins.int = ...,
+        option_expiry_height: _builtins.int = ...,
+        reclaimable_height: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "asset", b"asset", "controller_position", b"controller_position", "controller_rollup", b"controller_rollup", "id", b"id", "locked_height", b"locked_height", "owner", b"owner", "paid_out", b"paid_out", "payee", b"payee", "released_height", b"released_height", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "asset", b"asset", "controller_position", b"controller_position", "controller_rollup", b"controller_rollup", "id", b"id", "locked_height", b"locked_height", "option_expiry_height", b"option_expiry_height", "owner", b"owner", "paid_out", b"paid_out", "payee", b"payee", "reclaimable_height", b"reclaimable_height", "released_height", b"released_height", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -602,6 +621,10 @@ class GetNodeStatusResponse(_message.Message):
     SEQUENCER_HEIGHT_FIELD_NUMBER: _builtins.int
     LAG_FIELD_NUMBER: _builtins.int
     CONNECTED_FIELD_NUMBER: _builtins.int
+    REFUSAL_FIELD_NUMBER: _builtins.int
+    REFUSED_BLOCKS_FIELD_NUMBER: _builtins.int
+    EQUIVOCATION_FIELD_NUMBER: _builtins.int
+    STREAM_ERROR_FIELD_NUMBER: _builtins.int
     rollup: _builtins.str
     applied_height: _builtins.int
     state_root: _builtins.bytes
@@ -611,6 +634,22 @@ class GetNodeStatusResponse(_message.Message):
     """sequencer_height - applied_height"""
     connected: _builtins.bool
     """following the sequencer's stream now"""
+    refused_blocks: _builtins.int
+    """blocks refused since the node started"""
+    stream_error: _builtins.str
+    """the last error of the block stream, while it persists"""
+    @_builtins.property
+    def refusal(self) -> Global___Refusal:
+        """Set while the node refuses what its link serves: why, and at which height.
+        It keeps refusing and resumes by itself once an honest stream returns.
+        """
+
+    @_builtins.property
+    def equivocation(self) -> Global___Equivocation:
+        """Two validly signed headers for one height: the sequencer equivocated. The
+        node stops following until it is restarted.
+        """
+
     def __init__(
         self,
         *,
@@ -620,14 +659,111 @@ class GetNodeStatusResponse(_message.Message):
         sequencer_height: _builtins.int = ...,
         lag: _builtins.int = ...,
         connected: _builtins.bool = ...,
+        refusal: Global___Refusal | None = ...,
+        refused_blocks: _builtins.int = ...,
+        equivocation: Global___Equivocation | None = ...,
+        stream_error: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["equivocation", b"equivocation", "refusal", b"refusal"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_height", b"applied_height", "connected", b"connected", "lag", b"lag", "rollup", b"rollup", "sequencer_height", b"sequencer_height", "state_root", b"state_root"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_height", b"applied_height", "connected", b"connected", "equivocation", b"equivocation", "lag", b"lag", "refusal", b"refusal", "refused_blocks", b"refused_blocks", "rollup", b"rollup", "sequencer_height", b"sequencer_height", "state_root", b"state_root", "stream_error", b"stream_error"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetNodeStatusResponse: _TypeAlias = GetNodeStatusResponse  # noqa: Y015
+
+@_typing.final
+class Refusal(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Code:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _CodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Refusal._Code.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        CODE_UNSPECIFIED: Refusal._Code.ValueType  # 0
+        CODE_BAD_SIGNATURE: Refusal._Code.ValueType  # 1
+        """the header is not signed by the genesis sequencer key"""
+        CODE_BAD_COMMITMENT: Refusal._Code.ValueType  # 2
+        """entries do not match the header's commitments"""
+        CODE_BAD_LINK: Refusal._Code.ValueType  # 3
+        """wrong height or parent hash"""
+        CODE_BAD_HEADER: Refusal._Code.ValueType  # 4
+        """hash, counts or sizes do not match the header"""
+        CODE_TOO_LARGE: Refusal._Code.ValueType  # 5
+        """over the block byte budget"""
+        CODE_BAD_DECISION: Refusal._Code.ValueType  # 6
+        """a decision contradicts the logged votes"""
+        CODE_EQUIVOCATION: Refusal._Code.ValueType  # 7
+        """a second signed header for an applied height"""
+
+    class Code(_Code, metaclass=_CodeEnumTypeWrapper): ...
+    CODE_UNSPECIFIED: Refusal.Code.ValueType  # 0
+    CODE_BAD_SIGNATURE: Refusal.Code.ValueType  # 1
+    """the header is not signed by the genesis sequencer key"""
+    CODE_BAD_COMMITMENT: Refusal.Code.ValueType  # 2
+    """entries do not match the header's commitments"""
+    CODE_BAD_LINK: Refusal.Code.ValueType  # 3
+    """wrong height or parent hash"""
+    CODE_BAD_HEADER: Refusal.Code.ValueType  # 4
+    """hash, counts or sizes do not match the header"""
+    CODE_TOO_LARGE: Refusal.Code.ValueType  # 5
+    """over the block byte budget"""
+    CODE_BAD_DECISION: Refusal.Code.ValueType  # 6
+    """a decision contradicts the logged votes"""
+    CODE_EQUIVOCATION: Refusal.Code.ValueType  # 7
+    """a second signed header for an applied height"""
+
+    CODE_FIELD_NUMBER: _builtins.int
+    HEIGHT_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    code: Global___Refusal.Code.ValueType
+    height: _builtins.int
+    message: _builtins.str
+    def __init__(
+        self,
+        *,
+        code: Global___Refusal.Code.ValueType = ...,
+        height: _builtins.int = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "height", b"height", "message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Refusal: _TypeAlias = Refusal  # noqa: Y015
+
+@_typing.final
+class Equivocation(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEIGHT_FIELD_NUMBER: _builtins.int
+    FIRST_FIELD_NUMBER: _builtins.int
+    SECOND_FIELD_NUMBER: _builtins.int
+    height: _builtins.int
+    @_builtins.property
+    def first(self) -> _types_pb2.Block:
+        """header and signature only (entries omitted)"""
+
+    @_builtins.property
+    def second(self) -> _types_pb2.Block: ...
+    def __init__(
+        self,
+        *,
+        height: _builtins.int = ...,
+        first: _types_pb2.Block | None = ...,
+        second: _types_pb2.Block | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["first", b"first", "second", b"second"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first", b"first", "height", b"height", "second", b"second"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Equivocation: _TypeAlias = Equivocation  # noqa: Y015
 
 @_typing.final
 class GetPriceRequest(_message.Message):

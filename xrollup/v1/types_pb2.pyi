@@ -44,6 +44,98 @@ OPTION_KIND_CALL: OptionKind.ValueType  # 2
 """covered call: collateral size in the underlying"""
 Global___OptionKind: _TypeAlias = OptionKind  # noqa: Y015
 
+class _ReasonCode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReasonCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReasonCode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REASON_CODE_UNSPECIFIED: _ReasonCode.ValueType  # 0
+    """none (a yes vote)"""
+    REASON_CODE_ALL_YES: _ReasonCode.ValueType  # 1
+    """decision: every rollup voted yes"""
+    REASON_CODE_VOTED_NO: _ReasonCode.ValueType  # 2
+    """decision: a rollup voted no"""
+    REASON_CODE_DEADLINE: _ReasonCode.ValueType  # 3
+    """decision: a vote was missing at the deadline"""
+    REASON_CODE_EXPIRED: _ReasonCode.ValueType  # 10
+    """the bundle expired before it was prepared"""
+    REASON_CODE_INVALID: _ReasonCode.ValueType  # 11
+    """immutable checks failed (assets, limits, structure)"""
+    REASON_CODE_BAD_SIGNATURE: _ReasonCode.ValueType  # 12
+    """signatures do not verify, or not by the right accounts"""
+    REASON_CODE_INSUFFICIENT_FUNDS: _ReasonCode.ValueType  # 13
+    REASON_CODE_MARGIN: _ReasonCode.ValueType  # 14
+    """the lien does not cover the margin rule"""
+    REASON_CODE_NO_POSITION: _ReasonCode.ValueType  # 15
+    """the named option or lien does not exist here"""
+    REASON_CODE_POSITION_BUSY: _ReasonCode.ValueType  # 16
+    """the option or lien is not open / locked"""
+    REASON_CODE_NOT_EXPIRED: _ReasonCode.ValueType  # 17
+    """settlement before the option's expiry"""
+    REASON_CODE_NO_PRICE: _ReasonCode.ValueType  # 18
+    """no oracle price at or after expiry"""
+    REASON_CODE_PAYOUT_MISMATCH: _ReasonCode.ValueType  # 19
+    """the stated payout is not the computed one"""
+    REASON_CODE_WRONG_PAYEE: _ReasonCode.ValueType  # 20
+    """the lien would pay someone other than the holder"""
+    REASON_CODE_NOT_CONTROLLER: _ReasonCode.ValueType  # 21
+    """the bundle does not settle the lien's controlling position"""
+    REASON_CODE_CLAIM_WINDOW_CLOSED: _ReasonCode.ValueType  # 22
+    """past expiry + grace: the lien is its owner's again"""
+    REASON_CODE_OVERFLOW: _ReasonCode.ValueType  # 23
+    """an amount would leave its range"""
+    REASON_CODE_REFUSED: _ReasonCode.ValueType  # 24
+    """another refusal by the current state"""
+
+class ReasonCode(_ReasonCode, metaclass=_ReasonCodeEnumTypeWrapper):
+    """---------------------------------------------------------------- votes and decisions
+
+    Why a rollup voted no on a bundle, or why a bundle was decided as it was.
+    Consensus data (votes, decisions, state records) carries only these codes;
+    the human text lives in receipts, logs and API answers, so rewording a
+    message can never fork two versions of a node.
+    """
+
+REASON_CODE_UNSPECIFIED: ReasonCode.ValueType  # 0
+"""none (a yes vote)"""
+REASON_CODE_ALL_YES: ReasonCode.ValueType  # 1
+"""decision: every rollup voted yes"""
+REASON_CODE_VOTED_NO: ReasonCode.ValueType  # 2
+"""decision: a rollup voted no"""
+REASON_CODE_DEADLINE: ReasonCode.ValueType  # 3
+"""decision: a vote was missing at the deadline"""
+REASON_CODE_EXPIRED: ReasonCode.ValueType  # 10
+"""the bundle expired before it was prepared"""
+REASON_CODE_INVALID: ReasonCode.ValueType  # 11
+"""immutable checks failed (assets, limits, structure)"""
+REASON_CODE_BAD_SIGNATURE: ReasonCode.ValueType  # 12
+"""signatures do not verify, or not by the right accounts"""
+REASON_CODE_INSUFFICIENT_FUNDS: ReasonCode.ValueType  # 13
+REASON_CODE_MARGIN: ReasonCode.ValueType  # 14
+"""the lien does not cover the margin rule"""
+REASON_CODE_NO_POSITION: ReasonCode.ValueType  # 15
+"""the named option or lien does not exist here"""
+REASON_CODE_POSITION_BUSY: ReasonCode.ValueType  # 16
+"""the option or lien is not open / locked"""
+REASON_CODE_NOT_EXPIRED: ReasonCode.ValueType  # 17
+"""settlement before the option's expiry"""
+REASON_CODE_NO_PRICE: ReasonCode.ValueType  # 18
+"""no oracle price at or after expiry"""
+REASON_CODE_PAYOUT_MISMATCH: ReasonCode.ValueType  # 19
+"""the stated payout is not the computed one"""
+REASON_CODE_WRONG_PAYEE: ReasonCode.ValueType  # 20
+"""the lien would pay someone other than the holder"""
+REASON_CODE_NOT_CONTROLLER: ReasonCode.ValueType  # 21
+"""the bundle does not settle the lien's controlling position"""
+REASON_CODE_CLAIM_WINDOW_CLOSED: ReasonCode.ValueType  # 22
+"""past expiry + grace: the lien is its owner's again"""
+REASON_CODE_OVERFLOW: ReasonCode.ValueType  # 23
+"""an amount would leave its range"""
+REASON_CODE_REFUSED: ReasonCode.ValueType  # 24
+"""another refusal by the current state"""
+Global___ReasonCode: _TypeAlias = ReasonCode  # noqa: Y015
+
 @_typing.final
 class Signature(_message.Message):
     """One Ed25519 signature over a body. `public_key` is 32 bytes; the account it
@@ -266,6 +358,31 @@ class ReleaseLien(_message.Message):
 Global___ReleaseLien: _TypeAlias = ReleaseLien  # noqa: Y015
 
 @_typing.final
+class ReclaimLien(_message.Message):
+    """A plain transaction on the lien's own rollup, by the lien's owner: take back a
+    lien whose option was not settled by its expiry plus the genesis grace period
+    (`limits.lien_grace_blocks`). The exit that needs neither the controlling
+    rollup nor the oracle to come back; the holder's claim window is the grace.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIEN_ID_FIELD_NUMBER: _builtins.int
+    lien_id: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        lien_id: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lien_id", b"lien_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReclaimLien: _TypeAlias = ReclaimLien  # noqa: Y015
+
+@_typing.final
 class Action(_message.Message):
     """What a transaction or bundle leg does. New actions get new field numbers;
     numbers are never reused.
@@ -279,6 +396,7 @@ class Action(_message.Message):
     OPEN_OPTION_FIELD_NUMBER: _builtins.int
     SETTLE_OPTION_FIELD_NUMBER: _builtins.int
     RELEASE_LIEN_FIELD_NUMBER: _builtins.int
+    RECLAIM_LIEN_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def transfer(self) -> Global___Transfer: ...
     @_builtins.property
@@ -291,6 +409,8 @@ class Action(_message.Message):
     def settle_option(self) -> Global___SettleOption: ...
     @_builtins.property
     def release_lien(self) -> Global___ReleaseLien: ...
+    @_builtins.property
+    def reclaim_lien(self) -> Global___ReclaimLien: ...
     def __init__(
         self,
         *,
@@ -300,12 +420,13 @@ class Action(_message.Message):
         open_option: Global___OpenOption | None = ...,
         settle_option: Global___SettleOption | None = ...,
         release_lien: Global___ReleaseLien | None = ...,
+        reclaim_lien: Global___ReclaimLien | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "lock_collateral", b"lock_collateral", "open_option", b"open_option", "price_update", b"price_update", "release_lien", b"release_lien", "settle_option", b"settle_option", "transfer", b"transfer"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "lock_collateral", b"lock_collateral", "open_option", b"open_option", "price_update", b"price_update", "reclaim_lien", b"reclaim_lien", "release_lien", b"release_lien", "settle_option", b"settle_option", "transfer", b"transfer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "lock_collateral", b"lock_collateral", "open_option", b"open_option", "price_update", b"price_update", "release_lien", b"release_lien", "settle_option", b"settle_option", "transfer", b"transfer"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "lock_collateral", b"lock_collateral", "open_option", b"open_option", "price_update", b"price_update", "reclaim_lien", b"reclaim_lien", "release_lien", b"release_lien", "settle_option", b"settle_option", "transfer", b"transfer"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["transfer", "price_update", "lock_collateral", "open_option", "settle_option", "release_lien"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["transfer", "price_update", "lock_collateral", "open_option", "settle_option", "release_lien", "reclaim_lien"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -468,27 +589,29 @@ Global___SignedBundle: _TypeAlias = SignedBundle  # noqa: Y015
 
 @_typing.final
 class BundleVote(_message.Message):
-    """---------------------------------------------------------------- votes and decisions"""
-
     DESCRIPTOR: _descriptor.Descriptor
 
     BUNDLE_ID_FIELD_NUMBER: _builtins.int
     YES_FIELD_NUMBER: _builtins.int
-    REASON_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    BUNDLE_HEIGHT_FIELD_NUMBER: _builtins.int
     bundle_id: _builtins.bytes
     yes: _builtins.bool
-    reason: _builtins.str
+    code: Global___ReasonCode.ValueType
     """why a no"""
+    bundle_height: _builtins.int
+    """the height that ordered the bundle: a vote counts for that bundle only"""
     def __init__(
         self,
         *,
         bundle_id: _builtins.bytes = ...,
         yes: _builtins.bool = ...,
-        reason: _builtins.str = ...,
+        code: Global___ReasonCode.ValueType = ...,
+        bundle_height: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle_id", b"bundle_id", "reason", b"reason", "yes", b"yes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle_height", b"bundle_height", "bundle_id", b"bundle_id", "code", b"code", "yes", b"yes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -504,9 +627,12 @@ class VoteBody(_message.Message):
     ROLLUP_FIELD_NUMBER: _builtins.int
     HEIGHT_FIELD_NUMBER: _builtins.int
     VOTES_FIELD_NUMBER: _builtins.int
+    GENESIS_HASH_FIELD_NUMBER: _builtins.int
     chain_id: _builtins.str
     rollup: _builtins.str
     height: _builtins.int
+    genesis_hash: _builtins.bytes
+    """blake3 of this chain's genesis: a vote from another devnet never counts"""
     @_builtins.property
     def votes(self) -> _containers.RepeatedCompositeFieldContainer[Global___BundleVote]: ...
     def __init__(
@@ -516,10 +642,11 @@ class VoteBody(_message.Message):
         rollup: _builtins.str = ...,
         height: _builtins.int = ...,
         votes: _abc.Iterable[Global___BundleVote] | None = ...,
+        genesis_hash: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chain_id", b"chain_id", "height", b"height", "rollup", b"rollup", "votes", b"votes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chain_id", b"chain_id", "genesis_hash", b"genesis_hash", "height", b"height", "rollup", b"rollup", "votes", b"votes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -553,26 +680,29 @@ Global___SignedVote: _TypeAlias = SignedVote  # noqa: Y015
 
 @_typing.final
 class Decision(_message.Message):
-    """The sequencer's decision on a bundle, written into the ordered log."""
+    """The sequencer's decision on a bundle, written into the ordered log.
+    Every node recomputes it from the logged votes and refuses a block whose
+    decision contradicts them (xrollup/decisions.py).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     BUNDLE_ID_FIELD_NUMBER: _builtins.int
     COMMIT_FIELD_NUMBER: _builtins.int
-    REASON_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
     bundle_id: _builtins.bytes
     commit: _builtins.bool
-    reason: _builtins.str
+    code: Global___ReasonCode.ValueType
     def __init__(
         self,
         *,
         bundle_id: _builtins.bytes = ...,
         commit: _builtins.bool = ...,
-        reason: _builtins.str = ...,
+        code: Global___ReasonCode.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle_id", b"bundle_id", "commit", b"commit", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle_id", b"bundle_id", "code", b"code", "commit", b"commit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -615,6 +745,39 @@ class Entry(_message.Message):
 Global___Entry: _TypeAlias = Entry  # noqa: Y015
 
 @_typing.final
+class NamespaceCommitment(_message.Message):
+    """A namespace's commitment: blake3 over the global index, length and full
+    encoded bytes (signatures included) of each of its entries, in block order.
+    A rollup's namespace holds its transactions and every bundle with a leg on it;
+    the protocol namespace holds votes and decisions.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROLLUP_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    ROOT_FIELD_NUMBER: _builtins.int
+    rollup: _builtins.str
+    """empty for the protocol namespace"""
+    count: _builtins.int
+    root: _builtins.bytes
+    """32 bytes"""
+    def __init__(
+        self,
+        *,
+        rollup: _builtins.str = ...,
+        count: _builtins.int = ...,
+        root: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "rollup", b"rollup", "root", b"root"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NamespaceCommitment: _TypeAlias = NamespaceCommitment  # noqa: Y015
+
+@_typing.final
 class BlockHeader(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -622,12 +785,22 @@ class BlockHeader(_message.Message):
     PARENT_HASH_FIELD_NUMBER: _builtins.int
     TIMESTAMP_MS_FIELD_NUMBER: _builtins.int
     ENTRY_COUNT_FIELD_NUMBER: _builtins.int
+    NAMESPACES_FIELD_NUMBER: _builtins.int
+    BYTE_COUNT_FIELD_NUMBER: _builtins.int
     height: _builtins.int
     parent_hash: _builtins.bytes
     """32 bytes; zeros for height 1"""
     timestamp_ms: _builtins.int
     """sequencer wall clock; informational, never used by state transitions"""
     entry_count: _builtins.int
+    byte_count: _builtins.int
+    """total encoded bytes of the entries"""
+    @_builtins.property
+    def namespaces(self) -> _containers.RepeatedCompositeFieldContainer[Global___NamespaceCommitment]:
+        """The protocol namespace first, then one per genesis rollup in genesis order
+        (empty ones included, so a filtered stream cannot hide entries).
+        """
+
     def __init__(
         self,
         *,
@@ -635,10 +808,12 @@ class BlockHeader(_message.Message):
         parent_hash: _builtins.bytes = ...,
         timestamp_ms: _builtins.int = ...,
         entry_count: _builtins.int = ...,
+        namespaces: _abc.Iterable[Global___NamespaceCommitment] | None = ...,
+        byte_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entry_count", b"entry_count", "height", b"height", "parent_hash", b"parent_hash", "timestamp_ms", b"timestamp_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["byte_count", b"byte_count", "entry_count", b"entry_count", "height", b"height", "namespaces", b"namespaces", "parent_hash", b"parent_hash", "timestamp_ms", b"timestamp_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -646,14 +821,19 @@ Global___BlockHeader: _TypeAlias = BlockHeader  # noqa: Y015
 
 @_typing.final
 class Block(_message.Message):
-    """hash = blake3(canonical header encoding || entry ids), see xrollup/blocks.py."""
+    """hash = blake3 of the canonical header encoding (xrollup/blocks.py), which
+    commits to every entry's full bytes through the namespace commitments;
+    signature = Ed25519 by the genesis sequencer key over (tag, genesis hash, hash).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     HEADER_FIELD_NUMBER: _builtins.int
     ENTRIES_FIELD_NUMBER: _builtins.int
     HASH_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
     hash: _builtins.bytes
+    signature: _builtins.bytes
     @_builtins.property
     def header(self) -> Global___BlockHeader: ...
     @_builtins.property
@@ -664,10 +844,11 @@ class Block(_message.Message):
         header: Global___BlockHeader | None = ...,
         entries: _abc.Iterable[Global___Entry] | None = ...,
         hash: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["header", b"header"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "hash", b"hash", "header", b"header"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "hash", b"hash", "header", b"header", "signature", b"signature"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,108 @@
+"""Blocks on the wire: sealing one (commitments, hash, signature) and verifying
+one. Verification is what every node does to a block before applying anything
+of it, in order of cost: the link to the chain it has, the header's byte budget
+and hash, the sequencer's signature, then every entry's full bytes against the
+header's namespace commitments. A block that fails is never applied."""
+
+from __future__ import annotations
+
+from xrollup import codec
+from collections.abc import Sequence
+
+from xrollup.blocks import (
+    BlockRefused,
+    RefusalCode,
+    compute_block_hash,
+    compute_commitments,
+    compute_entry_namespaces,
+    sign_block,
+    is_valid_block_signature,
+    validate_commitments,
+    validate_header,
+    validate_link,
+)
+from xrollup.genesis import Genesis
+from xrollup.keys import Keypair
+from xrollup.model import Block, Header
+from xrollup.numeric import Height
+from xrollup.v1 import types_pb2 as pb
+
+
+def verify_block(
+    msg: pb.Block,
+    genesis: Genesis,
+    genesis_hash: bytes,
+    expected_height: int,
+    expected_parent: bytes,
+) -> Block:
+    """The decoded block, once it is shown to be the sequencer's, unaltered, and
+    the next block of this chain. Raises BlockRefused saying which check failed."""
+    header = codec.decode_header(msg.header)
+    validate_link(header, expected_height, expected_parent)
+    validate_header(
+        header,
+        bytes(msg.hash),
+        bytes(msg.signature),
+        genesis.sequencer_key,
+        genesis_hash,
+        genesis.rollup_names,
+        genesis.limits.max_block_bytes,
+    )
+    block = codec.decode_block(msg)
+    raw = codec.encode_entries(msg)
+    rollups = genesis.rollup_names
+    validate_commitments(
+        header,
+        [
+            (r, compute_entry_namespaces(e, rollups))
+            for r, e in zip(raw, block.entries, strict=True)
+        ],
+        rollups,
+    )
+    return block
+
+
+def seal_block(
+    entries: Sequence[pb.Entry],
+    height: int,
+    parent_hash: bytes,
+    timestamp_ms: int,
+    genesis: Genesis,
+    genesis_hash: bytes,
+    key: Keypair,
+) -> pb.Block:
+    """A block of these entries, committed and signed with `key`: for tests, test
+    stream servers and the byzantine fault tools (the sequencer seals its own
+    blocks without decoding entries again, sequencer/runtime.py)."""
+    raw = [e.SerializeToString() for e in entries]
+    rollups = genesis.rollup_names
+    spaces = [compute_entry_namespaces(codec.decode_entry_tolerant(e), rollups) for e in entries]
+    header = Header(
+        height=Height(height),
+        parent_hash=parent_hash,
+        timestamp_ms=timestamp_ms,
+        entry_count=len(entries),
+        namespaces=compute_commitments(list(zip(raw, spaces, strict=True)), rollups),
+        byte_count=sum(len(r) for r in raw),
+    )
+    block_hash = compute_block_hash(header)
+    return codec.encode_block(
+        header, entries, block_hash, sign_block(key, genesis_hash, block_hash)
+    )
+
+
+def is_signed_header(msg: pb.Block, genesis: Genesis, genesis_hash: bytes) -> bool:
+    """True when the header hashes to its hash and carries the sequencer's
+    signature: half of the evidence of equivocation."""
+    header = codec.decode_header(msg.header)
+    return compute_block_hash(header) == bytes(msg.hash) and is_valid_block_signature(
+        genesis.sequencer_key, genesis_hash, bytes(msg.hash), bytes(msg.signature)
+    )
+
+
+def strip_entries(msg: pb.Block) -> pb.Block:
+    """A block's header, hash and signature without its entries (evidence)."""
+    return pb.Block(header=msg.header, hash=msg.hash, signature=msg.signature)
+
+
+__all__ = ["BlockRefused", "RefusalCode", "is_signed_header", "strip_entries", "verify_block"]
