@@ -25,10 +25,10 @@ from rollup_node.core.state import BUNDLE
 from rollup_node.store import Applied, NodeStore
 from xrollup import codec
 from xrollup.blocks import GENESIS_PARENT, BlockRefused, RefusalCode
-from xrollup.client import TRANSIENT, Client
+from xrollup.client import TRANSIENT, Client, build_vote
 from xrollup.genesis import Genesis, compute_genesis_hash
 from xrollup.keys import Keypair
-from xrollup.model import BundleVote, Signature, VoteBody
+from xrollup.model import BundleVote, VoteBody
 from xrollup.numeric import Height
 from xrollup.v1 import types_pb2 as pb
 from xrollup.verify import is_signed_header, strip_entries, verify_block
@@ -238,9 +238,7 @@ class Follower:
             self.genesis.chain_id, self.rollup, height, votes, limit, self.genesis_hash
         )
         for chunk in chunks:
-            body_bytes = codec.encode_vote_body(chunk)
-            signature = Signature(self.vote_key.public_key, self.vote_key.sign(body_bytes))
-            msg = codec.encode_signed_vote(body_bytes, signature)
+            msg = build_vote(self.vote_key, self.rollup, height, chunk.votes, self.genesis)
             task = asyncio.create_task(self._submit_vote(client, msg, deadline))
             self._vote_tasks.add(task)
             task.add_done_callback(self._vote_tasks.discard)

@@ -23,11 +23,12 @@ from grpc import aio
 
 from xrollup import codec
 from xrollup.blocks import compute_id
-from xrollup.genesis import DEV_CHAIN_ID
+from xrollup.genesis import DEV_CHAIN_ID, Genesis, compute_genesis_hash
 from xrollup.keys import Address, Keypair
 from xrollup.model import (
     Action,
     BundleBody,
+    BundleVote,
     Leg,
     LockCollateral,
     OpenOption,
@@ -38,6 +39,7 @@ from xrollup.model import (
     Signature,
     Transfer,
     TxBody,
+    VoteBody,
 )
 from xrollup.numeric import Amount, Height
 from xrollup.options import collateral_asset, compute_collateral
@@ -242,6 +244,18 @@ def build_settle_option(
         Leg(collateral_rollup, submitter.address, ReleaseLien(option_id, Amount(payout), holder)),
     ]
     return build_bundle(legs, [submitter], expiry_height, chain_id, nonce)
+
+
+def build_vote(
+    key: Keypair, rollup: str, height: int, votes: Sequence[BundleVote], genesis: Genesis
+) -> pb.SignedVote:
+    """A rollup's signed votes on bundles it prepared in block `height`, bound to
+    this chain's genesis (each BundleVote names its bundle's height)."""
+    body = VoteBody(
+        genesis.chain_id, rollup, Height(height), tuple(votes), compute_genesis_hash(genesis)
+    )
+    body_bytes = codec.encode_vote_body(body)
+    return codec.encode_signed_vote(body_bytes, Signature(key.public_key, key.sign(body_bytes)))
 
 
 def compute_submission_id(msg: pb.SignedTx | pb.SignedBundle) -> bytes:

@@ -13,14 +13,14 @@ from pathlib import Path
 import grpc
 from grpc import aio
 
-from xrollup.blocks import GENESIS_PARENT, compute_block_hash, compute_id
+from xrollup.blocks import GENESIS_PARENT, compute_id
 from xrollup.client import Client, build_transfer
-from xrollup.codec import decode_block
-from xrollup.genesis import DEV_ACCOUNT_COUNT
+from xrollup.genesis import DEV_ACCOUNT_COUNT, Genesis, compute_genesis_hash, dev_genesis
 from xrollup.keys import Keypair, derive_dev_account
 from xrollup.model import Block
 from xrollup.v1 import sequencer_pb2 as spb
 from xrollup.v1 import types_pb2 as pb
+from xrollup.verify import verify_block
 
 DEV_ACCOUNTS: tuple[Keypair, ...] = tuple(derive_dev_account(i) for i in range(DEV_ACCOUNT_COUNT))
 ORDERED = spb.GetSubmissionResponse.STATE_ORDERED
@@ -78,26 +78,24 @@ async def read_blocks_by_stream(client: Client, first: int, last: int) -> list[p
 
 
 def verify_chain(
-    blocks: Sequence[pb.Block], first_height: int = 1, parent: bytes = GENESIS_PARENT
+    blocks: Sequence[pb.Block],
+    first_height: int = 1,
+    parent: bytes = GENESIS_PARENT,
+    genesis: Genesis | None = None,
 ) -> list[Block]:
     """Check that `blocks` are heights first_height, first_height+1, ... with no
-    gap, each naming the previous block's hash as its parent, each hash
-    recomputing from header and entry ids. Returns the decoded blocks."""
+    gap, each verifying as a node verifies it (xrollup/verify.py: parent link,
+    header hash, the dev sequencer key's signature, every entry's full bytes
+    against the namespace commitments). Returns the decoded blocks."""
     decoded: list[Block] = []
     expected_height = first_height
+    genesis = genesis or dev_genesis()
+    genesis_hash = compute_genesis_hash(genesis)
     for msg in blocks:
-        block = decode_block(msg)  # raises InvalidInput when the hash does not match
-        assert block.height == expected_height, f"height {block.height}, want {expected_height}"
-        assert block.parent_hash == parent, (
-            f"block {block.height}: parent is not block {block.height - 1}"
-        )
-        recomputed = compute_block_hash(
-            block.height, block.parent_hash, block.timestamp_ms, [e.id for e in block.entries]
-        )
-        assert recomputed == block.hash, f"block {block.height}: hash does not recompute"
+        block = verify_block(msg, genesis, genesis_hash, expected_height, parent)
         assert msg.header.entry_count == len(block.entries)
         if decoded:
-            went_back = block.timestamp_ms < decoded[-1].timestamp_ms
+            went_back = block.header.timestamp_ms < decoded[-1].header.timestamp_ms
             assert not went_back, f"block {block.height}: timestamp went back"
         decoded.append(block)
         parent = block.hash
@@ -114,10 +112,10 @@ def index_entries(blocks: Iterable[Block]) -> dict[bytes, list[tuple[int, int]]]
     return where
 
 
-async def read_verified_chain(client: Client) -> list[Block]:
+async def read_verified_chain(client: Client, genesis: Genesis | None = None) -> list[Block]:
     """The whole chain 1..head (head read first) through one stream, verified."""
     head = (await client.status()).height
-    return verify_chain(await read_blocks_by_stream(client, 1, head))
+    return verify_chain(await read_blocks_by_stream(client, 1, head), genesis=genesis)
 
 
 def assert_acked_in_chain(
