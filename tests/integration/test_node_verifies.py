@@ -1,0 +1,234 @@
+"""A real node process fed by a test stream server (not the sequencer) that serves
+a log the test writes block by block: honest blocks, then one that must never be
+applied. Each is refused, the node's state root and height stay where they were,
+GetNodeStatus (and the node's log) say why and at which height, and once the
+server serves the honest block the node resumes by itself (I7)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from grpc import aio
+
+from devnet.launcher import node_argv, start_process, stop_pid
+from xrollup import codec
+from xrollup.blocks import GENESIS_PARENT, RefusalCode, compute_id
+from xrollup.client import NodeClient, build_bundle, build_transfer, build_vote
+from xrollup.genesis import compute_genesis_hash, dev_genesis, encode_genesis
+from xrollup.keys import (
+    derive_dev_account,
+    derive_keypair,
+    derive_rollup_vote_key,
+    derive_sequencer_key,
+)
+from xrollup.model import BundleVote, Leg, ReasonCode, Transfer
+from xrollup.numeric import Amount, Height
+from xrollup.v1 import sequencer_pb2 as spb
+from xrollup.v1 import sequencer_pb2_grpc as spb_grpc
+from xrollup.v1 import types_pb2 as pb
+from xrollup.verify import seal_block
+
+GENESIS = dataclasses.replace(
+    dev_genesis(), limits=dataclasses.replace(dev_genesis().limits, max_block_bytes=16 * 1024)
+)
+GENESIS_HASH = compute_genesis_hash(GENESIS)
+ALICE, BOB, CAROL = (derive_dev_account(i) for i in range(3))
+EXPIRY = 10_000
+
+
+class LogServer(spb_grpc.SequencerServiceServicer):
+    """Serves `blocks` (height h at index h-1) to any follower; the test may
+    replace a block, and open streams pick the change up on reconnect."""
+
+    def __init__(self) -> None:
+        self.blocks: list[pb.Block] = []
+        self.votes: list[pb.SignedVote] = []
+        self.changed = asyncio.Condition()
+
+    async def put(self, height: int, block: pb.Block) -> None:
+        async with self.changed:
+            if height <= len(self.blocks):
+                self.blocks[height - 1] = block
+            else:
+                assert height == len(self.blocks) + 1
+                self.blocks.append(block)
+            self.changed.notify_all()
+
+    async def StreamBlocks(
+        self, request: spb.StreamBlocksRequest, context: Any
+    ) -> AsyncIterator[pb.Block]:
+        height = max(1, request.from_height)
+        while True:
+            async with self.changed:
+                await self.changed.wait_for(lambda h=height: len(self.blocks) >= h)
+                block = self.blocks[height - 1]
+            yield block
+            height += 1
+
+    async def GetStatus(self, request: Any, context: Any) -> spb.GetStatusResponse:
+        return spb.GetStatusResponse(chain_id=GENESIS.chain_id, height=len(self.blocks))
+
+    async def SubmitVote(self, request: spb.SubmitVoteRequest, context: Any) -> spb.SubmitResponse:
+        self.votes.append(request.vote)
+        return spb.SubmitResponse(id=compute_id(request.vote.body), height=len(self.blocks))
+
+
+def seal(entries: list[pb.Entry], height: int, parent: bytes, key: Any = None) -> pb.Block:
+    return seal_block(
+        entries, height, parent, height, GENESIS, GENESIS_HASH, key or derive_sequencer_key()
+    )
+
+
+def transfer(nonce: int) -> pb.Entry:
+    tx = build_transfer(ALICE, "alpha", CAROL.address, "USDC", 1, EXPIRY, nonce=nonce)
+    return pb.Entry(tx=tx)
+
+
+def bundle() -> pb.SignedBundle:
+    legs = [
+        Leg("alpha", ALICE.address, Transfer(CAROL.address, "USDC", Amount(5))),
+        Leg("beta", BOB.address, Transfer(CAROL.address, "USDC", Amount(7))),
+    ]
+    return build_bundle(legs, [ALICE, BOB], EXPIRY, nonce=1)
+
+
+def vote(rollup: str, bundle_id: bytes, yes: bool) -> pb.Entry:
+    code = ReasonCode.NONE if yes else ReasonCode.INSUFFICIENT_FUNDS
+    v = BundleVote(bundle_id, yes, code, Height(1))
+    signed = build_vote(derive_rollup_vote_key(rollup), rollup, 1, [v], GENESIS)
+    return pb.Entry(vote=signed)
+
+
+def commit(bundle_id: bytes) -> pb.Entry:
+    return codec.encode_decision(bundle_id, True, ReasonCode.ALL_YES)
+
+
+B = bundle()
+B_ID = compute_id(B.body)
+
+
+def honest_decision() -> list[pb.Entry]:
+    return [vote("alpha", B_ID, True), vote("beta", B_ID, True), commit(B_ID)]
+
+
+def altered_signature(parent: bytes) -> pb.Block:
+    block = seal([transfer(2)], 2, parent)
+    sig = bytearray(block.entries[0].tx.signatures[0].signature)
+    sig[0] ^= 0x01  # the id (blake3 of the body) is unchanged
+    block.entries[0].tx.signatures[0].signature = bytes(sig)
+    return block
+
+
+BadBlock = Callable[[bytes], pb.Block]
+CASES: dict[str, tuple[BadBlock, list[pb.Entry], RefusalCode]] = {
+    "commit-contradicting-a-no-vote": (
+        lambda p: seal([vote("alpha", B_ID, True), vote("beta", B_ID, False), commit(B_ID)], 2, p),
+        honest_decision(),
+        RefusalCode.BAD_DECISION,
+    ),
+    "commit-with-a-vote-missing": (
+        lambda p: seal([vote("alpha", B_ID, True), commit(B_ID)], 2, p),
+        honest_decision(),
+        RefusalCode.BAD_DECISION,
+    ),
+    "decision-before-its-bundle": (
+        lambda p: seal([commit(bytes(range(32)))], 2, p),
+        honest_decision(),
+        RefusalCode.BAD_DECISION,
+    ),
+    "header-with-a-bad-signature": (
+        lambda p: seal([transfer(2)], 2, p, key=derive_keypair("forger")),
+        [transfer(2)],
+        RefusalCode.BAD_SIGNATURE,
+    ),
+    "entry-signature-altered-under-unchanged-ids": (
+        altered_signature,
+        [transfer(2)],
+        RefusalCode.BAD_COMMITMENT,
+    ),
+    "oversized-block": (
+        lambda p: seal([transfer(100 + i) for i in range(120)], 2, p),
+        [transfer(2)],
+        RefusalCode.TOO_LARGE,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_node_refuses_a_block_it_must_not_apply_and_resumes(case: str, tmp_path: Path) -> None:
+    bad, honest_entries, code = CASES[case]
+    genesis_path = tmp_path / "genesis.json"
+    genesis_path.write_text(encode_genesis(GENESIS))
+
+    async def run() -> None:
+        log = LogServer()
+        server = aio.server()
+        spb_grpc.add_SequencerServiceServicer_to_server(log, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        block1 = seal([pb.Entry(bundle=B), transfer(1)], 1, GENESIS_PARENT)
+        await log.put(1, block1)
+        argv = node_argv(
+            "alpha",
+            f"127.0.0.1:{port}",
+            "127.0.0.1:0",
+            tmp_path / "alpha",
+            tmp_path / "alpha.ready",
+            genesis_path,
+        )
+        node = await asyncio.to_thread(
+            start_process,
+            "alpha",
+            "node",
+            "alpha",
+            argv,
+            tmp_path / "alpha",
+            tmp_path / "alpha.log",
+            tmp_path / "alpha.ready",
+            20.0,
+            False,
+        )
+        try:
+            async with NodeClient(node.endpoint) as n:
+                await n.wait_for_height(1, timeout=20)
+                root1 = await n.state_root(1)
+                assert (await n.bundle(B_ID)).vote, "alpha prepares B and votes yes"
+
+                await log.put(2, bad(block1.hash))
+                status = await _wait(n, lambda s: s.HasField("refusal"))
+                assert status.refusal.code == code, status.refusal
+                assert status.refusal.height == 2
+                assert status.applied_height == 1 and status.state_root == root1
+                assert status.refused_blocks >= 1
+                await asyncio.sleep(0.3)  # it keeps refusing, and applies nothing
+                status = await n.status()
+                assert status.applied_height == 1 and await n.state_root(1) == root1
+                assert "refusing block 2" in (tmp_path / "alpha.log").read_text()
+
+                await log.put(2, seal(honest_entries, 2, block1.hash))
+                status = await _wait(n, lambda s: s.applied_height >= 2)
+                assert not status.HasField("refusal"), "resumed once the honest block came"
+                if code == RefusalCode.BAD_DECISION:
+                    record = await n.bundle(B_ID)
+                    assert record.status == record.STATUS_COMMITTED
+        finally:
+            await asyncio.to_thread(stop_pid, node.pid, 5.0, node.popen)
+            await server.stop(None)
+
+    asyncio.run(run())
+
+
+async def _wait(n: NodeClient, pred: Callable[[Any], bool], timeout: float = 15.0) -> Any:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        status = await n.status()
+        if pred(status):
+            return status
+        assert loop.time() < deadline, f"timed out; last status {status}"
+        await asyncio.sleep(0.05)
