@@ -1,7 +1,8 @@
 """Helpers the rollup state-machine unit tests share: dev genesis, signed
-transactions as domain objects, blocks built by hand, and a small chain that
-applies blocks to a MemoryState the way the node does (incremental
-accumulator) while checking it against the accumulator computed from scratch."""
+transactions as domain objects, signed votes and decisions, blocks sealed with
+the dev sequencer key, and a small chain that applies blocks to a MemoryState
+the way the node does (incremental accumulator) while checking it against the
+accumulator computed from scratch."""
 
 from __future__ import annotations
 
@@ -15,22 +16,42 @@ from rollup_node.core.root import (
     update_accumulator,
 )
 from rollup_node.core.state import MemoryState, State, encode_u64, expiry_key, seen_key
-from xrollup.blocks import GENESIS_PARENT
+from xrollup.blocks import GENESIS_PARENT, compute_decision_id
 from xrollup.client import build_transfer, build_tx
-from xrollup.codec import decode_block, decode_tx, encode_entry
+from xrollup.codec import (
+    decode_block,
+    decode_tx,
+    decode_vote,
+    encode_entry,
+    encode_signed_vote,
+    encode_vote_body,
+)
 from xrollup.genesis import Genesis, compute_genesis_hash, dev_genesis
 from xrollup.keys import (
     Address,
     Keypair,
     derive_dev_account,
     derive_oracle_key,
+    derive_rollup_vote_key,
     derive_sequencer_key,
 )
-from xrollup.model import Block, Entry, PriceUpdate, Tx
-from xrollup.numeric import Amount
+from xrollup.model import (
+    Block,
+    BundleVote,
+    Decision,
+    Entry,
+    PriceUpdate,
+    ReasonCode,
+    Signature,
+    Tx,
+    Vote,
+    VoteBody,
+)
+from xrollup.numeric import Amount, Height
 from xrollup.verify import seal_block
 
 GENESIS = dev_genesis()
+GENESIS_HASH = compute_genesis_hash(GENESIS)
 ALICE, BOB, CAROL, DAVE = (derive_dev_account(i) for i in range(4))
 ORACLE = derive_oracle_key()
 USDC_GENESIS = 1_000_000 * 10**6  # per dev account per rollup
@@ -61,6 +82,37 @@ def price_update(
 ) -> Tx:
     action = PriceUpdate(base, quote, Amount(price))
     return decode_tx(build_tx(signer, rollup, action, expiry, nonce=nonce))
+
+
+def signed_vote(
+    rollup: str,
+    height: int,
+    votes: Sequence[BundleVote],
+    key: Keypair | None = None,
+    genesis: Genesis = GENESIS,
+    genesis_hash: bytes | None = None,
+    chain_id: str | None = None,
+) -> Vote:
+    """A logged vote entry of `rollup` on bundles it prepared in block `height`,
+    signed with its dev vote key (or `key`), bound to genesis (or `genesis_hash`)."""
+    body = VoteBody(
+        genesis.chain_id if chain_id is None else chain_id,
+        rollup,
+        Height(height),
+        tuple(votes),
+        compute_genesis_hash(genesis) if genesis_hash is None else genesis_hash,
+    )
+    raw = encode_vote_body(body)
+    signer = key or derive_rollup_vote_key(rollup)
+    return decode_vote(encode_signed_vote(raw, Signature(signer.public_key, signer.sign(raw))))
+
+
+def decision(bundle_id: bytes, commit: bool, code: ReasonCode | None = None) -> Decision:
+    """A logged decision; the code defaults to what the rule gives for `commit`
+    (ALL_YES, VOTED_NO)."""
+    if code is None:
+        code = ReasonCode.ALL_YES if commit else ReasonCode.VOTED_NO
+    return Decision(compute_decision_id(bundle_id, commit, code), bundle_id, commit, code)
 
 
 def make_block(
@@ -139,7 +191,7 @@ class Chain:
         self.roots.append(compute_state_root(self.acc))
 
     def next_block(self, entries: Sequence[Entry]) -> Block:
-        return make_block(self.height + 1, entries, self.parent)
+        return make_block(self.height + 1, entries, self.parent, genesis=self.genesis)
 
     def apply(self, entries: Sequence[Entry]) -> BlockOutcome:
         """Apply the next block carrying `entries`."""
@@ -154,3 +206,21 @@ class Chain:
 
     def balance(self, who: Keypair | Address, asset: str) -> int:
         return balance(self.state, who, asset)
+
+
+def vote_entries(rollup: str, outcome: BlockOutcome, genesis: Genesis = GENESIS) -> list[Vote]:
+    """The signed vote entries a node of `rollup` sends for the bundles it
+    prepared in this block, split as the node splits them (compute_vote_chunks)."""
+    from rollup_node.follower import compute_vote_chunks  # the node's shell: imports grpc
+
+    if not outcome.votes:
+        return []
+    chunks = compute_vote_chunks(
+        genesis.chain_id,
+        rollup,
+        outcome.height,
+        outcome.votes,
+        genesis.limits.max_body_bytes,
+        compute_genesis_hash(genesis),
+    )
+    return [signed_vote(rollup, int(c.height), c.votes, genesis=genesis) for c in chunks]

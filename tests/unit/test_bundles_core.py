@@ -3,7 +3,10 @@ prepare moves what a leg spends into an escrow keyed by the bundle, commit appli
 the escrowed effects, abort returns them exactly. Pre-state, operation,
 post-state; after every block, per asset, genesis supply = balances + escrows +
 liens (rollup_node/core/supply.compute_supply). Nothing outside the escrow can
-spend it; a decision applies once; a bundle with no leg here is ignored."""
+spend it; a decision applies once; a bundle with no leg here is ignored.
+
+Decisions reach the chains as an honest sequencer logs them: each rollup's
+signed vote on the bundle, then the decision the rule gives (xrollup/decisions.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import dataclasses
 import itertools
 from collections.abc import Sequence
 
+import pytest
 from statesupport import (
     ALICE,
     BOB,
@@ -18,20 +22,24 @@ from statesupport import (
     DAVE,
     ETH_GENESIS,
     GENESIS,
+    GENESIS_HASH,
     ORACLE,
     USDC_GENESIS,
     Chain,
+    decision,
     genesis_state,
     price_update,
+    signed_vote,
     transfer,
+    vote_entries,
 )
 
 from rollup_node.core import bundles, collateral, options
-from rollup_node.core.execute import BlockOutcome, apply_tx
-from rollup_node.core.state import EXPIRY, SEEN, MemoryState, State
+from rollup_node.core.execute import BlockOutcome, Receipt, apply_tx
+from rollup_node.core.state import DEADLINE, EXPIRY, OPEN, SEEN, MemoryState, State, deadline_key
 from rollup_node.core.supply import SupplyReport, compute_supply
 from rollup_node.follower import compute_vote_chunks
-from xrollup.blocks import compute_decision_id
+from xrollup.blocks import BlockRefused, RefusalCode
 from xrollup.client import build_bundle, build_open_option, build_settle_option
 from xrollup.codec import decode_bundle, encode_vote_body
 from xrollup.genesis import DEV_ACCOUNT_COUNT
@@ -39,13 +47,14 @@ from xrollup.keys import Keypair
 from xrollup.model import (
     Bundle,
     BundleVote,
-    Decision,
     Entry,
     Leg,
     OptionKind,
+    ReasonCode,
     ReleaseLien,
     SettleOption,
     Transfer,
+    Vote,
     VoteBody,
 )
 from xrollup.numeric import Amount, Height
@@ -61,12 +70,10 @@ OPTION_EXPIRY = 5
 SETTLE_PRICE = 2_500 * 10**6
 PAYOUT = 600 * 10**6  # (STRIKE - SETTLE_PRICE) * SIZE / 10**9
 MINTED = {"USDC": DEV_ACCOUNT_COUNT * USDC_GENESIS, "ETH": DEV_ACCOUNT_COUNT * ETH_GENESIS}
+K = GENESIS.limits.bundle_deadline_blocks
+NONE, ALL_YES, VOTED_NO = ReasonCode.NONE, ReasonCode.ALL_YES, ReasonCode.VOTED_NO
 
 # ---------------------------------------------------------------- helpers
-
-
-def decision(bundle_id: bytes, commit: bool, reason: str = "") -> Decision:
-    return Decision(compute_decision_id(bundle_id, commit, reason), bundle_id, commit, reason)
 
 
 def bundle_of(legs: Sequence[Leg], signers: Sequence[Keypair], expiry: int = 100) -> Bundle:
@@ -110,24 +117,68 @@ def assert_conserved(chain: Chain) -> SupplyReport:
 
 
 def durable(state: MemoryState) -> dict[bytes, bytes]:
-    """The state without bundle records and replay markers: what a refused or
-    aborted bundle must leave exactly as it was."""
-    skip = (bundles.BUNDLE, SEEN, EXPIRY)
+    """The state without bundle records, the decision rule's tracking of open
+    bundles and replay markers: what a refused or aborted bundle must leave
+    exactly as it was."""
+    skip = (bundles.BUNDLE, SEEN, EXPIRY, OPEN, DEADLINE)
     return {k: v for k, v in state.items.items() if not k.startswith(skip)}
 
 
+def tracked(state: MemoryState) -> set[bytes]:
+    """The keys of the decision rule's tracking (open bundles, deadline index)."""
+    return {k for k in state.items if k.startswith((OPEN, DEADLINE))}
+
+
+def receipt_of(out: BlockOutcome, entry_id: bytes) -> Receipt:
+    (r,) = (r for r in out.receipts if r.id == entry_id)
+    return r
+
+
 class Pair:
-    """alpha and beta applying the same blocks, supply checked after each."""
+    """alpha and beta applying the same blocks, supply checked after each. The
+    votes each rollup gives are kept, signed with its dev vote key, for the block
+    that decides the bundle."""
 
     def __init__(self) -> None:
         self.alpha, self.beta = Chain("alpha"), Chain("beta")
+        self.votes: dict[bytes, list[Vote]] = {}
 
     def apply(self, *entries: Entry) -> tuple[BlockOutcome, BlockOutcome]:
         block = self.alpha.next_block(entries)
         out = self.alpha.apply_block(block), self.beta.apply_block(block)
+        for rollup, o in zip(("alpha", "beta"), out, strict=True):
+            for v in o.votes:
+                self.votes.setdefault(v.bundle_id, []).append(signed_vote(rollup, o.height, (v,)))
         assert_conserved(self.alpha)
         assert_conserved(self.beta)
         return out
+
+    def vote_entries(self, bundle_id: bytes) -> list[Vote]:
+        return self.votes.pop(bundle_id, [])
+
+    def decide(
+        self, bundle_id: bytes, commit: bool, code: ReasonCode | None = None
+    ) -> tuple[BlockOutcome, BlockOutcome]:
+        """The block an honest sequencer logs: every rollup's vote on the bundle,
+        then the decision. The bundle is no longer tracked on either rollup."""
+        out = self.apply(*self.vote_entries(bundle_id), decision(bundle_id, commit, code))
+        for chain in (self.alpha, self.beta):
+            assert OPEN + bundle_id not in chain.state.items
+        return out
+
+    def refuse(self, *entries: Entry) -> RefusalCode:
+        """The next block carrying `entries` is refused by both rollups, which
+        apply nothing of it."""
+        block = self.alpha.next_block(entries)
+        codes = []
+        for chain in (self.alpha, self.beta):
+            before, height = dict(chain.state.items), chain.height
+            with pytest.raises(BlockRefused) as err:
+                chain.apply_block(block)
+            assert (chain.state.items, chain.height) == (before, height)
+            codes.append(err.value.code)
+        assert codes[0] == codes[1]
+        return codes[0]
 
     def skip_to(self, height: int) -> None:
         while self.alpha.height < height - 1:
@@ -140,7 +191,7 @@ class Pair:
     def open_option(self) -> Bundle:
         b = open_bundle()
         self.apply(b)
-        self.apply(decision(b.id, True))
+        self.decide(b.id, True)
         return b
 
 
@@ -163,8 +214,9 @@ def test_prepare_moves_the_spent_amount_into_escrow_and_votes_yes() -> None:
 
     a_out, b_out = p.apply(b)
 
-    assert a_out.votes == (BundleVote(b.id, True, ""),)
-    assert b_out.votes == (BundleVote(b.id, True, ""),)
+    assert a_out.votes == (BundleVote(b.id, True, NONE, Height(1)),)
+    assert b_out.votes == (BundleVote(b.id, True, NONE, Height(1)),)
+    assert receipt_of(a_out, b.id) == Receipt(b.id, 1, 0, True, "")
     assert p.alpha.balance(ALICE, "USDC") == USDC_GENESIS - 5_000_000
     assert p.alpha.balance(DAVE, "USDC") == USDC_GENESIS  # not paid yet
     escrow = bundles.get_escrow(State(p.alpha.state), b.id)
@@ -174,8 +226,16 @@ def test_prepare_moves_the_spent_amount_into_escrow_and_votes_yes() -> None:
     assert assert_conserved(p.beta).assets["ETH"].escrowed == 7
     record = p.record("alpha", b.id)
     assert record is not None
-    assert (record.status, record.vote, record.prepare_height) == (bundles.PREPARED, True, 1)
-    assert record.legs == ((0, True, ""),)
+    assert (record.status, record.vote, record.code, record.prepare_height) == (
+        bundles.PREPARED,
+        True,
+        NONE,
+        1,
+    )
+    assert record.legs == ((0, True, NONE),)
+    # every node tracks the bundle for the decision rule, with its deadline
+    for chain in (p.alpha, p.beta):
+        assert tracked(chain.state) == {OPEN + b.id, deadline_key(1 + K, b.id)}
 
 
 def test_commit_applies_the_escrowed_transfer() -> None:
@@ -183,7 +243,7 @@ def test_commit_applies_the_escrowed_transfer() -> None:
     b = two_transfers()
     p.apply(b)
 
-    a_out, b_out = p.apply(decision(b.id, True, "every rollup voted yes"))
+    a_out, b_out = p.decide(b.id, True)
 
     assert p.alpha.balance(ALICE, "USDC") == USDC_GENESIS - 5_000_000
     assert p.alpha.balance(DAVE, "USDC") == USDC_GENESIS + 5_000_000
@@ -192,26 +252,32 @@ def test_commit_applies_the_escrowed_transfer() -> None:
     assert bundles.get_escrow(State(p.alpha.state), b.id) is None
     assert compute_supply(p.alpha.state.items.items()).open_bundles == 0
     (done,) = a_out.finished
-    assert (done.status, done.decision_height, done.reason) == (
-        bundles.COMMITTED,
-        2,
-        "every rollup voted yes",
-    )
+    assert (done.status, done.decision_height, done.code) == (bundles.COMMITTED, 2, ALL_YES)
     assert b_out.finished[0].status == bundles.COMMITTED
+    assert tracked(p.alpha.state) == tracked(p.beta.state) == set()
 
 
-def test_abort_returns_exactly_what_prepare_held() -> None:
+def test_abort_at_the_deadline_returns_exactly_what_prepare_held() -> None:
     p = Pair()
     before = durable(p.alpha.state), durable(p.beta.state)
     b = two_transfers()
     p.apply(b)
+    (alpha_vote, _) = p.vote_entries(b.id)  # beta's vote never reaches the log
+    p.apply(alpha_vote)
+    p.skip_to(1 + K)
 
-    a_out, _ = p.apply(decision(b.id, False, "deadline height 51 passed with no vote from beta"))
+    a_out, b_out = p.apply(decision(b.id, False, ReasonCode.DEADLINE))
 
     assert (durable(p.alpha.state), durable(p.beta.state)) == before
     (done,) = a_out.finished
-    assert done.status == bundles.ABORTED and "deadline" in done.reason
+    assert (done.status, done.code, done.decision_height) == (
+        bundles.ABORTED,
+        ReasonCode.DEADLINE,
+        1 + K,
+    )
+    assert b_out.finished[0].status == bundles.ABORTED
     assert compute_supply(p.alpha.state.items.items()).open_bundles == 0
+    assert tracked(p.alpha.state) == tracked(p.beta.state) == set()
 
 
 def test_a_failing_leg_votes_no_and_rolls_back_the_legs_before_it() -> None:
@@ -228,21 +294,23 @@ def test_a_failing_leg_votes_no_and_rolls_back_the_legs_before_it() -> None:
     a_out, b_out = p.apply(b)
 
     (vote,) = a_out.votes
-    assert not vote.yes
-    assert vote.reason.startswith("legs[1] on alpha: insufficient USDC")
-    assert b_out.votes == ()  # no leg on beta
+    assert (vote.yes, vote.code) == (False, ReasonCode.INSUFFICIENT_FUNDS)
+    receipt = receipt_of(a_out, b.id)
+    assert not receipt.ok
+    assert receipt.reason.startswith("legs[1] on alpha: insufficient USDC")
+    assert b_out.votes == () and b_out.receipts == ()  # no leg on beta
     assert durable(p.alpha.state) == before  # the first leg's hold was rolled back
     assert bundles.get_escrow(State(p.alpha.state), b.id) is None
     record = p.record("alpha", b.id)
     assert record is not None and record.legs == (
-        (0, True, ""),
-        (1, False, vote.reason.removeprefix("legs[1] on alpha: ")),
+        (0, True, NONE),
+        (1, False, ReasonCode.INSUFFICIENT_FUNDS),
     )
 
-    a_out, _ = p.apply(decision(b.id, False, f"alpha voted no: {vote.reason}"))
+    a_out, _ = p.decide(b.id, False)
     assert durable(p.alpha.state) == before
     assert a_out.finished[0].status == bundles.ABORTED
-    assert a_out.finished[0].reason == vote.reason  # this rollup's own reason stands
+    assert a_out.finished[0].code == ReasonCode.INSUFFICIENT_FUNDS  # this rollup's own reason
 
 
 def test_an_expired_bundle_votes_no_and_holds_nothing() -> None:
@@ -255,7 +323,8 @@ def test_an_expired_bundle_votes_no_and_holds_nothing() -> None:
 
     a_out, _ = p.apply(b)
 
-    assert a_out.votes == (BundleVote(b.id, False, "bundle expired at height 4"),)
+    assert a_out.votes == (BundleVote(b.id, False, ReasonCode.EXPIRED, Height(5)),)
+    assert receipt_of(a_out, b.id).reason == "bundle expired at height 4"
     assert durable(p.alpha.state) == before
 
 
@@ -278,7 +347,7 @@ def test_open_locks_the_writers_collateral_and_escrows_the_premium() -> None:
     assert collateral.get_lien(State(p.alpha.state), b.id) is None
     assert options.get_option(State(p.beta.state), b.id) is None
 
-    p.apply(decision(b.id, True))
+    p.decide(b.id, True)
 
     lien = collateral.get_lien(State(p.alpha.state), b.id)
     assert lien is not None
@@ -293,6 +362,7 @@ def test_open_locks_the_writers_collateral_and_escrows_the_premium() -> None:
         b.id,
         2,
     )
+    assert lien.option_expiry_height == OPTION_EXPIRY
     o = options.get_option(State(p.beta.state), b.id)
     assert o is not None
     assert (o.kind, o.strike, o.size, o.collateral, o.collateral_asset) == (
@@ -324,14 +394,17 @@ def test_thin_margin_beta_votes_no_and_the_abort_returns_alphas_lock() -> None:
     a_out, b_out = p.apply(b)
 
     assert a_out.votes[0].yes  # alpha can lock it; the margin rule is beta's
-    assert not b_out.votes[0].yes
-    assert b_out.votes[0].reason.startswith("legs[1] on beta: margin:")
-    assert f"needs {NEED} USDC locked, the lien locks {NEED - 1} USDC" in b_out.votes[0].reason
+    assert (b_out.votes[0].yes, b_out.votes[0].code) == (False, ReasonCode.MARGIN)
+    text = receipt_of(b_out, b.id).reason
+    assert text.startswith("legs[1] on beta: margin:")
+    assert f"needs {NEED} USDC locked, the lien locks {NEED - 1} USDC" in text
 
-    p.apply(decision(b.id, False, f"beta voted no: {b_out.votes[0].reason}"))
+    a_out, b_out = p.decide(b.id, False)
 
     assert (durable(p.alpha.state), durable(p.beta.state)) == before
     assert collateral.get_lien(State(p.alpha.state), b.id) is None
+    assert (a_out.finished[0].status, a_out.finished[0].code) == (bundles.ABORTED, VOTED_NO)
+    assert b_out.finished[0].code == ReasonCode.MARGIN  # beta keeps its own reason
 
 
 def test_open_refused_on_beta_when_the_holder_cannot_pay_or_expiry_passed() -> None:
@@ -342,9 +415,13 @@ def test_open_refused_on_beta_when_the_holder_cannot_pay_or_expiry_passed() -> N
 
     _, b_out = p.apply(poor, late)
 
-    reasons = {v.bundle_id: v.reason for v in b_out.votes if not v.yes}
-    assert reasons[poor.id].startswith("legs[1] on beta: insufficient USDC")
-    assert reasons[late.id] == "legs[1] on beta: option expiry 3 is not after height 3"
+    codes = {v.bundle_id: v.code for v in b_out.votes if not v.yes}
+    assert codes == {poor.id: ReasonCode.INSUFFICIENT_FUNDS, late.id: ReasonCode.INVALID}
+    assert receipt_of(b_out, poor.id).reason.startswith("legs[1] on beta: insufficient USDC")
+    assert (
+        receipt_of(b_out, late.id).reason
+        == "legs[1] on beta: option expiry 3 is not after height 3"
+    )
 
 
 def test_open_refused_on_alpha_when_the_writer_cannot_lock() -> None:
@@ -353,10 +430,11 @@ def test_open_refused_on_alpha_when_the_writer_cannot_lock() -> None:
 
     a_out, b_out = p.apply(b)
 
-    assert a_out.votes[0].reason.startswith("legs[0] on alpha: insufficient USDC")
+    assert a_out.votes[0].code == ReasonCode.INSUFFICIENT_FUNDS
+    assert receipt_of(a_out, b.id).reason.startswith("legs[0] on alpha: insufficient USDC")
     assert b_out.votes[0].yes
     assert p.beta.balance(HOLDER, "USDC") == USDC_GENESIS - PREMIUM  # held until the abort
-    p.apply(decision(b.id, False))
+    p.decide(b.id, False)
     assert p.beta.balance(HOLDER, "USDC") == USDC_GENESIS
     assert p.alpha.balance(WRITER, "USDC") == USDC_GENESIS
 
@@ -388,7 +466,7 @@ def test_settle_pays_the_holder_from_the_lien_and_releases_the_rest() -> None:
     holder_before = p.alpha.balance(HOLDER, "USDC")
     writer_before = p.alpha.balance(WRITER, "USDC")
 
-    p.apply(decision(s.id, True))
+    p.decide(s.id, True)
 
     height = p.alpha.height
     assert p.alpha.balance(HOLDER, "USDC") == holder_before + PAYOUT
@@ -421,9 +499,10 @@ def test_settle_at_a_wrong_payout_aborts_and_the_lien_stays_locked() -> None:
     a_out, b_out = p.apply(s)
 
     assert a_out.votes[0].yes  # alpha cannot know the price; beta refuses
-    reason = b_out.votes[0].reason
-    assert reason.startswith(f"legs[0] on beta: payout: the bundle states {PAYOUT + 1}")
-    p.apply(decision(s.id, False))
+    assert b_out.votes[0].code == ReasonCode.PAYOUT_MISMATCH
+    text = receipt_of(b_out, s.id).reason
+    assert text.startswith(f"legs[0] on beta: payout: the bundle states {PAYOUT + 1}")
+    p.decide(s.id, False)
     assert (durable(p.alpha.state), durable(p.beta.state)) == before
     lien = collateral.get_lien(State(p.alpha.state), b.id)
     assert lien is not None and lien.status == collateral.LOCKED
@@ -437,13 +516,14 @@ def test_settle_before_expiry_aborts_and_the_writers_funds_are_untouched() -> No
 
     a_out, b_out = p.apply(s)
 
-    assert b_out.votes[0].reason == (
+    assert b_out.votes[0].code == ReasonCode.NOT_EXPIRED
+    assert receipt_of(b_out, s.id).reason == (
         f"legs[0] on beta: option expires at height {OPTION_EXPIRY}; now {p.beta.height}"
     )
     assert a_out.votes[0].yes  # alpha holds the lien pending until the decision
     lien = collateral.get_lien(State(p.alpha.state), b.id)
     assert lien is not None and lien.status == collateral.PENDING
-    p.apply(decision(s.id, False))
+    p.decide(s.id, False)
     assert (durable(p.alpha.state), durable(p.beta.state)) == before
     assert p.alpha.balance(WRITER, "USDC") == USDC_GENESIS - NEED
 
@@ -456,9 +536,17 @@ def test_a_second_settle_of_a_settling_option_is_refused() -> None:
 
     votes = {v.bundle_id: v for v in b_out.votes}
     assert votes[first.id].yes
-    assert votes[second.id].reason == f"legs[0] on beta: option {b.id.hex()[:16]} is settling"
+    assert votes[second.id].code == ReasonCode.POSITION_BUSY
+    assert (
+        receipt_of(b_out, second.id).reason
+        == f"legs[0] on beta: option {b.id.hex()[:16]} is settling"
+    )
     alpha_votes = {v.bundle_id: v for v in a_out.votes}
-    assert alpha_votes[second.id].reason == f"legs[1] on alpha: lien {b.id.hex()[:16]} is pending"
+    assert alpha_votes[second.id].code == ReasonCode.POSITION_BUSY
+    assert (
+        receipt_of(a_out, second.id).reason
+        == f"legs[1] on alpha: lien {b.id.hex()[:16]} is pending"
+    )
 
 
 def test_a_release_paired_with_another_positions_settle_is_refused_by_the_node() -> None:
@@ -469,7 +557,7 @@ def test_a_release_paired_with_another_positions_settle_is_refused_by_the_node()
     first = p.open_option()
     other = open_bundle(nonce=9)
     p.apply(other)
-    p.apply(decision(other.id, True))
+    p.decide(other.id, True)
     p.skip_to(OPTION_EXPIRY)
     p.apply(price_update(ORACLE, "ETH", "USDC", SETTLE_PRICE, rollup="beta"))
     before = durable(p.alpha.state)
@@ -483,10 +571,11 @@ def test_a_release_paired_with_another_positions_settle_is_refused_by_the_node()
     state = State(p.alpha.state)
     height = Height(p.alpha.height + 1)
 
-    vote = bundles.prepare_bundle(state, crossed, "alpha", height, GENESIS, verify=False)
+    prepared = bundles.prepare_bundle(state, crossed, "alpha", height, GENESIS, verify=False)
 
-    assert vote is not None and not vote.yes
-    assert "the bundle does not settle it there" in vote.reason
+    assert prepared is not None
+    assert (prepared.vote.yes, prepared.vote.code) == (False, ReasonCode.NOT_CONTROLLER)
+    assert "the bundle does not settle it there" in prepared.text
     p.alpha.state.apply(state.writes)
     assert durable(p.alpha.state) == before
     lien = collateral.get_lien(State(p.alpha.state), first.id)
@@ -512,15 +601,22 @@ def test_a_transfer_in_the_same_block_cannot_spend_escrowed_collateral() -> None
     assert receipts[fits.id].ok  # only the free part was spendable
     assert p.alpha.balance(WRITER, "USDC") == 0
 
-    p.apply(decision(b.id, False))
+    # No vote reaches the log: every node aborts it itself at the deadline.
+    p.skip_to(1 + K)
+    a_out, b_out = p.apply()
+    assert [(d.id, d.status, d.code) for d in a_out.finished] == [
+        (b.id, bundles.ABORTED, ReasonCode.DEADLINE)
+    ]
+    assert [d.status for d in b_out.finished] == [bundles.ABORTED]
     assert p.alpha.balance(WRITER, "USDC") == USDC_GENESIS - free  # the lock came back exactly
+    assert tracked(p.alpha.state) == tracked(p.beta.state) == set()
 
 
 def test_prepared_escrow_on_a_memory_state_is_out_of_reach_of_apply_tx() -> None:
     state = State(genesis_state("alpha"))
     b = open_bundle(collateral_amount=USDC_GENESIS)
-    vote = bundles.prepare_bundle(state, b, "alpha", Height(1), GENESIS)
-    assert vote == BundleVote(b.id, True, "")
+    prepared = bundles.prepare_bundle(state, b, "alpha", Height(1), GENESIS)
+    assert prepared == bundles.Prepared(BundleVote(b.id, True, NONE, Height(1)), "")
 
     receipt = apply_tx(state, transfer(WRITER, DAVE.address, "USDC", 1), Height(1), 1, GENESIS)
 
@@ -534,22 +630,21 @@ def test_prepared_escrow_on_a_memory_state_is_out_of_reach_of_apply_tx() -> None
 # ---------------------------------------------------------------- decisions apply once
 
 
-def test_a_second_decision_does_nothing() -> None:
+def test_a_second_decision_does_nothing_and_a_logged_one_is_refused() -> None:
     p = Pair()
     b = two_transfers()
     p.apply(b)
-    p.apply(decision(b.id, True))
-    after = dict(p.alpha.state.items)
+    p.decide(b.id, True)
+    after = dict(p.alpha.state.items), dict(p.beta.state.items)
 
-    for again in (decision(b.id, True), decision(b.id, False, "late abort")):
+    for commit, code in ((True, ALL_YES), (False, VOTED_NO), (False, ReasonCode.DEADLINE)):
         state = State(p.alpha.state)
-        assert bundles.finish_bundle(state, again, Height(p.alpha.height + 1)) is None
+        height = Height(p.alpha.height + 1)
+        assert bundles.finish_bundle(state, b.id, commit, code, height) is None
         assert state.writes == {}
-        a_out, _ = p.apply(again)
-        assert a_out.finished == ()
-    assert {k: v for k, v in p.alpha.state.items.items() if not k.startswith((SEEN, EXPIRY))} == {
-        k: v for k, v in after.items() if not k.startswith((SEEN, EXPIRY))
-    }
+        # In the log, a second decision contradicts the rule: the block is refused.
+        assert p.refuse(decision(b.id, commit, code)) == RefusalCode.BAD_DECISION
+    assert (dict(p.alpha.state.items), dict(p.beta.state.items)) == after
     record = p.record("alpha", b.id)
     assert record is not None and record.status == bundles.COMMITTED
 
@@ -567,19 +662,23 @@ def test_a_replayed_bundle_is_prepared_once() -> None:
     assert escrow is not None and escrow.held == {"USDC": 5_000_000}
 
 
-def test_a_bundle_with_no_leg_here_is_ignored() -> None:
+def test_a_bundle_with_no_leg_here_is_only_tracked() -> None:
     alpha = Chain("alpha")
     b = bundle_of([Leg("beta", BOB.address, Transfer(DAVE.address, "ETH", Amount(7)))], [BOB])
     state = State(alpha.state)
 
     assert bundles.prepare_bundle(state, b, "alpha", Height(1), GENESIS) is None
-    assert bundles.finish_bundle(state, decision(b.id, True), Height(1)) is None
+    assert bundles.finish_bundle(state, b.id, True, ALL_YES, Height(1)) is None
     assert state.writes == {}
 
     out = alpha.apply([b])
-    assert (out.votes, out.receipts, out.writes) == ((), (), {})
-    out = alpha.apply([decision(b.id, True)])
-    assert (out.finished, out.writes) == ((), {})
+    # alpha prepares nothing, but tracks the bundle to check its decision
+    assert (out.votes, out.receipts) == ((), ())
+    assert out.writes.keys() == {OPEN + b.id, deadline_key(1 + K, b.id)}
+    beta_yes = signed_vote("beta", 1, [BundleVote(b.id, True, NONE, Height(1))])
+    out = alpha.apply([beta_yes, decision(b.id, True)])
+    assert out.finished == ()
+    assert out.writes == {OPEN + b.id: None, deadline_key(1 + K, b.id): None}
 
 
 # ---------------------------------------------------------------- the node's vote messages
@@ -587,26 +686,49 @@ def test_a_bundle_with_no_leg_here_is_ignored() -> None:
 
 def test_a_blocks_votes_are_split_into_bodies_the_sequencer_admits() -> None:
     # Regression: one vote body per block grew past max_body_bytes (4096) when a
-    # block prepared ~50 bundles with refusal reasons; admission refused it and
-    # the bundles aborted at their deadline although this rollup voted yes.
+    # block prepared many bundles; admission refused it and the bundles aborted at
+    # their deadline although this rollup voted yes.
     limit = GENESIS.limits.max_body_bytes
-    reason = "legs[0] on alpha: insufficient USDC: 0x" + "ab" * 20 + " holds 0, needs 2000000"
     votes = tuple(
-        BundleVote(bytes([i]) * 32, i % 3 == 0, "" if i % 3 else reason) for i in range(200)
+        BundleVote(
+            bytes([i]) * 32,
+            i % 3 == 0,
+            NONE if i % 3 == 0 else ReasonCode.INSUFFICIENT_FUNDS,
+            Height(7),
+        )
+        for i in range(200)
     )
 
-    chunks = compute_vote_chunks(GENESIS.chain_id, "alpha", 7, votes, limit)
+    chunks = compute_vote_chunks(GENESIS.chain_id, "alpha", 7, votes, limit, GENESIS_HASH)
 
     assert len(chunks) > 1
     assert tuple(v for c in chunks for v in c.votes) == votes  # all of them, in order, once
     sizes = [len(encode_vote_body(c)) for c in chunks]
     assert max(sizes) <= limit
     assert all(c.rollup == "alpha" and c.height == 7 for c in chunks)
+    assert all(c.genesis_hash == GENESIS_HASH for c in chunks)
     # as few as fit: each chunk would overflow with the next chunk's first vote
     for c, nxt in itertools.pairwise(chunks):
         bigger = dataclasses.replace(c, votes=(*c.votes, nxt.votes[0]))
         assert len(encode_vote_body(bigger)) > limit
     few = votes[:3]
-    assert compute_vote_chunks(GENESIS.chain_id, "alpha", 7, few, limit) == [
-        VoteBody(GENESIS.chain_id, "alpha", Height(7), few)
+    assert compute_vote_chunks(GENESIS.chain_id, "alpha", 7, few, limit, GENESIS_HASH) == [
+        VoteBody(GENESIS.chain_id, "alpha", Height(7), few, GENESIS_HASH)
     ]
+
+
+def test_the_nodes_own_vote_entries_decide_the_bundle() -> None:
+    # The vote entries a node sends (statesupport.vote_entries: compute_vote_chunks,
+    # signed with the dev vote key) count: with both in the log and no decision,
+    # every node derives the commit itself.
+    p = Pair()
+    b = two_transfers()
+    a_out, b_out = p.apply(b)
+
+    a_fin, b_fin = p.apply(*vote_entries("alpha", a_out), *vote_entries("beta", b_out))
+
+    assert [(d.id, d.status, d.code) for d in a_fin.finished] == [
+        (b.id, bundles.COMMITTED, ALL_YES)
+    ]
+    assert [d.status for d in b_fin.finished] == [bundles.COMMITTED]
+    assert p.alpha.balance(DAVE, "USDC") == USDC_GENESIS + 5_000_000
