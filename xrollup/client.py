@@ -34,6 +34,7 @@ from xrollup.model import (
     OpenOption,
     OptionKind,
     PriceUpdate,
+    ReclaimLien,
     ReleaseLien,
     SettleOption,
     Signature,
@@ -244,6 +245,18 @@ def build_settle_option(
         Leg(collateral_rollup, submitter.address, ReleaseLien(option_id, Amount(payout), holder)),
     ]
     return build_bundle(legs, [submitter], expiry_height, chain_id, nonce)
+
+
+def build_reclaim_lien(
+    owner: Keypair,
+    lien_id: bytes,
+    expiry_height: int,
+    rollup: str = "alpha",
+    chain_id: str = DEV_CHAIN_ID,
+) -> pb.SignedTx:
+    """The lien owner's exit (docs/exits.md): take back a lien still locked at its
+    option's expiry plus the genesis grace period, on the lien's own rollup."""
+    return build_tx(owner, rollup, ReclaimLien(lien_id), expiry_height, chain_id)
 
 
 def build_vote(
