@@ -19,7 +19,6 @@ from rollup_node.core.state import MemoryState, State, encode_u64, expiry_key, s
 from xrollup.blocks import GENESIS_PARENT, compute_decision_id
 from xrollup.client import build_transfer, build_tx
 from xrollup.codec import (
-    decode_block,
     decode_tx,
     decode_vote,
     encode_entry,
@@ -48,7 +47,8 @@ from xrollup.model import (
     VoteBody,
 )
 from xrollup.numeric import Amount, Height
-from xrollup.verify import seal_block
+from xrollup.v1 import types_pb2 as pb
+from xrollup.verify import seal_block, verify_block
 
 GENESIS = dev_genesis()
 GENESIS_HASH = compute_genesis_hash(GENESIS)
@@ -117,24 +117,22 @@ def decision(bundle_id: bytes, commit: bool, code: ReasonCode | None = None) -> 
 
 def make_block(
     height: int,
-    entries: Sequence[Entry],
+    entries: Sequence[Entry | pb.Entry],
     parent: bytes = GENESIS_PARENT,
     timestamp_ms: int = 0,
     genesis: Genesis = GENESIS,
 ) -> Block:
-    """A block of these entries, committed and signed with the dev sequencer key."""
+    """A block of these entries (domain entries, or wire entries as they are,
+    such as one that does not decode), committed and signed with the dev
+    sequencer key, and decoded as a node decodes it after verify_block."""
     ts = timestamp_ms or 1_700_000_000_000 + height
-    msg = seal_block(
-        [encode_entry(e) for e in entries],
-        height,
-        parent,
-        ts,
-        genesis,
-        compute_genesis_hash(genesis),
-        derive_sequencer_key(),
+    wire = [e if isinstance(e, pb.Entry) else encode_entry(e) for e in entries]
+    genesis_hash = compute_genesis_hash(genesis)
+    msg = seal_block(wire, height, parent, ts, genesis, genesis_hash, derive_sequencer_key())
+    block = verify_block(msg, genesis, genesis_hash, height, parent)
+    assert all(
+        isinstance(e, pb.Entry) or b == e for e, b in zip(entries, block.entries, strict=True)
     )
-    block = decode_block(msg)
-    assert block.entries == tuple(entries)
     return block
 
 
@@ -190,10 +188,10 @@ class Chain:
         )
         self.roots.append(compute_state_root(self.acc))
 
-    def next_block(self, entries: Sequence[Entry]) -> Block:
+    def next_block(self, entries: Sequence[Entry | pb.Entry]) -> Block:
         return make_block(self.height + 1, entries, self.parent, genesis=self.genesis)
 
-    def apply(self, entries: Sequence[Entry]) -> BlockOutcome:
+    def apply(self, entries: Sequence[Entry | pb.Entry]) -> BlockOutcome:
         """Apply the next block carrying `entries`."""
         return self.apply_block(self.next_block(entries))
 

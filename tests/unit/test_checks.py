@@ -11,7 +11,7 @@ import pytest
 
 from xrollup import checks, codec, errors
 from xrollup.blocks import compute_id
-from xrollup.genesis import DEV_CHAIN_ID, Limits, dev_genesis
+from xrollup.genesis import DEV_CHAIN_ID, Limits, compute_genesis_hash, dev_genesis
 from xrollup.grpc_status import compute_status, compute_status_value
 from xrollup.keys import Keypair, derive_dev_account, derive_oracle_key, derive_rollup_vote_key
 from xrollup.model import (
@@ -29,6 +29,7 @@ from xrollup.model import (
 from xrollup.numeric import Amount, Height
 
 GENESIS = dev_genesis()
+GENESIS_HASH = compute_genesis_hash(GENESIS)
 ALICE, BOB, CAROL = (derive_dev_account(i) for i in range(3))
 ORACLE = derive_oracle_key()
 
@@ -57,8 +58,13 @@ def make_bundle(
     return Bundle(b"", body, raw, tuple(Signature(k.public_key, k.sign(raw)) for k in signers))
 
 
-def make_vote(signer: Keypair, rollup: str = "alpha", chain_id: str = DEV_CHAIN_ID) -> Vote:
-    body = VoteBody(chain_id, rollup, Height(3), ())
+def make_vote(
+    signer: Keypair,
+    rollup: str = "alpha",
+    chain_id: str = DEV_CHAIN_ID,
+    genesis_hash: bytes = GENESIS_HASH,
+) -> Vote:
+    body = VoteBody(chain_id, rollup, Height(3), (), genesis_hash)
     raw = codec.encode_vote_body(body)
     return Vote(b"", body, raw, Signature(signer.public_key, signer.sign(raw)))
 
@@ -112,6 +118,12 @@ def test_invalid_input_refusals() -> None:
         (
             lambda: checks.validate_vote(make_vote(ALICE, chain_id="x"), GENESIS),
             "vote.chain_id is 'x'",
+        ),
+        (
+            lambda: checks.validate_vote(
+                make_vote(derive_rollup_vote_key("alpha"), genesis_hash=bytes(32)), GENESIS
+            ),
+            "vote.genesis_hash: the vote is for another chain's genesis",
         ),
         (
             lambda: checks.validate_expiry(

@@ -1,21 +1,27 @@
 """The wire codec (xrollup/codec.py): domain -> bytes -> domain round trips, ids
-over the exact body bytes, block hashes checked on decode, and malformed input
-refused with InvalidInput naming the field."""
+over the exact body bytes, canonical bodies only (no unknown fields, no repeated
+signer), malformed input refused with InvalidInput naming the field; and blocks
+(xrollup/verify.py): a sealed block verifies, any alteration is refused with the
+RefusalCode of the check it fails."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 
 from xrollup import codec
-from xrollup.blocks import GENESIS_PARENT, compute_block_hash, compute_id
+from xrollup.blocks import BlockRefused, RefusalCode, compute_block_hash, compute_id
 from xrollup.errors import InvalidInput, LimitExceeded
-from xrollup.genesis import DEV_CHAIN_ID
-from xrollup.keys import derive_dev_account, derive_rollup_vote_key
+from xrollup.genesis import DEV_CHAIN_ID, Genesis, compute_genesis_hash, dev_genesis
+from xrollup.keys import Keypair, derive_dev_account, derive_rollup_vote_key, derive_sequencer_key
 from xrollup.model import (
     BundleBody,
     BundleVote,
     Leg,
+    Malformed,
     PriceUpdate,
+    ReasonCode,
     Signature,
     Transfer,
     TxBody,
@@ -23,8 +29,13 @@ from xrollup.model import (
 )
 from xrollup.numeric import Amount, Height
 from xrollup.v1 import types_pb2 as pb
+from xrollup.verify import seal_block, verify_block
 
 ALICE, BOB = derive_dev_account(0), derive_dev_account(1)
+GENESIS = dev_genesis()
+GENESIS_HASH = compute_genesis_hash(GENESIS)
+SEQUENCER = derive_sequencer_key()
+PARENT = b"\x11" * 32
 
 
 def tx_body(**kw: object) -> TxBody:
@@ -109,7 +120,11 @@ def test_vote_round_trip() -> None:
         DEV_CHAIN_ID,
         "alpha",
         Height(9),
-        (BundleVote(b"\x01" * 32, True, ""), BundleVote(b"\x02" * 32, False, "no funds")),
+        (
+            BundleVote(b"\x01" * 32, True, ReasonCode.NONE, Height(8)),
+            BundleVote(b"\x02" * 32, False, ReasonCode.INSUFFICIENT_FUNDS, Height(9)),
+        ),
+        GENESIS_HASH,
     )
     raw = codec.encode_vote_body(body)
 
@@ -124,52 +139,198 @@ def test_vote_round_trip() -> None:
 
 def test_decision_id_depends_on_every_field() -> None:
     bid = b"\x05" * 32
-    base = codec.decode_decision(pb.Decision(bundle_id=bid, commit=True, reason=""))
-    assert base.bundle_id == bid and base.commit
+    base = codec.decode_decision(
+        pb.Decision(bundle_id=bid, commit=True, code=pb.REASON_CODE_ALL_YES)
+    )
+    assert (base.bundle_id, base.commit, base.code) == (bid, True, ReasonCode.ALL_YES)
     others = [
-        codec.decode_decision(pb.Decision(bundle_id=bid, commit=False, reason="")),
-        codec.decode_decision(pb.Decision(bundle_id=bid, commit=True, reason="x")),
-        codec.decode_decision(pb.Decision(bundle_id=b"\x06" * 32, commit=True, reason="")),
+        codec.decode_decision(
+            pb.Decision(bundle_id=bid, commit=False, code=pb.REASON_CODE_ALL_YES)
+        ),
+        codec.decode_decision(
+            pb.Decision(bundle_id=bid, commit=True, code=pb.REASON_CODE_DEADLINE)
+        ),
+        codec.decode_decision(
+            pb.Decision(bundle_id=b"\x06" * 32, commit=True, code=pb.REASON_CODE_ALL_YES)
+        ),
     ]
     assert len({base.id, *(d.id for d in others)}) == 4
+    assert codec.encode_decision(bid, True, ReasonCode.ALL_YES).decision == pb.Decision(
+        bundle_id=bid, commit=True, code=pb.REASON_CODE_ALL_YES
+    )
 
 
-def test_block_round_trip_and_hash() -> None:
-    tx_msg = signed_tx(tx_body())
-    entries = [pb.Entry(tx=tx_msg), codec.encode_decision(b"\x07" * 32, True, "")]
-    ids = [codec.compute_entry_id(e) for e in entries]
+def test_unknown_reason_codes_are_refused() -> None:
+    with pytest.raises(InvalidInput, match="reason code 999 is not known"):
+        codec.decode_decision(pb.Decision(bundle_id=b"\x05" * 32, commit=False, code=999))  # type: ignore[arg-type]
 
-    msg = codec.encode_block(1, GENESIS_PARENT, 1_700_000_000_000, entries, ids)
-    block = codec.decode_block(pb.Block.FromString(msg.SerializeToString()))
 
-    assert block.height == 1 and block.parent_hash == GENESIS_PARENT
-    assert [e.id for e in block.entries] == ids
-    assert block.hash == compute_block_hash(1, GENESIS_PARENT, 1_700_000_000_000, ids)
+# ---------------------------------------------------------------- blocks: seal and verify
+
+
+def sealed(
+    entries: list[pb.Entry],
+    height: int = 3,
+    parent: bytes = PARENT,
+    key: Keypair = SEQUENCER,
+    genesis: Genesis = GENESIS,
+    genesis_hash: bytes = GENESIS_HASH,
+) -> pb.Block:
+    return seal_block(entries, height, parent, 1_700_000_000_000, genesis, genesis_hash, key)
+
+
+def two_entries() -> list[pb.Entry]:
+    return [
+        pb.Entry(tx=signed_tx(tx_body())),
+        codec.encode_decision(b"\x07" * 32, True, ReasonCode.ALL_YES),
+    ]
+
+
+def verify(msg: pb.Block, height: int = 3, parent: bytes = PARENT, genesis: Genesis = GENESIS):
+    """The block as a node at height - 1 with block `parent` receives it off the wire."""
+    wire = codec.decode_block_bytes(msg.SerializeToString())
+    return verify_block(wire, genesis, compute_genesis_hash(genesis), height, parent)
+
+
+def test_a_sealed_block_verifies_and_round_trips() -> None:
+    entries = two_entries()
+    msg = sealed(entries)
+
+    block = verify(msg)
+
+    assert (block.height, block.parent_hash, block.hash) == (3, PARENT, bytes(msg.hash))
+    assert [e.id for e in block.entries] == [codec.compute_entry_id(e) for e in entries]
+    assert [codec.encode_entry(e) for e in block.entries] == entries
+    h = block.header
+    assert (h.entry_count, h.byte_count) == (2, sum(e.ByteSize() for e in entries))
+    # one commitment for the protocol namespace, one per genesis rollup, empty ones too
+    assert [(c.rollup, c.count) for c in h.namespaces] == [("", 1), ("alpha", 1), ("beta", 0)]
+    assert compute_block_hash(h) == block.hash
     assert codec.decode_block_bytes(msg.SerializeToString()) == msg
 
 
-@pytest.mark.parametrize("field", ["height", "parent_hash", "timestamp_ms", "entry"])
-def test_block_with_altered_contents_fails_its_hash(field: str) -> None:
-    entries = [pb.Entry(tx=signed_tx(tx_body()))]
-    msg = codec.encode_block(3, b"\x11" * 32, 1000, entries, [codec.compute_entry_id(entries[0])])
-    if field == "height":
-        msg.header.height = 4
-    elif field == "parent_hash":
-        msg.header.parent_hash = b"\x12" * 32
-    elif field == "timestamp_ms":
-        msg.header.timestamp_ms = 1001
-    else:
-        msg.entries[0].CopyFrom(pb.Entry(tx=signed_tx(tx_body(nonce=43))))
-
-    with pytest.raises(InvalidInput, match="hash does not match"):
-        codec.decode_block(msg)
+def flip_signature_byte(msg: pb.Block) -> None:
+    sig = msg.entries[0].tx.signatures[0]
+    sig.signature = bytes([sig.signature[0] ^ 1]) + sig.signature[1:]
 
 
-def test_block_with_wrong_entry_count_is_refused() -> None:
-    msg = codec.encode_block(1, GENESIS_PARENT, 1, [], [])
-    msg.header.entry_count = 1
-    with pytest.raises(InvalidInput, match="entry_count"):
-        codec.decode_block(msg)
+ALTERATIONS = {
+    # what is altered: (alter the message, (height, parent) the node expects, refusal)
+    "height": (lambda m: setattr(m.header, "height", 4), (4, PARENT), RefusalCode.BAD_HEADER),
+    "height, at the node's height": (
+        lambda m: setattr(m.header, "height", 4),
+        (3, PARENT),
+        RefusalCode.BAD_LINK,
+    ),
+    "parent": (
+        lambda m: setattr(m.header, "parent_hash", b"\x12" * 32),
+        (3, b"\x12" * 32),
+        RefusalCode.BAD_HEADER,
+    ),
+    "parent, against the node's chain": (
+        lambda m: setattr(m.header, "parent_hash", b"\x12" * 32),
+        (3, PARENT),
+        RefusalCode.BAD_LINK,
+    ),
+    "timestamp": (
+        lambda m: setattr(m.header, "timestamp_ms", m.header.timestamp_ms + 1),
+        (3, PARENT),
+        RefusalCode.BAD_HEADER,
+    ),
+    "an entry's signature byte": (flip_signature_byte, (3, PARENT), RefusalCode.BAD_COMMITMENT),
+    "an entry replaced": (
+        lambda m: m.entries[0].CopyFrom(pb.Entry(tx=signed_tx(tx_body(nonce=43)))),
+        (3, PARENT),
+        RefusalCode.BAD_COMMITMENT,
+    ),
+    "an added entry": (
+        lambda m: m.entries.append(codec.encode_decision(b"\x08" * 32, False, ReasonCode.DEADLINE)),
+        (3, PARENT),
+        RefusalCode.BAD_HEADER,
+    ),
+    "a removed entry": (lambda m: m.entries.pop(), (3, PARENT), RefusalCode.BAD_HEADER),
+    "the signature": (
+        lambda m: setattr(m, "signature", ALICE.sign(bytes(m.hash))),
+        (3, PARENT),
+        RefusalCode.BAD_SIGNATURE,
+    ),
+    "the hash": (
+        lambda m: setattr(m, "hash", bytes(32)),
+        (3, PARENT),
+        RefusalCode.BAD_HEADER,
+    ),
+}
+
+
+@pytest.mark.parametrize("what", list(ALTERATIONS))
+def test_an_altered_block_is_refused(what: str) -> None:
+    alter, (height, parent), code = ALTERATIONS[what]
+    msg = sealed(two_entries())
+    verify(msg)  # the original is good
+
+    alter(msg)
+
+    with pytest.raises(BlockRefused) as err:
+        verify(msg, height, parent)
+    assert err.value.code == code
+    assert isinstance(err.value, InvalidInput)
+
+
+def test_a_block_signed_by_another_key_or_for_another_genesis_is_refused() -> None:
+    for msg in (
+        sealed(two_entries(), key=ALICE),
+        sealed(two_entries(), genesis_hash=bytes(32)),
+    ):
+        with pytest.raises(BlockRefused, match="not signed by the genesis sequencer key") as err:
+            verify(msg)
+        assert err.value.code == RefusalCode.BAD_SIGNATURE
+
+
+def test_a_resigned_header_over_other_entries_fails_its_commitments() -> None:
+    # The sequencer's key signs a header, but the entries delivered are not the ones it
+    # commits to (same count and size: a different transfer amount of the same width).
+    good = sealed([pb.Entry(tx=signed_tx(tx_body(nonce=41)))])
+    other = sealed([pb.Entry(tx=signed_tx(tx_body(nonce=42)))])
+    mixed = pb.Block(header=good.header, hash=good.hash, signature=good.signature)
+    mixed.entries.extend(other.entries)
+    assert mixed.entries[0].ByteSize() == good.entries[0].ByteSize()
+
+    with pytest.raises(BlockRefused, match="do not match the header's commitment") as err:
+        verify(mixed)
+    assert err.value.code == RefusalCode.BAD_COMMITMENT
+
+
+def test_a_header_over_the_byte_budget_is_refused_even_when_signed() -> None:
+    entries = [pb.Entry(tx=signed_tx(tx_body(nonce=n))) for n in range(4)]
+    size = sum(e.ByteSize() for e in entries)
+    tight = dataclasses.replace(
+        GENESIS, limits=dataclasses.replace(GENESIS.limits, max_block_bytes=size - 1)
+    )
+    msg = sealed(entries, genesis=tight, genesis_hash=compute_genesis_hash(tight))
+
+    with pytest.raises(
+        BlockRefused, match=f"{size} bytes of entries, the block budget is {size - 1}"
+    ) as err:
+        verify(msg, genesis=tight)
+    assert err.value.code == RefusalCode.TOO_LARGE
+    # the same entries at the budget verify
+    fits = dataclasses.replace(
+        tight, limits=dataclasses.replace(tight.limits, max_block_bytes=size)
+    )
+    verify(sealed(entries, genesis=fits, genesis_hash=compute_genesis_hash(fits)), genesis=fits)
+
+
+def test_an_entry_that_does_not_decode_is_sealed_as_malformed() -> None:
+    # An honest sequencer never orders one; a block that carries one still verifies
+    # (its bytes are committed) and the entry decodes as Malformed.
+    junk = pb.Entry(tx=pb.SignedTx(body=b"\x0a\xff", signatures=[pb.Signature()]))
+
+    block = verify(sealed([junk, *two_entries()]))
+
+    bad = block.entries[0]
+    assert isinstance(bad, Malformed) and bad.id == compute_id(b"\x0a\xff")
+    assert "do not decode as TxBody" in bad.reason
+    assert not isinstance(block.entries[1], Malformed)
 
 
 # ---------------------------------------------------------------- malformed input
@@ -286,3 +447,101 @@ def test_entry_without_kind_is_refused() -> None:
         codec.decode_entry(pb.Entry())
     with pytest.raises(InvalidInput, match="entry: no kind set"):
         codec.compute_entry_id(pb.Entry())
+
+
+# ---------------------------------------------------------------- canonical bodies and padding
+
+
+def unknown_field(number: int, payload: bytes) -> bytes:
+    """The bytes of a length-delimited field `number` (wire type 2) no message defines."""
+
+    def varint(n: int) -> bytes:
+        out = b""
+        while True:
+            out += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
+            n >>= 7
+            if not n:
+                return out
+
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def test_a_body_with_an_unknown_field_is_refused_even_when_signed() -> None:
+    # Re-signed by its own signers, so only the encoding is wrong: the body bytes
+    # would carry padding and one content would have two ids.
+    tx_raw = codec.encode_tx_body(tx_body()) + unknown_field(99, b"padding")
+    tx = pb.SignedTx(
+        body=tx_raw,
+        signatures=[pb.Signature(public_key=ALICE.public_key, signature=ALICE.sign(tx_raw))],
+    )
+    legs = (Leg("alpha", ALICE.address, Transfer(BOB.address, "USDC", Amount(10))),)
+    bundle_raw = codec.encode_bundle_body(
+        BundleBody(DEV_CHAIN_ID, 7, Height(50), legs)
+    ) + unknown_field(77, b"x")
+    bundle = codec.encode_signed_bundle(
+        bundle_raw, [Signature(ALICE.public_key, ALICE.sign(bundle_raw))]
+    )
+    key = derive_rollup_vote_key("alpha")
+    vote_raw = codec.encode_vote_body(
+        VoteBody(DEV_CHAIN_ID, "alpha", Height(9), (), GENESIS_HASH)
+    ) + unknown_field(15, b"")
+    vote = codec.encode_signed_vote(vote_raw, Signature(key.public_key, key.sign(vote_raw)))
+
+    for decode, msg, what in (
+        (codec.decode_tx, tx, "tx"),
+        (codec.decode_bundle, bundle, "bundle"),
+        (codec.decode_vote, vote, "vote"),
+    ):
+        with pytest.raises(InvalidInput, match=f"{what}: body bytes are not canonically encoded"):
+            decode(msg)  # type: ignore[operator]
+    # without the unknown field the same content decodes
+    assert codec.decode_tx(signed_tx(tx_body())).body == tx_body()
+
+
+def test_repeated_signatures_by_one_key_are_refused_before_any_verification(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sequencer.core import admission
+    from xrollup import checks
+
+    verified: list[bytes] = []
+
+    def spy(public_key: bytes, signature: bytes, body: bytes) -> bool:
+        verified.append(public_key)
+        return True
+
+    monkeypatch.setattr(checks, "is_valid_signature", spy)
+    raw = codec.encode_tx_body(tx_body())
+    one = Signature(ALICE.public_key, ALICE.sign(raw))
+    junk = Signature(ALICE.public_key, bytes(64))
+    legs = (Leg("alpha", ALICE.address, Transfer(BOB.address, "USDC", Amount(10))),)
+    bundle_raw = codec.encode_bundle_body(BundleBody(DEV_CHAIN_ID, 7, Height(50), legs))
+    b_one = Signature(ALICE.public_key, ALICE.sign(bundle_raw))
+
+    for call in (
+        lambda: admission.admit_tx(codec.encode_signed_tx(raw, [one, one]), GENESIS, 1),
+        lambda: admission.admit_tx(codec.encode_signed_tx(raw, [one, junk]), GENESIS, 1),
+        lambda: admission.admit_tx(codec.encode_signed_tx(raw, [one] * 8), GENESIS, 1),
+        lambda: admission.admit_bundle(
+            codec.encode_signed_bundle(bundle_raw, [b_one, b_one]), GENESIS, 1
+        ),
+    ):
+        with pytest.raises(InvalidInput, match=r"signatures: a key signs more than once") as err:
+            call()
+        assert type(err.value) is InvalidInput
+    assert verified == []  # refused on structure: not one signature was verified
+    admission.admit_tx(codec.encode_signed_tx(raw, [one]), GENESIS, 1)
+    assert verified == [ALICE.public_key]
+
+
+def test_the_log_copy_of_a_padded_submission_carries_no_padding() -> None:
+    msg = signed_tx(tx_body())
+    padding = unknown_field(1000, b"\x00" * (100 * 1024))
+    padded = pb.SignedTx.FromString(msg.SerializeToString() + padding)
+    assert padded.ByteSize() > 100 * 1024  # the padding is kept by the parser...
+    assert codec.decode_tx(padded) == codec.decode_tx(msg)  # ...and is no part of the tx
+
+    entry = codec.encode_canonical_tx(padded)
+
+    assert entry.ByteSize() == codec.encode_canonical_tx(msg).ByteSize()
+    assert entry.SerializeToString() == pb.Entry(tx=msg).SerializeToString()

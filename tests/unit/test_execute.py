@@ -35,11 +35,13 @@ from rollup_node.core.state import (
     seen_key,
     supply_key,
 )
+from xrollup.blocks import compute_id
 from xrollup.client import sign_tx
 from xrollup.codec import decode_tx
 from xrollup.genesis import Allocation
 from xrollup.model import Malformed, Signature, Transfer, Tx, TxBody
 from xrollup.numeric import Amount, Height
+from xrollup.v1 import types_pb2 as pb
 
 # ---------------------------------------------------------------- genesis
 
@@ -261,17 +263,27 @@ def test_forged_copy_does_not_burn_the_genuine_id() -> None:
     assert r2.ok
 
 
+def junk_entry(body: bytes) -> pb.Entry:
+    """A wire entry that does not decode: an honest sequencer never orders one,
+    but a sealed block may carry it (seal_block commits to its bytes)."""
+    return pb.Entry(tx=pb.SignedTx(body=body, signatures=[pb.Signature()]))
+
+
+NO_ROLLUP = pb.TxBody(chain_id=GENESIS.chain_id, sender=ALICE.address, expiry_height=9)
+
+
 def test_invalid_txs_never_stop_the_block() -> None:
     chain = Chain("alpha")
     bad = [make() for make, _ in INVALID.values()]
     good = [transfer(CAROL, DAVE.address, "USDC", n, nonce=100 + n) for n in range(1, len(bad) + 2)]
     entries = [x for pair in zip(good, bad, strict=False) for x in pair] + good[len(bad) :]
-    malformed = Malformed(b"\x01" * 32, "tx.rollup: missing field")
+    junk = NO_ROLLUP.SerializeToString()
 
-    outcome = chain.apply([*entries, malformed])
+    outcome = chain.apply([*entries, junk_entry(junk)])
 
-    assert [r.id for r in outcome.receipts] == [e.id for e in entries] + [malformed.id]
+    assert [r.id for r in outcome.receipts] == [e.id for e in entries] + [compute_id(junk)]
     assert [r.index for r in outcome.receipts] == list(range(len(entries) + 1))
+    assert outcome.receipts[-1].reason == "malformed entry: tx.rollup: missing field"
     ok = {r.id for r in outcome.receipts if r.ok}
     assert ok == {t.id for t in good}
     paid = sum(range(1, len(bad) + 2))
@@ -280,14 +292,17 @@ def test_invalid_txs_never_stop_the_block() -> None:
 
 def test_malformed_entry_gets_a_failed_receipt_and_changes_nothing() -> None:
     chain = Chain("alpha")
-    entry = Malformed(b"\x02" * 32, "tx: body bytes do not decode as TxBody")
+    before = dict(chain.state.items)
+    block = chain.next_block([junk_entry(b"\x0a\xff")])
+    (entry,) = block.entries
+    assert isinstance(entry, Malformed) and entry.id == compute_id(b"\x0a\xff")
 
-    outcome = chain.apply([entry])
+    outcome = chain.apply_block(block)
 
     (r,) = outcome.receipts
     assert (r.id, r.ok) == (entry.id, False)
-    assert r.reason == "malformed entry: tx: body bytes do not decode as TxBody"
-    assert outcome.writes == {}
+    assert r.reason.startswith("malformed entry: tx: body bytes do not decode as TxBody")
+    assert outcome.writes == {} and chain.state.items == before
 
 
 def test_without_signature_checks_mutable_checks_still_apply() -> None:
