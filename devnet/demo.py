@@ -185,7 +185,7 @@ async def run_demo(
             chain_id=chain,
         )
         _, records = await submit_and_decide(thin, "thin")
-        reason = records["alpha"].reason
+        reason = records["beta"].reason  # the rollup that voted no says why
         check(all(r.status == ABORTED for r in records.values()), f"aborted: {reason}")
         check(await snapshot() == after_open, "nothing changed on either rollup")
 

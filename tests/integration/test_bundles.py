@@ -63,6 +63,7 @@ from xrollup.model import (
     Leg,
     OpenOption,
     OptionKind,
+    ReasonCode,
     ReleaseLien,
     SettleOption,
     Signature,
@@ -459,7 +460,7 @@ async def _workload(net: Net, seed: int) -> None:
             height, d = decided[bundle_id]
             assert height > heights[bundle_id]
             if e.kind == "valid":
-                assert d.commit, f"valid bundle {bundle_id.hex()} aborted: {d.reason}"
+                assert d.commit, f"valid bundle {bundle_id.hex()} aborted: {d.code.name}"
             elif e.kind in ("alpha", "beta"):
                 assert not d.commit, f"{bundle_id.hex()} should abort on {e.kind}"
                 assert d.reason.startswith(f"{e.kind} voted no: {e.reason}"), d.reason
@@ -571,7 +572,8 @@ async def _paused_rollup(net: Net) -> None:
             deadline = ack.height + deadline_blocks
             assert at_alpha.status == ABORTED
             assert at_alpha.vote  # alpha could lock: only beta's vote is missing
-            assert at_alpha.reason == f"deadline height {deadline} passed with no vote from beta"
+            assert at_alpha.reason_code == ReasonCode.DEADLINE, at_alpha
+            assert at_alpha.decision_height == deadline
             assert at_alpha.decision_height == deadline
             assert await usdc(alpha, writer) == before[0]  # the lock came back
         for node in (beta, beta_replica):  # resumed: each replays the log to the same end
@@ -579,7 +581,7 @@ async def _paused_rollup(net: Net) -> None:
             assert record.status == ABORTED
             assert (record.prepare_height, record.decision_height) == (ack.height, deadline)
             assert record.vote  # it would have voted yes: the deadline decided, not beta
-            assert "deadline" in record.reason and "no vote from beta" in record.reason
+            assert record.reason_code == ReasonCode.DEADLINE
             assert (await usdc(node, holder), await usdc(node, writer)) == before[1:]
         with pytest.raises(aio.AioRpcError) as lien:
             await alpha.lien(ack.id)
@@ -643,7 +645,7 @@ async def _escrow_is_out_of_reach(net: Net) -> None:
             assert refused.reason.startswith("legs[0] on alpha: insufficient USDC")
             record = await alpha.wait_for_bundle(ack.id, timeout=30)
             assert spend.height < record.decision_height  # spent while undecided
-            assert record.status == ABORTED and "no vote from beta" in record.reason
+            assert record.status == ABORTED and record.reason_code == ReasonCode.DEADLINE
             for node in (alpha, alpha_replica):  # returned exactly, to the base unit
                 assert await usdc(node, writer) == before
                 assert await usdc(node, other) == GENESIS_USDC
@@ -708,7 +710,8 @@ async def _protocol_input(net: Net) -> None:
             record = await alpha.wait_for_bundle(ack.id, timeout=30)
             deadline = ack.height + net.genesis.limits.bundle_deadline_blocks
             assert record.status == ABORTED
-            assert record.reason == f"deadline height {deadline} passed with no vote from beta"
+            assert record.reason_code == ReasonCode.DEADLINE
+            assert record.decision_height == deadline
         # With beta live, a forged no changes nothing either: the bundle commits.
         payee_before = await usdc(alpha, payee)
         bundle = two_legs(2)
@@ -795,7 +798,8 @@ async def _protocol_input(net: Net) -> None:
         assert records["alpha"].status == records["beta"].status == ABORTED
         assert records["alpha"].vote  # alpha held the lien pending for the decision
         assert records["beta"].reason.startswith("legs[0] on beta: option expires at height")
-        assert records["alpha"].reason.startswith("beta voted no: legs[0] on beta: option expires")
+        assert records["beta"].reason_code == ReasonCode.NOT_EXPIRED
+        assert records["alpha"].reason_code == ReasonCode.VOTED_NO
         lien = await alpha.lien(lien_id)
         assert lien.status == npb.Lien.STATUS_LOCKED and lien.paid_out == 0
         assert (await beta.option(lien_id)).status == npb.OptionPosition.STATUS_OPEN
