@@ -22,20 +22,20 @@ import dataclasses
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from propsupport import run_seeded
+from propsupport import decision, run_seeded, seal, signed_vote
 
 from rollup_node.core import bank, bundles, collateral, options
 from rollup_node.core.execute import BlockOutcome, apply_block, apply_genesis
 from rollup_node.core.state import MemoryState, State
 from rollup_node.core.supply import compute_supply
-from xrollup.blocks import GENESIS_PARENT, compute_block_hash, compute_decision_id
+from xrollup.blocks import GENESIS_PARENT
 from xrollup.client import build_open_option, build_price_update, build_settle_option
 from xrollup.codec import decode_bundle, decode_tx
 from xrollup.errors import ArithmeticOverflow
 from xrollup.genesis import Asset, Genesis, dev_genesis
 from xrollup.keys import derive_dev_account, derive_oracle_key
-from xrollup.model import Block, Decision, Entry, OptionKind
-from xrollup.numeric import Height, Uint64
+from xrollup.model import Block, Entry, OptionKind, ReasonCode, Vote
+from xrollup.numeric import Uint64
 from xrollup.options import collateral_asset, compute_collateral, compute_payout
 
 U64 = Uint64.MAX
@@ -173,15 +173,6 @@ class Rollup:
         return int(bank.get_balance(State(self.state), who, asset))
 
 
-def make_block(height: int, parent: bytes, entries: tuple[Entry, ...]) -> Block:
-    block_hash = compute_block_hash(height, parent, height, [e.id for e in entries])
-    return Block(Height(height), parent, height, entries, block_hash)
-
-
-def decision(bundle_id: bytes, commit: bool) -> Decision:
-    return Decision(compute_decision_id(bundle_id, commit, ""), bundle_id, commit, "")
-
-
 def test_settlement_pays_exactly_the_payout_and_releases_the_rest(seed: int) -> None:
     @given(lives())
     def check(life: tuple[OptionKind, int, int, int, int, int, int]) -> None:
@@ -193,9 +184,12 @@ def test_settlement_pays_exactly_the_payout_and_releases_the_rest(seed: int) -> 
         need = int(compute_collateral(kind, strike, size, d))
         locked = need + surplus
 
+        votes: list[Vote] = []  # what the rollups voted in the last block, signed
+
         def apply(*entries: Entry) -> None:
-            block = make_block(len(chain), chain[-1], entries)
+            block = seal(len(chain), chain[-1], entries, genesis)
             chain.append(block.hash)
+            votes.clear()
             for rollup in (alpha, beta):
                 out = rollup.apply(block)
                 assert all(r.ok for r in out.receipts), out.receipts
@@ -203,6 +197,13 @@ def test_settlement_pays_exactly_the_payout_and_releases_the_rest(seed: int) -> 
                 assert all(s.status == bundles.COMMITTED for s in out.finished)
                 for a in compute_supply(rollup.state.items.items()).assets.values():
                     assert a.conserved, (rollup.name, a)
+                if out.votes:
+                    votes.append(signed_vote(rollup.name, out.height, out.votes, genesis))
+
+        def commit(bundle_id: bytes) -> tuple[Entry, ...]:
+            """Both rollups' votes, then the commit, as the sequencer logs them."""
+            assert len(votes) == 2
+            return (*votes, decision(bundle_id, True, ReasonCode.ALL_YES))
 
         opened = decode_bundle(
             build_open_option(
@@ -221,7 +222,7 @@ def test_settlement_pays_exactly_the_payout_and_releases_the_rest(seed: int) -> 
         )
         quote = decode_tx(build_price_update(ORACLE, "beta", "ETH", "USDC", price, 100))
         apply(opened)
-        apply(decision(opened.id, True), quote)
+        apply(*commit(opened.id), quote)
         payout = int(compute_payout(kind, strike, size, price, d))
         assert payout <= need <= locked
         settle = decode_bundle(
@@ -230,7 +231,7 @@ def test_settlement_pays_exactly_the_payout_and_releases_the_rest(seed: int) -> 
         writer_before = alpha.balance(WRITER.address, asset)
         holder_before = alpha.balance(HOLDER.address, asset)
         apply(settle)
-        apply(decision(settle.id, True))
+        apply(*commit(settle.id))
 
         writer_gain = (
             int(bank.get_balance(State(alpha.state), WRITER.address, asset)) - writer_before

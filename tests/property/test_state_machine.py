@@ -29,18 +29,26 @@ from propsupport import run_seeded
 from rollup_node.core.execute import BlockOutcome, Receipt, apply_block, apply_genesis
 from rollup_node.core.root import compute_accumulator, compute_state_root, update_accumulator
 from rollup_node.core.state import BALANCE, SUPPLY, MemoryState, decode_u64
-from rollup_node.follower import Follower, compute_genesis_hash
+from rollup_node.follower import Follower
 from rollup_node.store import NodeStore
 from xrollup import codec
 from xrollup.blocks import GENESIS_PARENT
 from xrollup.client import sign_tx
-from xrollup.genesis import dev_genesis
-from xrollup.keys import Keypair, derive_dev_account, derive_rollup_vote_key
+from xrollup.genesis import compute_genesis_hash, dev_genesis
+from xrollup.keys import (
+    Keypair,
+    derive_dev_account,
+    derive_rollup_vote_key,
+    derive_sequencer_key,
+)
 from xrollup.model import Block, Transfer, Tx, TxBody
 from xrollup.numeric import Amount, Height
 from xrollup.v1 import types_pb2 as pb
+from xrollup.verify import seal_block, verify_block
 
 GENESIS = dev_genesis()
+GENESIS_HASH = compute_genesis_hash(GENESIS)
+SEQUENCER = derive_sequencer_key()
 ROLLUPS = ("alpha", "beta")
 ACCOUNTS = tuple(derive_dev_account(i) for i in range(4))
 KNOWN_ASSETS = ("USDC", "ETH")
@@ -126,16 +134,17 @@ def build_blocks(history: Sequence[Sequence[TxSpec | Again]]) -> list[Block]:
                 txs.append(signed(e))
                 made.append(txs[-1])
         msg = encode(i + 1, parent, txs)
-        blocks.append(codec.decode_block(msg))
+        blocks.append(verify_block(msg, GENESIS, GENESIS_HASH, i + 1, parent))
         parent = blocks[-1].hash
     return blocks
 
 
 def encode(height: int, parent: bytes, txs: Sequence[Tx]) -> pb.Block:
-    """The block as the sequencer would stream it."""
+    """The block as the sequencer would stream it: committed and signed with the
+    dev sequencer key (deterministic, so encoding a block again gives its hash)."""
     entries = [pb.Entry(tx=codec.encode_signed_tx(t.body_bytes, t.signatures)) for t in txs]
-    return codec.encode_block(
-        height, parent, 1_700_000_000_000 + height, entries, [t.id for t in txs]
+    return seal_block(
+        entries, height, parent, 1_700_000_000_000 + height, GENESIS, GENESIS_HASH, SEQUENCER
     )
 
 
@@ -303,9 +312,14 @@ def test_same_blocks_twice_from_scratch_give_the_same_roots(seed: int) -> None:
             second.apply(outcome.writes)
             roots = [compute_state_root(acc)]
             receipts = []
+            parent = GENESIS_PARENT
             for block in blocks:
                 wire = codec.decode_block_bytes(encode_block(block).SerializeToString())
-                outcome = apply_block(second, codec.decode_block(wire), rollup, GENESIS, False)
+                h = int(block.height)
+                again = verify_block(wire, GENESIS, GENESIS_HASH, h, parent)
+                assert again == block
+                parent = again.hash
+                outcome = apply_block(second, again, rollup, GENESIS, False)
                 acc = update_accumulator(
                     acc, ((k, second.get(k), v) for k, v in outcome.writes.items())
                 )
