@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pytest
+
 from rollup_node.core import bank
 from rollup_node.core.execute import BlockOutcome, apply_block, apply_genesis
 from rollup_node.core.root import (
@@ -15,8 +17,9 @@ from rollup_node.core.root import (
     compute_state_root,
     update_accumulator,
 )
-from rollup_node.core.state import MemoryState, State, encode_u64, expiry_key, seen_key
-from xrollup.blocks import GENESIS_PARENT, compute_decision_id
+from rollup_node.core.state import OPEN, MemoryState, State, encode_u64, expiry_key, seen_key
+from rollup_node.core.supply import compute_supply
+from xrollup.blocks import GENESIS_PARENT, BlockRefused, compute_decision_id
 from xrollup.client import build_transfer, build_tx
 from xrollup.codec import (
     decode_tx,
@@ -222,3 +225,70 @@ def vote_entries(rollup: str, outcome: BlockOutcome, genesis: Genesis = GENESIS)
         compute_genesis_hash(genesis),
     )
     return [signed_vote(rollup, int(c.height), c.votes, genesis=genesis) for c in chunks]
+
+
+class Pair:
+    """alpha and beta applying the same blocks, as two nodes do; supply is
+    checked on both after each block (compute_supply: balances + escrows + liens
+    equal what genesis minted). The votes each rollup gives on a bundle are kept,
+    signed with its dev vote key, for the block that decides it."""
+
+    def __init__(self, genesis: Genesis = GENESIS) -> None:
+        self.genesis = genesis
+        self.alpha, self.beta = Chain("alpha", genesis), Chain("beta", genesis)
+        self.votes: dict[bytes, list[Vote]] = {}
+
+    @property
+    def height(self) -> int:
+        return self.alpha.height
+
+    def apply(self, *entries: Entry) -> tuple[BlockOutcome, BlockOutcome]:
+        block = self.alpha.next_block(entries)
+        out = self.alpha.apply_block(block), self.beta.apply_block(block)
+        for rollup, o in zip(("alpha", "beta"), out, strict=True):
+            for v in o.votes:
+                vote = signed_vote(rollup, o.height, (v,), genesis=self.genesis)
+                self.votes.setdefault(v.bundle_id, []).append(vote)
+        self.check()
+        return out
+
+    def check(self) -> None:
+        for chain in (self.alpha, self.beta):
+            for a in compute_supply(chain.state.items.items()).assets.values():
+                assert a.conserved, f"{chain.rollup}: {a} is not conserved"
+
+    def vote_entries(self, bundle_id: bytes) -> list[Vote]:
+        """The rollups' signed votes on this bundle not logged yet (and now taken)."""
+        return self.votes.pop(bundle_id, [])
+
+    def decide(
+        self, bundle_id: bytes, commit: bool, code: ReasonCode | None = None
+    ) -> tuple[BlockOutcome, BlockOutcome]:
+        """The block an honest sequencer logs: every rollup's vote on the bundle,
+        then the decision. The bundle is no longer tracked on either rollup."""
+        out = self.apply(*self.vote_entries(bundle_id), decision(bundle_id, commit, code))
+        for chain in (self.alpha, self.beta):
+            assert OPEN + bundle_id not in chain.state.items
+        return out
+
+    def refuse(
+        self, *entries: Entry, rollups: Sequence[str] = ("alpha", "beta")
+    ) -> list[BlockRefused]:
+        """The rollups named refuse the next block carrying `entries`: apply_block
+        raises and they apply nothing of it. The refusals."""
+        block = self.alpha.next_block(entries)
+        refusals = []
+        for chain in (self.alpha, self.beta):
+            if chain.rollup not in rollups:
+                continue
+            before, height = dict(chain.state.items), chain.height
+            with pytest.raises(BlockRefused) as err:
+                chain.apply_block(block)
+            assert (chain.state.items, chain.height) == (before, height)
+            refusals.append(err.value)
+        return refusals
+
+    def skip_to(self, height: int) -> None:
+        """Apply empty blocks until the next block is at `height`."""
+        while self.height < height - 1:
+            self.apply()

@@ -14,7 +14,7 @@ import dataclasses
 import itertools
 from collections.abc import Sequence
 
-import pytest
+import statesupport
 from statesupport import (
     ALICE,
     BOB,
@@ -39,7 +39,7 @@ from rollup_node.core.execute import BlockOutcome, Receipt, apply_tx
 from rollup_node.core.state import DEADLINE, EXPIRY, OPEN, SEEN, MemoryState, State, deadline_key
 from rollup_node.core.supply import SupplyReport, compute_supply
 from rollup_node.follower import compute_vote_chunks
-from xrollup.blocks import BlockRefused, RefusalCode
+from xrollup.blocks import RefusalCode
 from xrollup.client import build_bundle, build_open_option, build_settle_option
 from xrollup.codec import decode_bundle, encode_vote_body
 from xrollup.genesis import DEV_ACCOUNT_COUNT
@@ -54,7 +54,6 @@ from xrollup.model import (
     ReleaseLien,
     SettleOption,
     Transfer,
-    Vote,
     VoteBody,
 )
 from xrollup.numeric import Amount, Height
@@ -134,55 +133,18 @@ def receipt_of(out: BlockOutcome, entry_id: bytes) -> Receipt:
     return r
 
 
-class Pair:
-    """alpha and beta applying the same blocks, supply checked after each. The
-    votes each rollup gives are kept, signed with its dev vote key, for the block
-    that decides the bundle."""
+class Pair(statesupport.Pair):
+    """alpha and beta applying the same blocks (statesupport.Pair), supply checked
+    against the dev genesis' mint after each."""
 
-    def __init__(self) -> None:
-        self.alpha, self.beta = Chain("alpha"), Chain("beta")
-        self.votes: dict[bytes, list[Vote]] = {}
-
-    def apply(self, *entries: Entry) -> tuple[BlockOutcome, BlockOutcome]:
-        block = self.alpha.next_block(entries)
-        out = self.alpha.apply_block(block), self.beta.apply_block(block)
-        for rollup, o in zip(("alpha", "beta"), out, strict=True):
-            for v in o.votes:
-                self.votes.setdefault(v.bundle_id, []).append(signed_vote(rollup, o.height, (v,)))
+    def check(self) -> None:
         assert_conserved(self.alpha)
         assert_conserved(self.beta)
-        return out
 
-    def vote_entries(self, bundle_id: bytes) -> list[Vote]:
-        return self.votes.pop(bundle_id, [])
-
-    def decide(
-        self, bundle_id: bytes, commit: bool, code: ReasonCode | None = None
-    ) -> tuple[BlockOutcome, BlockOutcome]:
-        """The block an honest sequencer logs: every rollup's vote on the bundle,
-        then the decision. The bundle is no longer tracked on either rollup."""
-        out = self.apply(*self.vote_entries(bundle_id), decision(bundle_id, commit, code))
-        for chain in (self.alpha, self.beta):
-            assert OPEN + bundle_id not in chain.state.items
-        return out
-
-    def refuse(self, *entries: Entry) -> RefusalCode:
-        """The next block carrying `entries` is refused by both rollups, which
-        apply nothing of it."""
-        block = self.alpha.next_block(entries)
-        codes = []
-        for chain in (self.alpha, self.beta):
-            before, height = dict(chain.state.items), chain.height
-            with pytest.raises(BlockRefused) as err:
-                chain.apply_block(block)
-            assert (chain.state.items, chain.height) == (before, height)
-            codes.append(err.value.code)
-        assert codes[0] == codes[1]
-        return codes[0]
-
-    def skip_to(self, height: int) -> None:
-        while self.alpha.height < height - 1:
-            self.apply()
+    def refuse(self, *entries: Entry, rollups: Sequence[str] = ("alpha", "beta")) -> list:
+        refusals = super().refuse(*entries, rollups=rollups)
+        assert len({e.code for e in refusals}) == 1
+        return refusals
 
     def record(self, rollup: str, bundle_id: bytes) -> bundles.BundleRecord | None:
         chain = self.alpha if rollup == "alpha" else self.beta
@@ -643,7 +605,8 @@ def test_a_second_decision_does_nothing_and_a_logged_one_is_refused() -> None:
         assert bundles.finish_bundle(state, b.id, commit, code, height) is None
         assert state.writes == {}
         # In the log, a second decision contradicts the rule: the block is refused.
-        assert p.refuse(decision(b.id, commit, code)) == RefusalCode.BAD_DECISION
+        (refused, _) = p.refuse(decision(b.id, commit, code))
+        assert refused.code == RefusalCode.BAD_DECISION
     assert (dict(p.alpha.state.items), dict(p.beta.state.items)) == after
     record = p.record("alpha", b.id)
     assert record is not None and record.status == bundles.COMMITTED

@@ -10,8 +10,10 @@ raises, and its writes are only ever returned."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import pytest
+import statesupport
 from statesupport import (
     ALICE,
     BOB,
@@ -27,7 +29,7 @@ from statesupport import (
 )
 
 from rollup_node.core import bundles, protocol
-from rollup_node.core.execute import BlockOutcome, apply_block
+from rollup_node.core.execute import apply_block
 from rollup_node.core.state import DEADLINE, OPEN, State, deadline_key
 from xrollup.blocks import BlockRefused, RefusalCode
 from xrollup.client import build_bundle
@@ -41,7 +43,7 @@ from xrollup.decisions import (
     record_vote,
     validate_decision,
 )
-from xrollup.genesis import Genesis, Limits
+from xrollup.genesis import Limits
 from xrollup.keys import derive_rollup_vote_key
 from xrollup.model import Bundle, BundleVote, Entry, Leg, ReasonCode, Signature, Transfer, Vote
 from xrollup.numeric import Amount, Height
@@ -182,31 +184,13 @@ def transfers(nonce: int = 1, amount: int = 5_000_000) -> Bundle:
     return decode_bundle(build_bundle(legs, [ALICE, BOB], 100, nonce=nonce))
 
 
-class Pair:
-    """alpha and beta applying the same blocks."""
-
-    def __init__(self, genesis: Genesis = GENESIS) -> None:
-        self.alpha, self.beta = Chain("alpha", genesis), Chain("beta", genesis)
-
-    def apply(self, *entries: Entry) -> tuple[BlockOutcome, BlockOutcome]:
-        block = self.alpha.next_block(entries)
-        return self.alpha.apply_block(block), self.beta.apply_block(block)
-
-    def refuse(self, *entries: Entry, rollups: tuple[str, ...] = BOTH) -> list[str]:
-        """Both rollups (or those named) refuse the next block carrying `entries`:
-        apply_block raises and nothing is written; the messages."""
-        block = self.alpha.next_block(entries)
-        messages = []
-        for chain in (self.alpha, self.beta):
-            if chain.rollup not in rollups:
-                continue
-            before = dict(chain.state.items)
-            with pytest.raises(BlockRefused) as err:
-                apply_block(chain.state, block, chain.rollup, chain.genesis)
-            assert err.value.code == RefusalCode.BAD_DECISION
-            assert chain.state.items == before
-            messages.append(str(err.value))
-        return messages
+class Pair(statesupport.Pair):
+    def refuse(self, *entries: Entry, rollups: Sequence[str] = BOTH) -> list[str]:  # type: ignore[override]
+        """Each rollup named refuses the next block carrying `entries` as a bad
+        decision (apply_block raises, nothing is written); the messages."""
+        refusals = super().refuse(*entries, rollups=rollups)
+        assert {e.code for e in refusals} == {RefusalCode.BAD_DECISION}
+        return [str(e) for e in refusals]
 
     def is_open(self, bundle_id: bytes) -> tuple[bool, bool]:
         return (
