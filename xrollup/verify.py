@@ -6,17 +6,17 @@ header's namespace commitments. A block that fails is never applied."""
 
 from __future__ import annotations
 
-from xrollup import codec
 from collections.abc import Sequence
 
+from xrollup import codec
 from xrollup.blocks import (
     BlockRefused,
     RefusalCode,
     compute_block_hash,
     compute_commitments,
     compute_entry_namespaces,
-    sign_block,
     is_valid_block_signature,
+    sign_block,
     validate_commitments,
     validate_header,
     validate_link,

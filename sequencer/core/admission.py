@@ -14,6 +14,7 @@ from xrollup.v1 import types_pb2 as pb
 
 
 def admit_tx(msg: pb.SignedTx, genesis: Genesis, next_height: int) -> Tx:
+    checks.validate_body_size(msg.body, genesis, "tx")  # before parsing it
     tx = codec.decode_tx(msg)
     checks.validate_expiry(tx.body.expiry_height, next_height, genesis, "tx")
     checks.validate_tx(tx, genesis)
@@ -37,6 +38,7 @@ def admit_each(msgs: Iterable[pb.SignedTx], genesis: Genesis, next_height: int) 
 
 
 def admit_bundle(msg: pb.SignedBundle, genesis: Genesis, next_height: int) -> Bundle:
+    checks.validate_body_size(msg.body, genesis, "bundle")
     bundle = codec.decode_bundle(msg, max_legs=genesis.limits.max_legs)
     checks.validate_expiry(bundle.body.expiry_height, next_height, genesis, "bundle")
     checks.validate_bundle(bundle, genesis)
@@ -44,6 +46,7 @@ def admit_bundle(msg: pb.SignedBundle, genesis: Genesis, next_height: int) -> Bu
 
 
 def admit_vote(msg: pb.SignedVote, genesis: Genesis) -> Vote:
+    checks.validate_body_size(msg.body, genesis, "vote")
     vote = codec.decode_vote(msg)
     checks.validate_vote(vote, genesis)
     return vote

@@ -25,7 +25,7 @@ from chainsupport import (
 from devnet.launcher import check_health
 from xrollup import codec
 from xrollup.client import Client, build_bundle, build_price_update, build_transfer, sign_tx
-from xrollup.genesis import DEV_CHAIN_ID, Limits, dev_genesis, encode_genesis
+from xrollup.genesis import DEV_CHAIN_ID, Limits, compute_genesis_hash, dev_genesis, encode_genesis
 from xrollup.keys import Keypair, derive_dev_account, derive_oracle_key, derive_rollup_vote_key
 from xrollup.model import Leg, Signature, Transfer, VoteBody
 from xrollup.numeric import Amount, Height
@@ -105,7 +105,8 @@ def transfer_leg(sender: Keypair, rollup: str = "alpha") -> Leg:
 
 
 def vote(signer: Keypair, rollup: str = "alpha", tamper: bool = False) -> pb.SignedVote:
-    raw = codec.encode_vote_body(VoteBody(DEV_CHAIN_ID, rollup, Height(1), ()))
+    body = VoteBody(DEV_CHAIN_ID, rollup, Height(1), (), compute_genesis_hash(dev_genesis()))
+    raw = codec.encode_vote_body(body)
     sig = signer.sign(raw)
     if tamper:
         sig = bytes([sig[0] ^ 1]) + sig[1:]
@@ -569,7 +570,7 @@ def test_full_pool_refuses_with_resource_exhausted(start_sequencer, tmp_path: Pa
             for tx in refused:
                 lookup = await expect_rpc_error(client.get_submission(id_of(tx)))
                 assert lookup.code() == NOT_FOUND
-            where = index_entries(await read_verified_chain(client))
+            where = index_entries(await read_verified_chain(client, genesis))
             assert_acked_in_chain(acked, where)
             assert set(where) == {a.id for a in acked}
             assert await asyncio.to_thread(check_health, seq.endpoint)

@@ -48,7 +48,14 @@ from xrollup.client import (
     compute_submission_id,
     wait_for_decision,
 )
-from xrollup.genesis import DEV_ACCOUNT_COUNT, DEV_CHAIN_ID, Genesis, load_genesis
+from xrollup.genesis import (
+    DEV_ACCOUNT_COUNT,
+    DEV_CHAIN_ID,
+    Genesis,
+    compute_genesis_hash,
+    dev_genesis,
+    load_genesis,
+)
 from xrollup.keys import (
     Keypair,
     derive_dev_account,
@@ -212,7 +219,10 @@ def signed_vote(
 ) -> pb.SignedVote:
     """A vote body for `rollup` signed by `signer`; `tamper`: the signature is
     over other bytes, so it does not verify."""
-    raw = codec.encode_vote_body(VoteBody(DEV_CHAIN_ID, rollup, Height(height), tuple(votes)))
+    body = VoteBody(
+        DEV_CHAIN_ID, rollup, Height(height), tuple(votes), compute_genesis_hash(dev_genesis())
+    )
+    raw = codec.encode_vote_body(body)
     sig = signer.sign(raw + b"x" if tamper else raw)
     return codec.encode_signed_vote(raw, Signature(signer.public_key, sig))
 
@@ -688,7 +698,7 @@ async def _protocol_input(net: Net) -> None:
         with paused(net, "beta", "beta-replica"):
             ack = await client.submit_bundle(two_legs(1))
             await wait_prepared(alpha, ack.id)
-            yes = BundleVote(ack.id, True, "")
+            yes = BundleVote(ack.id, True, ReasonCode.NONE, Height(ack.height))
             forged = {
                 "dev key": (signed_vote(DEV[0], "beta", ack.height, yes), "PERMISSION_DENIED"),
                 "alpha's key": (
