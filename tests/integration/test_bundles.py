@@ -726,7 +726,7 @@ async def _protocol_input(net: Net) -> None:
         payee_before = await usdc(alpha, payee)
         bundle = two_legs(2)
         pending = asyncio.create_task(client.submit_bundle(bundle))
-        no = BundleVote(compute_submission_id(bundle), False, "forged")
+        no = BundleVote(compute_submission_id(bundle), False, ReasonCode.REFUSED, Height(head))
         code, _ = await status_code(client.submit_vote(signed_vote(DEV[0], "beta", head, no)))
         assert code == grpc.StatusCode.PERMISSION_DENIED
         ack = await pending

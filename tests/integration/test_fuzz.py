@@ -40,7 +40,7 @@ from devnet import network
 from devnet.manifest import Manifest
 from xrollup.blocks import compute_id
 from xrollup.client import CHANNEL_OPTIONS
-from xrollup.genesis import DEV_CHAIN_ID, Limits
+from xrollup.genesis import DEV_CHAIN_ID, Limits, compute_genesis_hash, dev_genesis
 from xrollup.keys import Keypair, derive_dev_account, derive_oracle_key, derive_rollup_vote_key
 from xrollup.v1 import node_pb2 as npb
 from xrollup.v1 import node_pb2_grpc as npb_grpc
@@ -705,6 +705,8 @@ def absurd_bundles(draw: st.DrawFn, head: int) -> pb.SignedBundle:
     )
 
 
+GENESIS_HASH = compute_genesis_hash(dev_genesis())
+
 VOTE_DEFECTS: dict[str, frozenset[grpc.StatusCode]] = {
     "chain_id": frozenset({INVALID}),
     "unknown_rollup": frozenset({INVALID}),
@@ -728,9 +730,15 @@ def bad_votes(draw: st.DrawFn) -> Bad:
         rollup=rollup,
         height=draw(st.integers(1, U64)),
         votes=[
-            pb.BundleVote(bundle_id=draw(ids), yes=draw(st.booleans()), reason=draw(text))
+            pb.BundleVote(
+                bundle_id=draw(ids),
+                yes=draw(st.booleans()),
+                code=draw(st.sampled_from([0, 11, 13])),
+                bundle_height=draw(st.integers(1, U64)),
+            )
             for _ in range(draw(st.integers(0, 3)))
         ],
+        genesis_hash=GENESIS_HASH,
     )
     defects = draw(
         st.lists(st.sampled_from(sorted(VOTE_DEFECTS)), min_size=1, max_size=3, unique=True)
