@@ -77,6 +77,7 @@ class Sequencer:
         self._wake = asyncio.Event()
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seal-io")
         self._stopping = False
+        self._block_full = False  # the last block stopped at the byte budget
         self.sealer: asyncio.Task[None] | None = None
         self.subscribers = 0
         self.tracker = BundleTracker(genesis.limits.bundle_deadline_blocks)
@@ -228,7 +229,8 @@ class Sequencer:
             if self._stopping and not len(self.pool):
                 return
             delay = started + interval - loop.time()
-            if delay > 0 and len(self.pool) < max_entries and not self._stopping:
+            full = self._block_full or len(self.pool) >= max_entries
+            if delay > 0 and not full and not self._stopping:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
@@ -239,6 +241,7 @@ class Sequencer:
         # The byte budget leaves room for every decision this block could append.
         budget = limits.max_block_bytes - DECISION_BYTES * len(self.tracker.open)
         taken = self.pool.take(limits.max_block_entries, height, max(0, budget))
+        self._block_full = taken.full
         # Wall clock for the header only: informational, never read by state transitions.
         timestamp_ms = max(self._head_timestamp, time.time_ns() // 1_000_000)
         ids = [p.id for p in taken.included]

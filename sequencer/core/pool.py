@@ -24,6 +24,7 @@ class Pending(Generic[P]):
 class Taken(Generic[P]):
     included: list[Pending[P]]
     expired: list[Pending[P]]
+    full: bool = False  # stopped at the byte budget with entries left waiting
 
 
 class Pool(Generic[P]):
@@ -64,6 +65,7 @@ class Pool(Generic[P]):
         included: list[Pending[P]] = []
         expired: list[Pending[P]] = []
         budget = max_bytes if max_bytes is not None else -1
+        full = False
         for lane in (self._protocol, self._user):
             while lane and len(included) < max_entries:
                 entry_id = next(iter(lane))
@@ -73,7 +75,8 @@ class Pool(Generic[P]):
                     continue
                 if budget >= 0:
                     if p.size > budget:
+                        full = True
                         break
                     budget -= p.size
                 included.append(lane.pop(entry_id))
-        return Taken(included, expired)
+        return Taken(included, expired, full)
