@@ -100,7 +100,9 @@ class Sequencer:
                 elif isinstance(entry, Vote):
                     self.tracker.observe_vote(entry.body.rollup, entry.body.votes)
                 elif isinstance(entry, Decision):
-                    self.tracker.observe_decision(entry, block.height)
+                    # Its own log: the decision was valid when sealed. A bundle ordered
+                    # before the window may be decided inside it: nothing to track.
+                    self.tracker.open.pop(entry.bundle_id, None)
         if self.tracker.open:
             log.info("%d bundles undecided at restart", len(self.tracker.open))
 
