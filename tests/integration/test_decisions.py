@@ -142,3 +142,31 @@ def test_bundle_protocol_survives_sigkill(start_sequencer, tmp_path: Path) -> No
         assert not d1.commit and h1 == unvoted_height + DEADLINE
 
     asyncio.run(after())
+
+
+def test_restart_after_a_deadline_abort_of_a_bundle_older_than_the_window(
+    start_sequencer, tmp_path: Path
+) -> None:
+    """The restarted sequencer rebuilds its tracker from the last DEADLINE blocks;
+    a bundle ordered before them but decided inside them must not stop it."""
+    genesis = write_genesis(tmp_path)
+    seq = start_sequencer(genesis=genesis, name="seq")
+
+    async def before() -> int:
+        async with Client(seq.endpoint) as c:
+            ack = await c.submit_bundle(two_rollup_bundle(await c.expiry(), 20))
+            await wait_for_height(c, ack.height + DEADLINE + 5)
+            return ack.height
+
+    ordered = asyncio.run(before())
+    kill_pid(seq.pid, seq.popen)
+    seq = start_sequencer(genesis=genesis, name="seq")
+
+    async def after() -> None:
+        async with Client(seq.endpoint) as c:
+            head = (await c.status()).height
+            await wait_for_height(c, head + 3)  # it seals again
+            found = decisions(await read_verified_chain(c, GENESIS))
+        assert [h for h, _ in next(iter(found.values()))] == [ordered + DEADLINE]
+
+    asyncio.run(after())
