@@ -39,7 +39,7 @@ from xrollup import codec
 from xrollup.client import TRANSIENT, Client, NodeClient, Submitted, build_bundle, build_transfer
 from xrollup.genesis import Genesis, decode_genesis
 from xrollup.keys import derive_dev_account
-from xrollup.model import Decision, Leg, Transfer, Vote
+from xrollup.model import Decision, Leg, ReasonCode, Transfer, Vote
 from xrollup.numeric import Amount
 from xrollup.v1 import types_pb2 as pb
 
@@ -302,10 +302,11 @@ async def pause_deadline(ctx: Ctx) -> None:
                 f"I5: bundle {bundle_id.hex()} at {ack.height} undecided 15 s into a pause"
             )
         else:
-            if decision.commit or f"no vote from {rollup}" not in decision.reason:
+            if decision.commit or decision.code != ReasonCode.DEADLINE:
                 ctx.violations.append(
                     f"bundle {bundle_id.hex()} with {rollup} paused: decided"
-                    f" {'commit' if decision.commit else 'abort'} ({decision.reason})"
+                    f" {'commit' if decision.commit else 'abort'} ({decision.code.name}),"
+                    " not abort at its deadline"
                 )
             if height > ack.height + deadline_blocks:
                 ctx.violations.append(
