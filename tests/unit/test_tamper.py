@@ -1,0 +1,163 @@
+"""The byzantine fault tools' block tampering (devnet/tamper.py), pure: each mode
+gives what it says, and a node's checks (xrollup/verify.py, the decision rule)
+refuse it with the mode's code. The same checks against real processes:
+tests/integration/test_byzantine.py."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from devnet import tamper
+from xrollup import codec
+from xrollup.blocks import GENESIS_PARENT, BlockRefused, RefusalCode, compute_id
+from xrollup.client import build_bundle, build_transfer
+from xrollup.decisions import BundleTracker
+from xrollup.errors import InvalidInput
+from xrollup.genesis import Genesis, Limits, compute_genesis_hash, dev_genesis
+from xrollup.keys import derive_dev_account, derive_keypair, derive_sequencer_key
+from xrollup.model import Bundle, Decision, Leg, ReasonCode, Transfer
+from xrollup.numeric import Amount
+from xrollup.v1 import types_pb2 as pb
+from xrollup.verify import is_signed_header, seal_block, verify_block
+
+A, B = derive_dev_account(0), derive_dev_account(1)
+
+
+def entries(n_tx: int = 2, bundle: bool = True) -> list[pb.Entry]:
+    out = [
+        codec.encode_canonical_tx(
+            build_transfer(A, "alpha", B.address, "USDC", 1 + i, 100, nonce=i)
+        )
+        for i in range(n_tx)
+    ]
+    if bundle:
+        legs = [
+            Leg(r, A.address, Transfer(B.address, "USDC", Amount(3))) for r in ("alpha", "beta")
+        ]
+        out.append(codec.encode_canonical_bundle(build_bundle(legs, [A], 100, nonce=7)))
+    return out
+
+
+def sealed(genesis: Genesis, wire: list[pb.Entry], height: int = 1) -> pb.Block:
+    return seal_block(
+        wire,
+        height,
+        GENESIS_PARENT,
+        1_700_000_000_000,
+        genesis,
+        compute_genesis_hash(genesis),
+        derive_sequencer_key(),
+    )
+
+
+def verify(genesis: Genesis, msg: pb.Block) -> None:
+    verify_block(msg, genesis, compute_genesis_hash(genesis), 1, GENESIS_PARENT)
+
+
+def refusal(genesis: Genesis, msg: pb.Block) -> RefusalCode:
+    with pytest.raises(BlockRefused) as e:
+        verify(genesis, msg)
+    return e.value.code
+
+
+def test_corrupt_flips_one_byte_of_each_signed_entry_and_keeps_the_header() -> None:
+    g = dev_genesis()
+    honest = sealed(g, entries())
+    [bad] = tamper.Tamperer(g).apply(tamper.CORRUPT, honest)
+    assert (bad.header, bad.hash, bad.signature) == (honest.header, honest.hash, honest.signature)
+    for mine, theirs in zip(bad.entries, honest.entries, strict=True):
+        kind = mine.WhichOneof("kind")
+        ms = getattr(mine, kind).signatures[0].signature
+        ts = getattr(theirs, kind).signatures[0].signature
+        assert sum(x != y for x, y in zip(ms, ts, strict=True)) == 1
+    assert refusal(g, bad) == RefusalCode.BAD_COMMITMENT
+
+
+def test_corrupt_passes_a_block_with_nothing_signed_unchanged() -> None:
+    g = dev_genesis()
+    honest = sealed(g, [])
+    assert tamper.Tamperer(g).apply(tamper.CORRUPT, honest) == [honest]
+
+
+def test_forge_block_is_not_signed_by_the_sequencer_key() -> None:
+    g = dev_genesis()
+    honest = sealed(g, entries())
+    [bad] = tamper.Tamperer(g).apply(tamper.FORGE_BLOCK, honest)
+    assert list(bad.entries) == list(honest.entries)
+    assert not is_signed_header(bad, g, compute_genesis_hash(g))
+    assert refusal(g, bad) == RefusalCode.BAD_SIGNATURE
+
+
+def replay_decisions(msg: pb.Block, genesis: Genesis) -> None:
+    """The log's bundles and decisions through the shared rule, as a node does."""
+    t = BundleTracker(genesis.limits.bundle_deadline_blocks)
+    block = codec.decode_block(msg)
+    for e in block.entries:
+        if isinstance(e, Bundle):
+            t.observe_bundle(e.id, e.rollups, block.height)
+        elif isinstance(e, Decision):
+            t.observe_decision(e, block.height)
+
+
+def test_forge_decision_is_validly_signed_and_contradicts_the_votes() -> None:
+    g = dev_genesis()
+    honest = sealed(g, entries())
+    [bad] = tamper.Tamperer(g).apply(tamper.FORGE_DECISION, honest)
+    verify(g, bad)  # the sequencer's key, committed: only the decision rule catches it
+    assert list(bad.entries[:-1]) == list(honest.entries)
+    decision = bad.entries[-1].decision
+    assert decision.bundle_id == compute_id(honest.entries[-1].bundle.body)
+    assert (decision.commit, decision.code) == (True, ReasonCode.ALL_YES)
+    with pytest.raises(BlockRefused) as e:
+        replay_decisions(bad, g)
+    assert e.value.code == RefusalCode.BAD_DECISION
+    assert "no vote yet" in str(e.value)
+
+
+def test_forge_decision_without_a_bundle_commits_an_id_never_ordered() -> None:
+    g = dev_genesis()
+    honest = sealed(g, entries(bundle=False))
+    t = tamper.Tamperer(g)
+    [bad] = t.apply(tamper.FORGE_DECISION, honest)
+    assert t.apply(tamper.FORGE_DECISION, honest) == [bad]  # the same for every retry
+    verify(g, bad)
+    with pytest.raises(BlockRefused, match="no undecided bundle") as e:
+        replay_decisions(bad, g)
+    assert e.value.code == RefusalCode.BAD_DECISION
+
+
+def test_forge_decision_stays_within_the_block_byte_budget() -> None:
+    wire = entries(n_tx=3, bundle=False)
+    size = sum(e.ByteSize() for e in wire)
+    g = replace(dev_genesis(), limits=Limits(max_block_bytes=size + 10))
+    honest = sealed(g, wire)
+    [bad] = tamper.Tamperer(g).apply(tamper.FORGE_DECISION, honest)
+    assert bad.header.byte_count <= g.limits.max_block_bytes
+    assert bad.entries[-1].WhichOneof("kind") == "decision"
+    verify(g, bad)
+
+
+@pytest.mark.parametrize("wire", [entries(), []], ids=["entries", "empty"])
+def test_equivocate_sends_the_honest_block_then_another_signed_one(wire: list[pb.Entry]) -> None:
+    g = dev_genesis()
+    honest = sealed(g, wire)
+    first, second = tamper.Tamperer(g).apply(tamper.EQUIVOCATE, honest)
+    assert first == honest
+    assert second.header.height == honest.header.height
+    assert second.header.parent_hash == honest.header.parent_hash
+    assert second.hash != honest.hash
+    verify(g, second)  # a valid block for the same height: evidence, not a forgery
+
+
+def test_modes_that_sign_as_the_sequencer_need_the_dev_key() -> None:
+    other = replace(dev_genesis(), sequencer_key=derive_keypair("not-the-dev-key").public_key)
+    for mode in tamper.SIGNING_MODES:
+        with pytest.raises(InvalidInput, match="dev sequencer key"):
+            tamper.require_signing_key(other, mode)
+        tamper.require_signing_key(dev_genesis(), mode)
+    for mode in set(tamper.MODES) - set(tamper.SIGNING_MODES):
+        tamper.require_signing_key(other, mode)
+    with pytest.raises(InvalidInput, match="unknown byzantine mode"):
+        tamper.check_mode("lie")
