@@ -1,12 +1,23 @@
-"""`python -m devnet.proxy`: the loopback TCP proxy the devnet puts between every
-node and the sequencer, so faults can cut a node off, or slow it down, without
-touching its process.
+"""`python -m devnet.proxy`: the loopback proxy the devnet puts between every
+node and the sequencer, so faults can cut a node off, slow it down, or feed it
+a byzantine block stream, without touching its process.
 
-One route per node: the node connects to its route's port, the proxy forwards
-to the sequencer. The fault state is a JSON file (DIR/faults.json) the proxy
-re-reads every 50 ms: {"routes": {"alpha": {"partitioned": true, "delay_ms": 0}}}.
-A partitioned route closes its connections and refuses new ones; a delayed route
-holds every chunk for delay_ms in each direction (order kept)."""
+One route per node, two layers per route:
+- TCP: the node connects to its route's port; the proxy forwards the bytes to
+  the route's relay. A partitioned route closes its connections and refuses
+  new ones; a delayed route holds every chunk for delay_ms in each direction
+  (order kept).
+- gRPC relay: a grpc.aio server of this process, one per route, that forwards
+  every SequencerService call (and health checks) to the sequencer as raw
+  bytes, never decoding them, except that while the route has a byzantine
+  mode the StreamBlocks responses are decoded and tampered (devnet/tamper.py).
+
+The fault state is a JSON file (DIR/faults.json) the proxy re-reads every
+50 ms; read_faults / write_faults below are the one place for its format:
+    {"routes": {"alpha": {"partitioned": false, "delay_ms": 0, "byzantine": "corrupt"}}}
+"byzantine" is null or one of devnet.tamper.MODES. The byzantine modes that
+sign as the sequencer use genesis (--genesis, default DIR/genesis.json beside
+the fault file) and the dev sequencer key."""
 
 from __future__ import annotations
 
@@ -19,13 +30,37 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc
+from grpc import aio
+from grpc_health.v1 import health_pb2
+
+from devnet.tamper import MODES, Tamperer
+from xrollup.client import CHANNEL_OPTIONS
+from xrollup.genesis import load_genesis
+from xrollup.v1 import sequencer_pb2
+
 log = logging.getLogger("proxy")
 POLL_S = 0.05
 CHUNK = 64 * 1024
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # as xrollup/client.py: a block is one message
+SEQUENCER_SERVICE = sequencer_pb2.DESCRIPTOR.services_by_name["SequencerService"]
+HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"]
+STREAM_BLOCKS = f"/{SEQUENCER_SERVICE.full_name}/StreamBlocks"
+# The relay's link to the sequencer is loopback: reconnect quickly after a restart.
+UPSTREAM_OPTIONS = [
+    *(o for o in CHANNEL_OPTIONS if o[0] != "grpc.max_reconnect_backoff_ms"),
+    ("grpc.max_reconnect_backoff_ms", 250),
+]
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.so_reuseport", 0),
+]
 
 
 @dataclass
@@ -34,11 +69,14 @@ class Route:
     listen: str
     partitioned: bool = False
     delay_ms: int = 0
+    byzantine: str | None = None
+    relay: str = ""  # the route's relay endpoint, where its TCP connections go
     connections: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
 def read_faults(path: Path) -> dict[str, dict[str, Any]]:
-    """The fault state: {route name: {"partitioned": bool, "delay_ms": int}}."""
+    """The fault state: {route name: {"partitioned": bool, "delay_ms": int,
+    "byzantine": MODE or None}} (a missing field is its default)."""
     try:
         doc = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -54,11 +92,119 @@ def write_faults(path: Path, routes: dict[str, dict[str, Any]]) -> None:
     tmp.replace(path)
 
 
+def route_state(doc: dict[str, Any]) -> tuple[bool, int, str | None]:
+    """(partitioned, delay_ms, byzantine) of one route's entry, defaults filled in."""
+    delay = doc.get("delay_ms", 0)
+    mode = doc.get("byzantine")
+    return (
+        bool(doc.get("partitioned", False)),
+        delay if isinstance(delay, int) else 0,
+        mode if mode in MODES else None,
+    )
+
+
+# ---------------------------------------------------------------- the gRPC relay
+
+
+class Relay:
+    """One route's gRPC layer: a server on 127.0.0.1 that forwards every call to
+    the sequencer as raw bytes (identity serializers: nothing is decoded),
+    applying the route's byzantine mode, when it has one, to the StreamBlocks
+    responses. Statuses and details from the sequencer are passed back as
+    they are; deadlines are passed on."""
+
+    def __init__(self, route: Route, target: str, tamperer: Tamperer) -> None:
+        self.route = route
+        self.tamperer = tamperer
+        self.channel = aio.insecure_channel(target, options=UPSTREAM_OPTIONS)
+        self.server = aio.server(options=SERVER_OPTIONS)
+        for service in (SEQUENCER_SERVICE, HEALTH_SERVICE):
+            handlers: dict[str, grpc.RpcMethodHandler[bytes, bytes]] = {}
+            for m in service.methods:
+                path = f"/{service.full_name}/{m.name}"
+                if m.client_streaming:
+                    continue  # none in these services
+                if m.server_streaming:
+                    handlers[m.name] = grpc.unary_stream_rpc_method_handler(
+                        self._streamer(path, tamper=path == STREAM_BLOCKS)
+                    )
+                else:
+                    handlers[m.name] = grpc.unary_unary_rpc_method_handler(self._forwarder(path))
+            self.server.add_generic_rpc_handlers(
+                [grpc.method_handlers_generic_handler(service.full_name, handlers)]
+            )
+
+    async def start(self) -> str:
+        port = self.server.add_insecure_port("127.0.0.1:0")
+        await self.server.start()
+        self.route.relay = f"127.0.0.1:{port}"
+        return self.route.relay
+
+    async def stop(self) -> None:
+        await self.server.stop(grace=0.5)
+        await self.channel.close(grace=None)
+
+    def _forwarder(
+        self, path: str
+    ) -> Callable[[bytes, aio.ServicerContext[bytes, bytes]], Awaitable[bytes]]:
+        upstream = self.channel.unary_unary(path, None, None)
+
+        async def forward(request: bytes, context: aio.ServicerContext[bytes, bytes]) -> bytes:
+            try:
+                response: bytes = await upstream(request, timeout=context.time_remaining())
+            except aio.AioRpcError as e:
+                await context.abort(e.code(), e.details() or "")
+                raise  # not reached: abort raises
+            return response
+
+        return forward
+
+    def _streamer(
+        self, path: str, tamper: bool
+    ) -> Callable[[bytes, aio.ServicerContext[bytes, bytes]], AsyncIterator[bytes]]:
+        upstream = self.channel.unary_stream(path, None, None)
+
+        async def stream(
+            request: bytes, context: aio.ServicerContext[bytes, bytes]
+        ) -> AsyncIterator[bytes]:
+            call = upstream(request, timeout=context.time_remaining())
+            try:
+                async for raw in call:
+                    mode = self.route.byzantine if tamper else None
+                    if mode is None:
+                        yield raw
+                        continue
+                    for out in self._tamper(mode, raw):
+                        yield out
+            except aio.AioRpcError as e:
+                await context.abort(e.code(), e.details() or "")
+            finally:
+                call.cancel()
+
+        return stream
+
+    def _tamper(self, mode: str, raw: bytes) -> list[bytes]:
+        try:
+            return self.tamperer.apply_bytes(mode, raw)
+        except Exception:  # a bug here must not cut the link: say so and pass it on
+            log.exception(
+                "byzantine %s on %s: tampering failed; block passed on", mode, self.route.name
+            )
+            return [raw]
+
+
+# ---------------------------------------------------------------- the TCP layer
+
+
 async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, route: Route) -> None:
+    """Copy reader to writer, holding each chunk delay_ms; undelayed chunks are
+    written at once (when nothing delayed is still queued ahead of them)."""
     queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
     loop = asyncio.get_running_loop()
+    queued = 0  # chunks put and not yet written
 
     async def pump() -> None:
+        nonlocal queued
         while True:
             item = await queue.get()
             if item is None:
@@ -68,11 +214,17 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, route
             if wait > 0:
                 await asyncio.sleep(wait)
             writer.write(data)
+            queued -= 1
             await writer.drain()
 
     sender = asyncio.create_task(pump())
     try:
         while data := await reader.read(CHUNK):
+            if not route.delay_ms and not queued:
+                writer.write(data)
+                await writer.drain()
+                continue
+            queued += 1
             await queue.put((loop.time() + route.delay_ms / 1000, data))
         await queue.put(None)
         await sender
@@ -82,13 +234,11 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, route
             writer.close()
 
 
-async def handle(
-    route: Route, target: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> None:
+async def handle(route: Route, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     if route.partitioned:
         writer.close()
         return
-    host, _, port = target.rpartition(":")
+    host, _, port = route.relay.rpartition(":")
     try:
         up_reader, up_writer = await asyncio.open_connection(host, int(port))
     except OSError:
@@ -108,12 +258,35 @@ async def handle(
                 w.close()
 
 
-async def serve(target: str, routes: list[Route], faults: Path, ready: Path | None) -> None:
+def apply_faults(routes: list[Route], state: dict[str, dict[str, Any]]) -> None:
+    """Bring every route to the fault state just read."""
+    for r in routes:
+        partitioned, r.delay_ms, byzantine = route_state(state.get(r.name, {}))
+        if partitioned and not r.partitioned:
+            log.info("partition %s: closing %d connections", r.name, len(r.connections))
+            for t in list(r.connections):
+                t.cancel()
+        elif r.partitioned and not partitioned:
+            log.info("heal %s", r.name)
+        r.partitioned = partitioned
+        if byzantine != r.byzantine:
+            log.info("byzantine %s: %s", r.name, byzantine or "off (honest stream)")
+        r.byzantine = byzantine
+
+
+async def serve(
+    target: str, routes: list[Route], faults: Path, ready: Path | None, genesis: Path | None
+) -> None:
+    tamperer = Tamperer(load_genesis(genesis))
+    relays = [Relay(r, target, tamperer) for r in routes]
+    for relay in relays:
+        await relay.start()
+    apply_faults(routes, read_faults(faults))
     servers = []
     endpoints: dict[str, str] = {}
     for r in routes:
         host, _, port = r.listen.rpartition(":")
-        server = await asyncio.start_server(functools.partial(handle, r, target), host, int(port))
+        server = await asyncio.start_server(functools.partial(handle, r), host, int(port))
         bound = server.sockets[0].getsockname()[1]
         endpoints[r.name] = f"{host}:{bound}"
         servers.append(server)
@@ -128,23 +301,13 @@ async def serve(target: str, routes: list[Route], faults: Path, ready: Path | No
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     while not stop.is_set():
-        state = read_faults(faults)
-        for r in routes:
-            s = state.get(r.name, {})
-            partitioned = bool(s.get("partitioned", False))
-            delay = s.get("delay_ms", 0)
-            r.delay_ms = int(delay) if isinstance(delay, int) else 0
-            if partitioned and not r.partitioned:
-                log.info("partition %s: closing %d connections", r.name, len(r.connections))
-                for t in list(r.connections):
-                    t.cancel()
-            elif r.partitioned and not partitioned:
-                log.info("heal %s", r.name)
-            r.partitioned = partitioned
+        apply_faults(routes, read_faults(faults))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), POLL_S)
     for server in servers:
         server.close()
+    for relay in relays:
+        await relay.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--target", required=True, help="the sequencer's HOST:PORT")
     p.add_argument("--route", action="append", default=[], help="NAME=HOST:PORT (port 0: any)")
     p.add_argument("--faults", type=Path, required=True, help="the fault state file")
+    p.add_argument("--genesis", type=Path, default=None, help="default: genesis.json beside it")
     p.add_argument("--ready-file", type=Path, default=None)
     args = p.parse_args(argv)
     logging.basicConfig(
@@ -159,11 +323,16 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s proxy[%(process)d] %(levelname)s %(message)s",
     )
+    genesis = args.genesis or args.faults.parent / "genesis.json"
     routes = []
     for spec in args.route:
         name, _, listen = spec.partition("=")
         routes.append(Route(name, listen))
-    asyncio.run(serve(args.target, routes, args.faults, args.ready_file))
+    asyncio.run(
+        serve(
+            args.target, routes, args.faults, args.ready_file, genesis if genesis.exists() else None
+        )
+    )
     return 0
 
 
