@@ -22,7 +22,7 @@ from grpc import aio
 from rich.console import Console
 from rich.table import Table
 
-from devnet import faults, launcher, network
+from devnet import faults, launcher, network, tamper
 from devnet.amounts import format_units, parse_units
 from devnet.checker import NodeRef, load_journal, run_checks
 from devnet.demo import run_demo
@@ -1107,7 +1107,68 @@ _fault_command("resume", faults.resume, "SIGCONT a paused process.")
 _fault_command(
     "partition", faults.partition, "Cut a node off from the sequencer (through the proxy)."
 )
-_fault_command("heal", faults.heal, "Reconnect a partitioned or delayed node.")
+
+
+@main.command()
+@click.argument("mode", type=click.Choice(tamper.MODES))
+@click.argument("name")
+@DATA_DIR_OPTION
+@JSON_OPTION
+@handle_errors
+def byzantine(mode: str, name: str, data_dir: Path, as_json: bool) -> None:
+    """Feed node NAME a byzantine block stream through the proxy until `devnet heal NAME`.
+
+    \b
+    corrupt         one signature byte of every signed entry flipped, header kept
+                    (the node refuses: BAD_COMMITMENT)
+    forge-block     blocks re-sealed with a key that is not the sequencer's (BAD_SIGNATURE)
+    forge-decision  validly signed blocks with a commit the logged votes do not give
+                    (BAD_DECISION)
+    equivocate      a second validly signed block for each height: the node keeps the
+                    evidence and stops following until `devnet restart NAME`;
+                    `devnet check` reports it
+    """
+    faults.byzantine(data_dir.resolve(), name, mode)
+    expected = tamper.EXPECTED_REFUSAL[mode]
+    if as_json:
+        emit_json({"fault": "byzantine", "mode": mode, "name": name, "expected_refusal": expected})
+    else:
+        click.echo(
+            f"byzantine {mode} {name}: expect `devnet faults` to show {name} refusing ({expected})"
+        )
+
+
+@main.command()
+@click.argument("name")
+@DATA_DIR_OPTION
+@JSON_OPTION
+@handle_errors
+def heal(name: str, data_dir: Path, as_json: bool) -> None:
+    """Lift a partition, delay or byzantine mode from a node's link."""
+    was = faults.heal(data_dir.resolve(), name)
+    if as_json:
+        emit_json({"fault": "heal", "name": name, "lifted": was})
+        return
+    click.echo(
+        f"heal {name}" + (f" (lifted: {_link_text(was)})" if was else " (nothing was in force)")
+    )
+    if was.get("byzantine") == tamper.EQUIVOCATE:
+        click.echo(
+            f"{name} stops following when it holds evidence of equivocation:"
+            f" `devnet restart {name}` resumes it (`devnet check` reports the evidence)"
+        )
+
+
+def _link_text(route: dict[str, Any]) -> str:
+    """A link's faults in words: "partitioned, delay 100 ms, byzantine corrupt", or "-"."""
+    parts = []
+    if route.get("partitioned"):
+        parts.append("partitioned")
+    if route.get("delay_ms"):
+        parts.append(f"delay {route['delay_ms']} ms")
+    if route.get("byzantine"):
+        parts.append(f"byzantine {route['byzantine']}")
+    return ", ".join(parts) or "-"
 
 
 @main.command()
@@ -1142,24 +1203,86 @@ def delay(name: str, ms: int, data_dir: Path, as_json: bool) -> None:
 
 @main.command("faults")
 @DATA_DIR_OPTION
-@click.option("--clear", is_flag=True, help="Resume paused processes, heal every link.")
+@click.option(
+    "--clear", is_flag=True, help="Resume paused processes, heal every link (byzantine too)."
+)
 @JSON_OPTION
 @handle_errors
 def faults_command(data_dir: Path, clear: bool, as_json: bool) -> None:
-    """What is in force: dead or paused processes, partitions, delays."""
+    """What is in force: dead or paused processes, partitions, delays, byzantine
+    links; and what each running node refuses (GetNodeStatus.refusal) or holds as
+    evidence of equivocation."""
     data_dir = data_dir.resolve()
     if clear:
         faults.heal_all(data_dir)
     rows = faults.list_faults(data_dir)
+    manifest = load_manifest(data_dir)
+    endpoints = {
+        r.name: rec.endpoint
+        for r in rows
+        if r.role == "node" and r.state == "running" and manifest and (rec := manifest.get(r.name))
+    }
+    refusals = run(_node_refusals(endpoints))
     if as_json:
-        emit_json({"processes": [r.to_json() for r in rows]})
+        emit_json({"processes": [{**r.to_json(), **refusals.get(r.name, {})} for r in rows]})
         return
-    table = Table("name", "role", "pid", "state", "link")
+    table = Table("name", "role", "pid", "state", "link", "node refuses")
     for r in rows:
-        link = "partitioned" if r.partitioned else (f"delay {r.delay_ms} ms" if r.delay_ms else "-")
         color = {"running": "green", "paused": "yellow", "dead": "red"}[r.state]
-        table.add_row(r.name, r.role, str(r.pid or "-"), f"[{color}]{r.state}[/{color}]", link)
+        table.add_row(
+            r.name,
+            r.role,
+            str(r.pid or "-"),
+            f"[{color}]{r.state}[/{color}]",
+            _link_text(r.to_json()),
+            _refusal_text(refusals.get(r.name, {})),
+        )
     console.print(table)
+
+
+async def _node_refusals(endpoints: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Per node: {"refusal": {code, height, message} or None, "refused_blocks",
+    "equivocation": {height, first, second} or None}, from GetNodeStatus."""
+
+    async def one(endpoint: str) -> dict[str, Any]:
+        try:
+            async with NodeClient(endpoint) as n:
+                s = await n.status(timeout=2.0)
+        except aio.AioRpcError:
+            return {}
+        ev = s.equivocation if s.HasField("equivocation") else None
+        return {
+            "refusal": (
+                {
+                    "code": npb.Refusal.Code.Name(s.refusal.code).removeprefix("CODE_"),
+                    "height": s.refusal.height,
+                    "message": s.refusal.message,
+                }
+                if s.HasField("refusal")
+                else None
+            ),
+            "refused_blocks": s.refused_blocks,
+            "equivocation": (
+                {"height": ev.height, "first": ev.first.hash.hex(), "second": ev.second.hash.hex()}
+                if ev is not None
+                else None
+            ),
+        }
+
+    results = await asyncio.gather(*(one(e) for e in endpoints.values()))
+    return dict(zip(endpoints, results, strict=True))
+
+
+def _refusal_text(info: dict[str, Any]) -> str:
+    r, ev = info.get("refusal"), info.get("equivocation")
+    if r and r["code"] == "EQUIVOCATION":
+        return f"EQUIVOCATION at {r['height']}: evidence kept, stopped (restart to resume)"
+    parts = []
+    if r:
+        parts.append(f"{r['code']} at {r['height']} ({info['refused_blocks']} refused)")
+    if ev:
+        parts.append(f"holds evidence of equivocation at {ev['height']}")
+    return "; ".join(parts) or "-"
 
 
 # ---------------------------------------------------------------- verification

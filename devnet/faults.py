@@ -1,7 +1,8 @@
 """Fault injection on a running devnet, as a Python API the `devnet` command and
 the fault suite share: kill (SIGKILL), pause / resume (SIGSTOP / SIGCONT),
 restart (same data directory, same port), and, through the proxy between every
-node and the sequencer, partition / heal and delay. Every process is addressed
+node and the sequencer, partition, delay, byzantine (a tampered block stream:
+devnet/tamper.py) and heal, which lifts all three. Every process is addressed
 by its name in devnet.json and signalled by its own pid."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devnet import launcher, network
+from devnet import launcher, network, tamper
 from devnet.manifest import (
     Manifest,
     ProcessRecord,
@@ -22,6 +23,7 @@ from devnet.manifest import (
     save_manifest,
 )
 from xrollup.errors import InvalidInput, NotFound
+from xrollup.genesis import load_genesis
 
 
 def _manifest(data_dir: Path) -> Manifest:
@@ -106,7 +108,8 @@ def _route(data_dir: Path, name: str) -> None:
     rec = get_process(data_dir, name)
     if rec.role != "node":
         raise InvalidInput(
-            f"{name} is a {rec.role}; partition and delay act on a node's link to the sequencer"
+            f"{name} is a {rec.role}; partition, delay and byzantine act on a node's link"
+            " to the sequencer"
         )
 
 
@@ -115,8 +118,14 @@ def partition(data_dir: Path, name: str) -> None:
     _set_route(data_dir, name, partitioned=True)
 
 
-def heal(data_dir: Path, name: str) -> None:
-    _set_route(data_dir, name, partitioned=False, delay_ms=0)
+def heal(data_dir: Path, name: str) -> dict[str, Any]:
+    """Lift partition, delay and byzantine mode from the node's link; returns
+    what was in force on it ({} when nothing was)."""
+    data_dir = data_dir.resolve()
+    _route(data_dir, name)
+    was = {k: v for k, v in network.load_faults(data_dir).get(name, {}).items() if v}
+    _set_route(data_dir, name, partitioned=False, delay_ms=0, byzantine=None)
+    return was
 
 
 def delay(data_dir: Path, name: str, ms: int) -> None:
@@ -126,12 +135,30 @@ def delay(data_dir: Path, name: str, ms: int) -> None:
     _set_route(data_dir, name, delay_ms=ms)
 
 
+def byzantine(data_dir: Path, name: str, mode: str) -> None:
+    """Feed the node a byzantine block stream (devnet/tamper.py MODES: corrupt,
+    forge-block, forge-decision, equivocate) until `heal`. The node must refuse
+    it (GetNodeStatus.refusal); under equivocate it keeps the evidence and stops
+    following until restarted."""
+    data_dir = data_dir.resolve()
+    tamper.check_mode(mode)
+    _route(data_dir, name)
+    tamper.require_signing_key(load_genesis(Path(_manifest(data_dir).genesis)), mode)
+    _set_route(data_dir, name, byzantine=mode)
+
+
 def _set_route(data_dir: Path, name: str, **changes: Any) -> None:
     data_dir = data_dir.resolve()
     _route(data_dir, name)
     routes = network.load_faults(data_dir)
-    state = {"partitioned": False, "delay_ms": 0, **routes.get(name, {}), **changes}
-    if not state["partitioned"] and not state["delay_ms"]:
+    state = {
+        "partitioned": False,
+        "delay_ms": 0,
+        "byzantine": None,
+        **routes.get(name, {}),
+        **changes,
+    }
+    if not any(state.values()):
         routes.pop(name, None)
     else:
         routes[name] = state
@@ -146,6 +173,7 @@ class FaultRow:
     state: str  # running | paused | dead
     partitioned: bool
     delay_ms: int
+    byzantine: str | None  # a devnet.tamper mode on its link, or None
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -168,13 +196,14 @@ def list_faults(data_dir: Path) -> list[FaultRow]:
                 state,
                 bool(r.get("partitioned", False)),
                 int(r.get("delay_ms", 0)),
+                r.get("byzantine") or None,
             )
         )
     return rows
 
 
 def heal_all(data_dir: Path) -> None:
-    """Resume every paused process and clear every partition and delay."""
+    """Resume every paused process and clear every partition, delay and byzantine mode."""
     for row in list_faults(data_dir):
         if row.state == "paused" and row.pid:
             os.kill(row.pid, signal.SIGCONT)
