@@ -13,13 +13,27 @@ A run's violations are the checker's (I1-I5 and durability against the run's
 journal) plus what the run itself saw: load operations given up or refused
 unexpectedly, bundles left undecided, a process not running after the fault
 was lifted, recovery over the bound, and a fault kind's own expectation (a
-bundle submitted while a rollup was paused is aborted by its deadline)."""
+bundle submitted while a rollup was paused is aborted by its deadline).
+
+Byzantine kinds (devnet.faults.byzantine: corrupt, forge-block, forge-decision,
+equivocate) act through the proxy on one node's link, each node in turn across
+the runs. Their expectation (I7): the node refuses with the mode's code and
+applies nothing tampered (it stays below the refused height; I4 against its
+replica after recovery covers every height); under equivocate it keeps the
+evidence, and the checker's equivocation check reports this run's two signed
+headers. Evidence persists in a node's store: the equivocation check's reports
+of evidence an equivocate run put there are expected, anything else is a
+violation; and a node holding evidence, which run_checks leaves out of its
+node checks, is checked here (atomicity, conservation, replicas) once it has
+been restarted and caught up, like every honest node. A run counts the blocks
+its target refused (RunRecord.refusals)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import random
 import statistics
@@ -31,16 +45,36 @@ from typing import Any
 
 from grpc import aio
 
-from devnet import faults, network
-from devnet.checker import NodeRef, load_journal, run_checks
+from devnet import faults, network, tamper
+from devnet.checker import (
+    CheckResult,
+    NodeRef,
+    check_atomicity,
+    check_chain,
+    check_conservation,
+    check_decisions,
+    check_replicas,
+    load_journal,
+    read_log,
+    run_checks,
+)
 from devnet.load import run_load
 from devnet.manifest import Manifest, load_manifest
 from xrollup import codec
-from xrollup.client import TRANSIENT, Client, NodeClient, Submitted, build_bundle, build_transfer
+from xrollup.client import (
+    TRANSIENT,
+    Client,
+    NodeClient,
+    Submitted,
+    build_bundle,
+    build_transfer,
+    poll_until,
+)
 from xrollup.genesis import Genesis, decode_genesis
 from xrollup.keys import derive_dev_account
 from xrollup.model import Decision, Leg, ReasonCode, Transfer, Vote
 from xrollup.numeric import Amount
+from xrollup.v1 import node_pb2 as npb
 from xrollup.v1 import types_pb2 as pb
 
 RECOVERY_BOUND_S = 20.0  # the stated bound: live again within this after a fault is lifted
@@ -61,6 +95,8 @@ class FaultNet:
     def __init__(self, data_dir: Path) -> None:
         self.dir = data_dir.resolve()
         self.checked_to = 0  # heights below this were compared by an earlier run's checks
+        # Evidence of equivocation an equivocate run made a node keep: node -> height.
+        self.evidence: dict[str, int] = {}
 
     def start(self) -> None:
         network.start_devnet(self.dir, replicas=True)
@@ -120,6 +156,9 @@ class Ctx:
     violations: list[str] = field(default_factory=list)
     acks: list[Submitted] = field(default_factory=list)  # our own submissions, for I3
     lifted_at: float | None = None
+    refusals: int = 0  # blocks the byzantine target refused
+    # This run's evidence: (node, first hash, second hash), to find in the checker's report.
+    evidence: tuple[str, bytes, bytes] | None = None
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -177,6 +216,7 @@ class RunRecord:
     seconds: float
     notes: list[str]
     load: dict[str, Any]
+    refusals: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -459,6 +499,72 @@ async def combined(ctx: Ctx) -> None:
         await asyncio.to_thread(faults.restart, ctx.net.dir, name)
 
 
+BYZANTINE_WAIT_S = 10.0  # the target refuses (or keeps the evidence) within this
+
+
+async def byzantine(ctx: Ctx, mode: str) -> None:
+    """A byzantine link to one node (each node in turn across the runs) for a
+    seeded while: it must refuse with the mode's code and apply nothing
+    tampered; equivocate: keep the evidence and stop following until restarted."""
+    name = NODES[ctx.run_no % len(NODES)]
+    code = npb.Refusal.Code.Value(f"CODE_{tamper.EXPECTED_REFUSAL[mode]}")
+    async with NodeClient(ctx.net.endpoint(name)) as node:
+        before = await node.status()
+        old_evidence = before.equivocation.SerializeToString()
+        await asyncio.to_thread(faults.byzantine, ctx.net.dir, name, mode)
+        started = time.monotonic()
+
+        async def seen() -> npb.GetNodeStatusResponse | None:
+            s = await node.status()
+            if not s.HasField("refusal") or s.refusal.code != code:
+                return None
+            if mode == tamper.EQUIVOCATE and s.equivocation.SerializeToString() == old_evidence:
+                return None
+            return s
+
+        try:
+            status = await poll_until(seen, BYZANTINE_WAIT_S, 0.05, f"{mode} refusal by {name}")
+        except TimeoutError:
+            status = None
+            ctx.violations.append(
+                f"I7: {name} under {mode}: no {tamper.EXPECTED_REFUSAL[mode]} refusal"
+                f" within {BYZANTINE_WAIT_S:.0f} s"
+            )
+        await asyncio.sleep(max(0.0, ctx.rng.uniform(0.5, 2.0) - (time.monotonic() - started)))
+        final = await node.status()
+        ctx.refusals = int(final.refused_blocks - before.refused_blocks)
+        if status is not None:
+            at = int(status.refusal.height)
+            if mode == tamper.EQUIVOCATE:
+                ev = final.equivocation
+                ctx.evidence = (name, bytes(ev.first.hash), bytes(ev.second.hash))
+                ctx.net.evidence[name] = int(ev.height)
+                if final.applied_height != ev.height or final.connected:
+                    ctx.violations.append(
+                        f"I7: {name} kept evidence at {ev.height} but went on following"
+                        f" (applied {final.applied_height}, connected {final.connected})"
+                    )
+            elif final.applied_height >= at:
+                ctx.violations.append(
+                    f"I7: {name} under {mode} refused block {at} but applied up to"
+                    f" {final.applied_height} before the link was healed"
+                )
+        refused = f" {tamper.EXPECTED_REFUSAL[mode]} at {status.refusal.height}" if status else ""
+        ctx.note(
+            f"byzantine {mode} on {name} for {time.monotonic() - started:.2f}s:"
+            f" {ctx.refusals} blocks refused{refused}"
+        )
+    ctx.lift()
+    await asyncio.to_thread(faults.heal, ctx.net.dir, name)
+    if mode == tamper.EQUIVOCATE:
+        # Halted on evidence until restarted (recovery still runs from the heal).
+        await asyncio.to_thread(faults.restart, ctx.net.dir, name)
+
+
+def byzantine_kind(mode: str) -> FaultKind:
+    return FaultKind(mode, functools.partial(byzantine, mode=mode), count=300, rate=120)
+
+
 KINDS: dict[str, FaultKind] = {
     k.name: k
     for k in (
@@ -472,6 +578,7 @@ KINDS: dict[str, FaultKind] = {
         FaultKind("restart-all", restart_all, count=300, rate=120),
         FaultKind("kill-storm", kill_storm, count=1_500, rate=300, window=64),
         FaultKind("combined", combined, count=300, rate=120),
+        *(byzantine_kind(m) for m in tamper.MODES),
     )
 }
 
@@ -540,6 +647,7 @@ async def run_once(net: FaultNet, kind: FaultKind, run_no: int, seed: int, suite
         round(time.monotonic() - started, 1),
         ctx.notes,
         load,
+        ctx.refusals,
     )
 
 
@@ -613,13 +721,72 @@ async def _run(ctx: Ctx, kind: FaultKind, seed: int, journal: Path, out: dict[st
         settle_timeout=30.0,
         from_height=net.checked_to,
     )
-    for check in report.checks:
-        ctx.violations.extend(f"{check.name}: {v}" for v in check.violations)
-    out["checks"] = {
-        c.name: {k: v for k, v in c.figures.items() if k != "assets"} for c in report.checks
-    }
-    if report.ok:
+    checks = list(report.checks)
+    held = [n for n in net.node_refs() if n.name in evidence_holders(report.checks)]
+    if held:
+        checks += await check_evidence_holders(net, held, head)
+    found = []
+    for check in checks:
+        if check.name == "equivocation":
+            found += unexpected_evidence(ctx, check)
+        else:
+            found += [f"{check.name}: {v}" for v in check.violations]
+    ctx.violations.extend(found)
+    out["checks"] = {c.name: {k: v for k, v in c.figures.items() if k != "assets"} for c in checks}
+    if not found:
         net.checked_to = head
+
+
+def evidence_holders(checks: list[CheckResult]) -> list[str]:
+    return [n for c in checks if c.name == "equivocation" for n in c.figures.get("nodes", [])]
+
+
+def unexpected_evidence(ctx: Ctx, check: CheckResult) -> list[str]:
+    """The equivocation check's reports that no equivocate run explains, and this
+    run's own evidence if the checker did not report it."""
+    out = []
+    for v in check.violations:
+        holder = v.rsplit("held by ", 1)[-1].rstrip(")")
+        if holder not in ctx.net.evidence:
+            out.append(f"equivocation: {v}")
+    if ctx.evidence is not None:
+        name, first, second = ctx.evidence
+        if not any(
+            first.hex() in v and second.hex() in v and f"held by {name}" in v
+            for v in check.violations
+        ):
+            out.append(
+                f"I7: the equivocation {name} caught ({first.hex()[:16]} and"
+                f" {second.hex()[:16]}) is not reported by the checker"
+            )
+    return out
+
+
+async def check_evidence_holders(
+    net: FaultNet, held: list[NodeRef], head: int
+) -> list[CheckResult]:
+    """The node checks run_checks leaves out for nodes that hold evidence of
+    equivocation (they were halted by design): once restarted and caught up they
+    are honest nodes like the others, and checked as such."""
+
+    async def caught_up(node: NodeRef) -> None:
+        async with NodeClient(node.endpoint) as n:
+            await n.wait_for_height(head, timeout=30.0)
+
+    await asyncio.gather(*(caught_up(n) for n in held))
+    async with Client(net.sequencer, net.genesis.chain_id) as client:
+        msgs = await read_log(client, head)
+    _, blocks = check_chain(msgs, net.genesis)
+    _, summary = check_decisions(blocks, net.genesis)
+    rollups = {n.rollup for n in held}
+    checks = [
+        await check_atomicity(summary, held, net.checked_to),
+        await check_conservation(held),
+        await check_replicas([n for n in net.node_refs() if n.rollup in rollups], net.checked_to),
+    ]
+    for c in checks:
+        c.name = f"{c.name} (evidence holders)"
+    return checks
 
 
 def derive_seeds(seed: int, runs: int) -> list[int]:
@@ -672,6 +839,7 @@ def summarize(records: list[RunRecord]) -> list[dict[str, Any]]:
                 "recovery_p50_s": round(statistics.median(times), 2) if times else None,
                 "recovery_max_s": round(max(times), 2) if times else None,
                 "not_recovered": sum(1 for r in mine if r.recovery_s is None),
+                "refused_blocks": sum(r.refusals for r in mine),
                 "seeds": [r.seed for r in mine],
             }
         )
@@ -684,12 +852,13 @@ def format_table(rows: list[dict[str, Any]]) -> list[str]:
 
     lines = [
         f"{'fault':<18} {'runs':>4} {'violations':>10} {'recovery p50 s':>14}"
-        f" {'recovery max s':>14}",
+        f" {'recovery max s':>14} {'refused blocks':>14}",
     ]
     for row in rows:
         lines.append(
             f"{row['fault']:<18} {row['runs']:>4} {row['violations']:>10}"
             f" {fmt(row['recovery_p50_s']):>14} {fmt(row['recovery_max_s']):>14}"
+            f" {row['refused_blocks']:>14}"
         )
     lines.append(f"recovery bound: {RECOVERY_BOUND_S:.0f} s; seeds per fault (in run order):")
     for row in rows:

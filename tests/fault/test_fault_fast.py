@@ -19,6 +19,10 @@ FAST = (
     "partition",
     "kill-in-decision",
     "kill-storm",
+    # Byzantine links (I7): the validly signed lie, and equivocation last (its
+    # evidence stays in the node's store; later runs on this devnet expect it).
+    "forge-decision",
+    "equivocate",
 )
 
 
