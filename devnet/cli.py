@@ -33,6 +33,7 @@ from xrollup.client import (
     NodeClient,
     build_open_option,
     build_price_update,
+    build_reclaim_lien,
     build_settle_option,
     build_transfer,
     node_clients,
@@ -237,11 +238,33 @@ async def _node_status(endpoint: str) -> dict[str, Any]:
     async with NodeClient(endpoint) as c:
         try:
             s = await c.status(timeout=2.0)
+            refusal = (
+                {
+                    "code": npb.Refusal.Code.Name(s.refusal.code).removeprefix("CODE_"),
+                    "height": s.refusal.height,
+                    "message": s.refusal.message,
+                }
+                if s.HasField("refusal")
+                else None
+            )
+            evidence = (
+                {
+                    "height": s.equivocation.height,
+                    "first": s.equivocation.first.hash.hex(),
+                    "second": s.equivocation.second.hash.hex(),
+                }
+                if s.HasField("equivocation")
+                else None
+            )
             return {
                 "height": s.applied_height,
                 "state_root": s.state_root.hex(),
                 "lag": s.lag,
                 "connected": s.connected,
+                "refusal": refusal,
+                "refused_blocks": s.refused_blocks,
+                "equivocation": evidence,
+                "stream_error": s.stream_error or None,
             }
         except aio.AioRpcError:
             return {"height": None, "state_root": None}
@@ -289,7 +312,9 @@ def status(data_dir: Path, as_json: bool) -> None:
     if not rows:
         console.print(f"no devnet in {data_dir}")
         return
-    table = Table("name", "role", "rollup", "pid", "endpoint", "health", "height", "state root")
+    table = Table(
+        "name", "role", "rollup", "pid", "endpoint", "health", "height", "state root", "note"
+    )
     for r in rows:
         if r["healthy"]:
             health = "[green]SERVING[/green]"
@@ -308,8 +333,23 @@ def status(data_dir: Path, as_json: bool) -> None:
             health,
             "-" if r["height"] is None else str(r["height"]),
             "-" if r["state_root"] is None else r["state_root"][:16],
+            _status_note(r),
         )
     console.print(table)
+
+
+def _status_note(r: dict[str, Any]) -> str:
+    """Why a node stopped, and at which height: evidence of equivocation, a
+    refused block, or a block stream that fails."""
+    if r.get("equivocation"):
+        ev = r["equivocation"]
+        return f"[red]stopped: the sequencer equivocated at {ev['height']} (evidence kept)[/red]"
+    if r.get("refusal"):
+        ref = r["refusal"]
+        return f"[red]refusing block {ref['height']}: {ref['code']} ({r['refused_blocks']}x)[/red]"
+    if r.get("stream_error"):
+        return f"[yellow]stream: {r['stream_error'][:60]}[/yellow]"
+    return ""
 
 
 @main.command()
@@ -720,6 +760,8 @@ def lien_json(lien: npb.Lien) -> dict[str, Any]:
         "released_height": lien.released_height or None,
         "paid_out": str(lien.paid_out) if lien.released_height else None,
         "payee": encode_address(lien.payee) if lien.payee else None,
+        "option_expiry_height": lien.option_expiry_height,
+        "reclaimable_height": lien.reclaimable_height,
     }
 
 
@@ -949,6 +991,59 @@ def lien_show(
 
     d = lien_json(run(go()))
     emit_json(d) if as_json else _print_record("lien", d)
+
+
+@lien.command("reclaim")
+@click.argument("lien_id")
+@click.option("--from", "from_", required=True, help="The lien's owner: a dev account index.")
+@click.option("--rollup", default="alpha", show_default=True, help="The lien's rollup.")
+@DATA_DIR_OPTION
+@SEQUENCER_OPTION
+@NODE_OPTION
+@JSON_OPTION
+@handle_errors
+def lien_reclaim(
+    lien_id: str,
+    from_: str,
+    rollup: str,
+    data_dir: Path,
+    sequencer_endpoint: str | None,
+    node_endpoint: str | None,
+    as_json: bool,
+) -> None:
+    """Take back a lien its option did not settle by expiry + grace (docs/exits.md).
+
+    A plain transaction on the lien's own rollup: it needs neither the option's
+    rollup nor the oracle. Exit 1 if the rollup refused it."""
+    data_dir = data_dir.resolve()
+    if not from_.isdigit():
+        fail("--from must be a dev account index (the CLI holds only dev keys)", code=2)
+    genesis = read_genesis(data_dir)
+    endpoint = resolve_sequencer(data_dir, sequencer_endpoint)
+    node = _node_or_fail(data_dir, rollup, node_endpoint)
+    lid = _parse_id(lien_id)
+
+    async def go() -> dict[str, Any]:
+        async with Client(endpoint, genesis.chain_id) as c, NodeClient(node) as n:
+            tx = build_reclaim_lien(
+                derive_dev_account(int(from_)), lid, await c.expiry(), rollup, genesis.chain_id
+            )
+            ack = await c.submit_tx(tx)
+            receipt = receipt_json(await n.wait_for_receipt(ack.id), rollup)
+            lien = lien_json(await n.lien(lid)) if receipt["status"] == "ok" else None
+            return {"id": ack.id.hex(), "receipt": receipt, "lien": lien}
+
+    result = run(go())
+    receipt = result["receipt"]
+    if as_json:
+        emit_json(result)
+    else:
+        why = f": {receipt['reason']}" if receipt["reason"] else ""
+        click.echo(f"reclaim {result['id']}: {receipt['status']}{why}")
+        if result["lien"] is not None:
+            click.echo(f"lien {result['lien']['id']}: {result['lien']['status']}")
+    if receipt["status"] != "ok":
+        sys.exit(1)
 
 
 @main.group()

@@ -167,9 +167,9 @@ class Follower:
                         async for msg in client.stream_blocks(self.applied.height + 1):
                             self.connected = True
                             self.stream_error = ""
-                            delay = 0.05
                             self.sequencer_height = max(self.sequencer_height, msg.header.height)
                             done = await loop.run_in_executor(self._apply_thread, self.apply, msg)
+                            delay = 0.05  # back off again only after a block that applied
                             if done is not None and done[1]:
                                 self._send_vote(client, done[0].height, done[1])
                     except BlockRefused as e:
