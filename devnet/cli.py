@@ -1336,36 +1336,14 @@ def faults_command(data_dir: Path, clear: bool, as_json: bool) -> None:
 
 
 async def _node_refusals(endpoints: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """Per node: {"refusal": {code, height, message} or None, "refused_blocks",
-    "equivocation": {height, first, second} or None}, from GetNodeStatus."""
-
-    async def one(endpoint: str) -> dict[str, Any]:
-        try:
-            async with NodeClient(endpoint) as n:
-                s = await n.status(timeout=2.0)
-        except aio.AioRpcError:
-            return {}
-        ev = s.equivocation if s.HasField("equivocation") else None
-        return {
-            "refusal": (
-                {
-                    "code": npb.Refusal.Code.Name(s.refusal.code).removeprefix("CODE_"),
-                    "height": s.refusal.height,
-                    "message": s.refusal.message,
-                }
-                if s.HasField("refusal")
-                else None
-            ),
-            "refused_blocks": s.refused_blocks,
-            "equivocation": (
-                {"height": ev.height, "first": ev.first.hash.hex(), "second": ev.second.hash.hex()}
-                if ev is not None
-                else None
-            ),
-        }
-
-    results = await asyncio.gather(*(one(e) for e in endpoints.values()))
-    return dict(zip(endpoints, results, strict=True))
+    """Per node, from GetNodeStatus as `devnet status` reads it: "refusal" ({code,
+    height, message} or None), "refused_blocks", "equivocation" ({height, first,
+    second} or None); nothing for a node that does not answer."""
+    keys = ("refusal", "refused_blocks", "equivocation")
+    results = await asyncio.gather(*(_node_status(e) for e in endpoints.values()))
+    return {
+        name: {k: r[k] for k in keys if k in r} for name, r in zip(endpoints, results, strict=True)
+    }
 
 
 def _refusal_text(info: dict[str, Any]) -> str:
