@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import hypothesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 from xrollup.blocks import compute_decision_id
 from xrollup.codec import decode_vote, encode_entry, encode_signed_vote, encode_vote_body
@@ -20,15 +20,21 @@ from xrollup.verify import seal_block, verify_block
 SEQUENCER = derive_sequencer_key()
 
 
-def run_seeded(seed: int, max_examples: int) -> Callable[[Callable[..., None]], None]:
-    """Run a @given test under hypothesis with the pytest `seed`."""
+def run_seeded(
+    seed: int, max_examples: int, shrink: bool = True
+) -> Callable[[Callable[..., None]], None]:
+    """Run a @given test under hypothesis with the pytest `seed`. `shrink=False`
+    reports the first failing example as found: for long interactive histories,
+    whose shrinking can outlast the test timeout."""
 
     def run(test: Callable[..., None]) -> None:
+        phases = [p for p in Phase if shrink or p not in (Phase.shrink, Phase.explain)]
         configured = settings(
             max_examples=max_examples,
             deadline=None,
             database=None,
             print_blob=True,
+            phases=phases,
             suppress_health_check=[HealthCheck.too_slow],
         )(test)
         hypothesis.seed(seed)(configured)()
