@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 from grpc import aio
 
@@ -49,6 +50,7 @@ class LogServer(spb_grpc.SequencerServiceServicer):
         self.blocks: list[pb.Block] = []
         self.votes: list[pb.SignedVote] = []
         self.changed = asyncio.Condition()
+        self.fail_at: int | None = None  # a height whose block the stream cannot deliver
 
     async def put(self, height: int, block: pb.Block) -> None:
         async with self.changed:
@@ -67,6 +69,10 @@ class LogServer(spb_grpc.SequencerServiceServicer):
             async with self.changed:
                 await self.changed.wait_for(lambda h=height: len(self.blocks) >= h)
                 block = self.blocks[height - 1]
+            if height == self.fail_at:
+                await context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED, f"block {height} is too large to stream"
+                )
             yield block
             height += 1
 
@@ -173,26 +179,7 @@ def test_node_refuses_a_block_it_must_not_apply_and_resumes(case: str, tmp_path:
         await server.start()
         block1 = seal([pb.Entry(bundle=B), transfer(1)], 1, GENESIS_PARENT)
         await log.put(1, block1)
-        argv = node_argv(
-            "alpha",
-            f"127.0.0.1:{port}",
-            "127.0.0.1:0",
-            tmp_path / "alpha",
-            tmp_path / "alpha.ready",
-            genesis_path,
-        )
-        node = await asyncio.to_thread(
-            start_process,
-            "alpha",
-            "node",
-            "alpha",
-            argv,
-            tmp_path / "alpha",
-            tmp_path / "alpha.log",
-            tmp_path / "alpha.ready",
-            20.0,
-            False,
-        )
+        node = await _start_node(tmp_path, port, genesis_path)
         try:
             async with NodeClient(node.endpoint) as n:
                 await n.wait_for_height(1, timeout=20)
@@ -232,3 +219,61 @@ async def _wait(n: NodeClient, pred: Callable[[Any], bool], timeout: float = 15.
             return status
         assert loop.time() < deadline, f"timed out; last status {status}"
         await asyncio.sleep(0.05)
+
+
+def test_a_stream_that_cannot_deliver_a_block_is_an_alarm(tmp_path: Path) -> None:
+    """Not a silent retry loop: the node logs the failing height and the error,
+    and GetNodeStatus carries it until the stream delivers again."""
+    genesis_path = tmp_path / "genesis.json"
+    genesis_path.write_text(encode_genesis(GENESIS))
+
+    async def run() -> None:
+        log = LogServer()
+        server = aio.server()
+        spb_grpc.add_SequencerServiceServicer_to_server(log, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        block1 = seal([transfer(1)], 1, GENESIS_PARENT)
+        await log.put(1, block1)
+        log.fail_at = 2
+        await log.put(2, seal([transfer(2)], 2, block1.hash))
+        node = await _start_node(tmp_path, port, genesis_path)
+        try:
+            async with NodeClient(node.endpoint) as n:
+                status = await _wait(n, lambda s: bool(s.stream_error))
+                assert "RESOURCE_EXHAUSTED" in status.stream_error
+                assert "too large to stream" in status.stream_error
+                assert status.applied_height == 1
+                text = (tmp_path / "alpha.log").read_text()
+                assert "block stream from height 2 failed: RESOURCE_EXHAUSTED" in text
+                log.fail_at = None
+                status = await _wait(n, lambda s: s.applied_height >= 2)
+                assert not status.stream_error
+        finally:
+            await asyncio.to_thread(stop_pid, node.pid, 5.0, node.popen)
+            await server.stop(None)
+
+    asyncio.run(run())
+
+
+async def _start_node(tmp_path: Path, port: int, genesis_path: Path) -> Any:
+    argv = node_argv(
+        "alpha",
+        f"127.0.0.1:{port}",
+        "127.0.0.1:0",
+        tmp_path / "alpha",
+        tmp_path / "alpha.ready",
+        genesis_path,
+    )
+    return await asyncio.to_thread(
+        start_process,
+        "alpha",
+        "node",
+        "alpha",
+        argv,
+        tmp_path / "alpha",
+        tmp_path / "alpha.log",
+        tmp_path / "alpha.ready",
+        20.0,
+        False,
+    )
