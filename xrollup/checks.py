@@ -17,7 +17,14 @@ from xrollup.errors import (
     WrongSigners,
 )
 from xrollup.genesis import Genesis, compute_genesis_hash
-from xrollup.keys import Address, compute_address, encode_address, is_valid_signature
+from xrollup.keys import (
+    PUBLIC_KEY_LEN,
+    SIGNATURE_LEN,
+    Address,
+    compute_address,
+    encode_address,
+    is_valid_signature,
+)
 from xrollup.model import (
     BUNDLE_ONLY,
     Action,
@@ -166,7 +173,10 @@ def validate_signatures(
     genesis: Genesis,
     what: str,
 ) -> None:
-    """Every signature verifies over the body, and the signers are exactly `required`."""
+    """The signers are exactly `required` and every signature verifies over the
+    body. Everything that costs nothing (count, repeated keys, the signer set) is
+    checked before the first signature is verified, so a crafted submission
+    cannot buy verification work."""
     sigs = tuple(signatures)
     if len(sigs) > genesis.limits.max_signatures:
         raise LimitExceeded(
@@ -174,11 +184,10 @@ def validate_signatures(
         )
     if len({s.public_key for s in sigs}) != len(sigs):
         raise InvalidInput(f"{what}.signatures: a key signs more than once")
-    signed: set[Address] = set()
-    for i, s in enumerate(sigs):
-        if not is_valid_signature(s.public_key, s.signature, body_bytes):
-            raise BadSignature(f"{what}.signatures[{i}] does not verify over the body bytes")
-        signed.add(compute_address(s.public_key))
+    for i, sig in enumerate(sigs):
+        if len(sig.public_key) != PUBLIC_KEY_LEN or len(sig.signature) != SIGNATURE_LEN:
+            raise BadSignature(f"{what}.signatures[{i}] is not an Ed25519 key and signature")
+    signed = {compute_address(s.public_key) for s in sigs}
     missing = required - signed
     if missing:
         by = ", ".join(sorted(encode_address(a) for a in signed))
@@ -191,6 +200,9 @@ def validate_signatures(
         raise WrongSigners(
             f"{what}: signature by {encode_address(min(extra))}, an account it does not touch"
         )
+    for i, sig in enumerate(sigs):
+        if not is_valid_signature(sig.public_key, sig.signature, body_bytes):
+            raise BadSignature(f"{what}.signatures[{i}] does not verify over the body bytes")
 
 
 def validate_tx(tx: Tx, genesis: Genesis) -> None:

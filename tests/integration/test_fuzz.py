@@ -367,8 +367,10 @@ TX_DEFECTS: dict[str, frozenset[grpc.StatusCode]] = {
 SIG_DEFECTS: dict[str, frozenset[grpc.StatusCode]] = {
     "flipped_bit": frozenset({UNAUTH}),
     "random_signature": frozenset({UNAUTH}),
-    "random_public_key": frozenset({UNAUTH}),
-    "key_of_another": frozenset({UNAUTH}),
+    # A well-formed key of another account is the wrong signer before its signature
+    # is checked (the signer set is checked first: it costs nothing).
+    "random_public_key": frozenset({UNAUTH, DENIED}),
+    "key_of_another": frozenset({UNAUTH, DENIED}),
     "wrong_signer": frozenset({DENIED}),
     "extra_signer": frozenset({DENIED}),
     "unsigned": frozenset({INVALID}),
