@@ -4,13 +4,15 @@ a byzantine block stream, without touching its process.
 
 One route per node, two layers per route:
 - TCP: the node connects to its route's port; the proxy forwards the bytes to
-  the route's relay. A partitioned route closes its connections and refuses
-  new ones; a delayed route holds every chunk for delay_ms in each direction
-  (order kept).
+  the sequencer, or to the route's relay while the route has a byzantine mode
+  (an honest link pays for no gRPC hop; turning a mode on or off closes the
+  route's connections so the node reconnects through the right path). A
+  partitioned route closes its connections and refuses new ones; a delayed
+  route holds every chunk for delay_ms in each direction (order kept).
 - gRPC relay: a grpc.aio server of this process, one per route, that forwards
   every SequencerService call (and health checks) to the sequencer as raw
-  bytes, never decoding them, except that while the route has a byzantine
-  mode the StreamBlocks responses are decoded and tampered (devnet/tamper.py).
+  bytes, except that the StreamBlocks responses are decoded and tampered
+  according to the route's byzantine mode (devnet/tamper.py).
 
 The fault state is a JSON file (DIR/faults.json) the proxy re-reads every
 50 ms; read_faults / write_faults below are the one place for its format:
@@ -234,11 +236,13 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, route
             writer.close()
 
 
-async def handle(route: Route, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def handle(
+    route: Route, target: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
     if route.partitioned:
         writer.close()
         return
-    host, _, port = route.relay.rpartition(":")
+    host, _, port = (route.relay if route.byzantine else target).rpartition(":")
     try:
         up_reader, up_writer = await asyncio.open_connection(host, int(port))
     except OSError:
@@ -271,6 +275,10 @@ def apply_faults(routes: list[Route], state: dict[str, dict[str, Any]]) -> None:
         r.partitioned = partitioned
         if byzantine != r.byzantine:
             log.info("byzantine %s: %s", r.name, byzantine or "off (honest stream)")
+            if (byzantine is None) != (r.byzantine is None):
+                # Into or out of the relay's path: the node reconnects through it.
+                for t in list(r.connections):
+                    t.cancel()
         r.byzantine = byzantine
 
 
@@ -286,7 +294,7 @@ async def serve(
     endpoints: dict[str, str] = {}
     for r in routes:
         host, _, port = r.listen.rpartition(":")
-        server = await asyncio.start_server(functools.partial(handle, r), host, int(port))
+        server = await asyncio.start_server(functools.partial(handle, r, target), host, int(port))
         bound = server.sockets[0].getsockname()[1]
         endpoints[r.name] = f"{host}:{bound}"
         servers.append(server)
