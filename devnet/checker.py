@@ -303,8 +303,8 @@ async def run_checks(
     replicas) look only at heights from `from_height`, so a long-lived devnet
     checked after every round of faults checks each height once."""
     evidence = await check_equivocation(nodes, genesis)
-    halted = {n for n in evidence.figures.get("nodes", [])}
-    nodes = [n for n in nodes if n.name not in halted]  # stopped by design: not comparable
+    halted = set(evidence.figures.get("halted", []))
+    nodes = [n for n in nodes if n.name not in halted]  # stopped by design until restarted
     async with Client(sequencer, genesis.chain_id) as client:
         head = (await client.status()).height
         await _wait_applied(nodes, head, settle_timeout)
@@ -323,14 +323,17 @@ async def run_checks(
 
 async def check_equivocation(nodes: list[NodeRef], genesis: Genesis) -> CheckResult:
     """I7: evidence a node holds of two sequencer-signed headers for one height,
-    re-verified here; `nodes` names the nodes that hold it (they stopped following)."""
-    r = CheckResult("equivocation", {"nodes": []})
+    re-verified here. Figures: `nodes` hold evidence; `halted` stopped following
+    on it (until restarted) and are left out of the per-node checks."""
+    r = CheckResult("equivocation", {"nodes": [], "halted": []})
     genesis_hash = compute_genesis_hash(genesis)
     for node in nodes:
         async with NodeClient(node.endpoint) as n:
             status = await n.status()
         if not status.HasField("equivocation"):
             continue
+        if status.refusal.code == npb.Refusal.CODE_EQUIVOCATION:
+            r.figures["halted"].append(node.name)
         ev = status.equivocation
         both = (ev.first, ev.second)
         if ev.first.hash != ev.second.hash and all(

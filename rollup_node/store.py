@@ -8,7 +8,7 @@ Keys (integers big-endian):
     b"g"                  -> blake3 of the genesis this directory was started with
     b"h" + height u64     -> the applied block's header, hash and signature (an encoded
                              Block without entries): the first half of any evidence
-    b"e"                  -> evidence of equivocation (an encoded Equivocation)
+    b"e" + height u64     -> evidence of equivocation at that height (an encoded Equivocation)
 
 A block's state writes, receipts, root and new applied height go into one
 transactional write batch: a node killed at any instant restarts on a block
@@ -129,12 +129,17 @@ class NodeStore:
         return None if raw is None else pb.Block.FromString(raw)
 
     def save_equivocation(self, height: int, first: pb.Block, second: pb.Block) -> None:
-        ev = npb.Equivocation(height=height, first=first, second=second)
-        self._db.put(_EVIDENCE, ev.SerializeToString(), sync=True)
+        """Keep evidence; the first pair found for a height stands."""
+        key = _EVIDENCE + struct.pack(">Q", height)
+        if self._db.get(key) is None:
+            ev = npb.Equivocation(height=height, first=first, second=second)
+            self._db.put(key, ev.SerializeToString(), sync=True)
 
     def get_equivocation(self) -> npb.Equivocation | None:
-        raw = self._db.get(_EVIDENCE)
-        return None if raw is None else npb.Equivocation.FromString(raw)
+        """The latest evidence of equivocation this node holds, if any."""
+        for _key, raw in self._db.iterator(prefix=_EVIDENCE, reverse=True):
+            return npb.Equivocation.FromString(raw)
+        return None
 
     def get_receipt(self, entry_id: bytes) -> Receipt | None:
         raw = self._db.get(_RECEIPT + entry_id)

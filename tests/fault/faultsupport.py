@@ -23,9 +23,9 @@ replica after recovery covers every height); under equivocate it keeps the
 evidence, and the checker's equivocation check reports this run's two signed
 headers. Evidence persists in a node's store: the equivocation check's reports
 of evidence an equivocate run put there are expected, anything else is a
-violation; and a node holding evidence, which run_checks leaves out of its
-node checks, is checked here (atomicity, conservation, replicas) once it has
-been restarted and caught up, like every honest node. A run counts the blocks
+violation. A node halted on evidence is left out of run_checks' node checks
+until it is restarted; then it follows again and is checked (atomicity,
+conservation, replicas) like every honest node. A run counts the blocks
 its target refused (RunRecord.refusals)."""
 
 from __future__ import annotations
@@ -49,13 +49,7 @@ from devnet import faults, network, tamper
 from devnet.checker import (
     CheckResult,
     NodeRef,
-    check_atomicity,
-    check_chain,
-    check_conservation,
-    check_decisions,
-    check_replicas,
     load_journal,
-    read_log,
     run_checks,
 )
 from devnet.load import run_load
@@ -721,10 +715,9 @@ async def _run(ctx: Ctx, kind: FaultKind, seed: int, journal: Path, out: dict[st
         settle_timeout=30.0,
         from_height=net.checked_to,
     )
+    # A node restarted after it kept evidence follows again and is checked like
+    # any other (run_checks leaves out only nodes still halted on evidence).
     checks = list(report.checks)
-    held = [n for n in net.node_refs() if n.name in evidence_holders(report.checks)]
-    if held:
-        checks += await check_evidence_holders(net, held, head)
     found = []
     for check in checks:
         if check.name == "equivocation":
@@ -735,10 +728,6 @@ async def _run(ctx: Ctx, kind: FaultKind, seed: int, journal: Path, out: dict[st
     out["checks"] = {c.name: {k: v for k, v in c.figures.items() if k != "assets"} for c in checks}
     if not found:
         net.checked_to = head
-
-
-def evidence_holders(checks: list[CheckResult]) -> list[str]:
-    return [n for c in checks if c.name == "equivocation" for n in c.figures.get("nodes", [])]
 
 
 def unexpected_evidence(ctx: Ctx, check: CheckResult) -> list[str]:
@@ -760,33 +749,6 @@ def unexpected_evidence(ctx: Ctx, check: CheckResult) -> list[str]:
                 f" {second.hex()[:16]}) is not reported by the checker"
             )
     return out
-
-
-async def check_evidence_holders(
-    net: FaultNet, held: list[NodeRef], head: int
-) -> list[CheckResult]:
-    """The node checks run_checks leaves out for nodes that hold evidence of
-    equivocation (they were halted by design): once restarted and caught up they
-    are honest nodes like the others, and checked as such."""
-
-    async def caught_up(node: NodeRef) -> None:
-        async with NodeClient(node.endpoint) as n:
-            await n.wait_for_height(head, timeout=30.0)
-
-    await asyncio.gather(*(caught_up(n) for n in held))
-    async with Client(net.sequencer, net.genesis.chain_id) as client:
-        msgs = await read_log(client, head)
-    _, blocks = check_chain(msgs, net.genesis)
-    _, summary = check_decisions(blocks, net.genesis)
-    rollups = {n.rollup for n in held}
-    checks = [
-        await check_atomicity(summary, held, net.checked_to),
-        await check_conservation(held),
-        await check_replicas([n for n in net.node_refs() if n.rollup in rollups], net.checked_to),
-    ]
-    for c in checks:
-        c.name = f"{c.name} (evidence holders)"
-    return checks
 
 
 def derive_seeds(seed: int, runs: int) -> list[int]:
