@@ -51,7 +51,7 @@ def test_make_up_on_fresh_copy_then_down(tmp_path: Path) -> None:
         manifest = json.loads((repo / ".devnet/devnet.json").read_text())
         pids = [p["pid"] for p in manifest["processes"]]
         for p in manifest["processes"]:
-            if p["role"] != "proxy":  # the fault proxy is plain TCP, not gRPC
+            if p["role"] != "proxy":  # the proxy's own port is TCP forwarding, not a server
                 assert check_health(p["endpoint"], timeout=5), p["name"]
         status = subprocess.run(
             [str(repo / ".venv/bin/devnet"), "status", "--json"],
