@@ -123,3 +123,25 @@ def test_same_id_twice_is_a_caller_bug() -> None:
     with pytest.raises(AssertionError):
         pool.add(pending(1), protocol=True)
     assert len(pool) == 1
+
+
+def test_take_stops_at_the_byte_budget_and_keeps_the_rest_in_order() -> None:
+    pool: Pool[str] = Pool(capacity=10)
+    for n, size in enumerate((400, 300, 500, 100)):
+        pool.add(Pending(n.to_bytes(32, "big"), 100, f"entry-{n}", size))
+
+    first = pool.take(max_entries=10, height=1, max_bytes=1000)
+
+    # 400 + 300 fit; 500 would pass 1000, so it and everything after it wait.
+    assert ids(first.included) == [0, 1] and first.full
+    second = pool.take(max_entries=10, height=2, max_bytes=1000)
+    assert ids(second.included) == [2, 3] and not second.full
+    assert len(pool) == 0
+
+
+def test_the_protocol_lane_counts_against_the_same_budget() -> None:
+    pool: Pool[str] = Pool(capacity=10)
+    pool.add(Pending(b"\x01" * 32, 0, "vote", 700), protocol=True)
+    pool.add(Pending(b"\x02" * 32, 100, "tx", 400))
+    taken = pool.take(max_entries=10, height=1, max_bytes=1000)
+    assert [p.payload for p in taken.included] == ["vote"] and taken.full
