@@ -139,10 +139,10 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
                 code, message = compute_status_value(item)
                 results[i] = spb.BatchResult(id=b"", code=code, message=message)
             else:
-                entry_id, expiry, rollup = item
-                queued.append(
-                    (Sealable(codec.encode_canonical_tx(msg), (rollup,)), entry_id, expiry)
-                )
+                entry_id, expiry, rollup, canonical = item
+                # Re-encoded only when it carries more than its fields (padding).
+                entry = pb.Entry(tx=msg) if canonical else codec.encode_canonical_tx(msg)
+                queued.append((Sealable(entry, (rollup,)), entry_id, expiry))
                 where.append(i)
         acks = await self.seq.enqueue_many(queued)
         for i, (_entry, entry_id, _expiry), ack in zip(where, queued, acks, strict=True):

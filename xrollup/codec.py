@@ -415,6 +415,12 @@ def encode_canonical_tx(msg: pb.SignedTx) -> pb.Entry:
     return pb.Entry(tx=pb.SignedTx(body=msg.body, signatures=_copy_signatures(msg.signatures)))
 
 
+def is_canonical_tx(msg: pb.SignedTx) -> bool:
+    """True when the message carries nothing but its fields (its re-encoding
+    would be byte for byte the same size: an unknown field takes at least 2)."""
+    return msg.ByteSize() == encode_canonical_tx(msg).tx.ByteSize()
+
+
 def encode_canonical_bundle(msg: pb.SignedBundle) -> pb.Entry:
     return pb.Entry(
         bundle=pb.SignedBundle(body=msg.body, signatures=_copy_signatures(msg.signatures))

@@ -21,17 +21,20 @@ def admit_tx(msg: pb.SignedTx, genesis: Genesis, next_height: int) -> Tx:
     return tx
 
 
-# (id, expiry height, rollup), or why it was refused
-Admitted = tuple[bytes, int, str] | XrollupError
+# (id, expiry height, rollup, carries nothing but its fields), or why it was refused
+Admitted = tuple[bytes, int, str, bool] | XrollupError
 
 
 def admit_each(msgs: Iterable[pb.SignedTx], genesis: Genesis, next_height: int) -> list[Admitted]:
-    """Admit each transaction of a batch on its own: one refusal stops no other."""
+    """Admit each transaction of a batch on its own: one refusal stops no other.
+    Each admitted one also says whether it is already canonical (no unknown
+    field), so the event loop re-encodes only those that are not (the check
+    runs here, in the worker processes)."""
     out: list[Admitted] = []
     for msg in msgs:
         try:
             tx = admit_tx(msg, genesis, next_height)
-            out.append((tx.id, tx.body.expiry_height, tx.body.rollup))
+            out.append((tx.id, tx.body.expiry_height, tx.body.rollup, codec.is_canonical_tx(msg)))
         except XrollupError as e:
             out.append(e)
     return out

@@ -83,6 +83,16 @@ def test_padded_and_repeated_signature_submissions_never_stall_a_node(
                 assert block.ByteSize() < 64 * 1024, f"block {ack.height} carries the padding"
                 assert block.entries[ack.index].tx.ByteSize() < 1024
 
+            # The same through a batch (admitted in the worker processes).
+            batch = [
+                pad(build_transfer(ALICE, "alpha", BOB.address, "USDC", 1, expiry, nonce=10 + n))
+                for n in range(2)
+            ]
+            for item in await c.submit_batch(batch):
+                assert item.ok, item.message
+                block = await c.get_block(item.height)
+                assert block.entries[item.index].tx.ByteSize() < 1024, "padding in the log"
+
             honest = [
                 await c.build_transfer(ALICE, r, BOB.address, "USDC", 2) for r in ("alpha", "beta")
             ]
