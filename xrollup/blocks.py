@@ -36,6 +36,7 @@ _HEADER_TAG = b"xrollup/header/v2"
 _NAMESPACE_TAG = b"xrollup/namespace/v1"
 _SIGNING_TAG = b"xrollup/block-signature/v1"
 _DECISION_TAG = b"xrollup/decision/v2"
+_ITEM = struct.Struct(">II")  # an entry's index and length in a namespace commitment
 
 
 class RefusalCode(enum.IntEnum):
@@ -91,17 +92,17 @@ def compute_commitments(
     bytes, namespaces): the protocol namespace first, then each genesis rollup in
     genesis order."""
     names = (PROTOCOL, *rollups)
-    hashers = {
-        n: blake3.blake3(_NAMESPACE_TAG + struct.pack(">H", len(n)) + n.encode()) for n in names
-    }
-    counts = dict.fromkeys(names, 0)
+    parts: dict[str, list[bytes]] = {n: [] for n in names}
     for index, (raw, spaces) in enumerate(entries):
-        item = struct.pack(">II", index, len(raw))
+        item = _ITEM.pack(index, len(raw))
         for n in spaces:
-            h = hashers[n]
-            h.update(item)
-            h.update(raw)
-            counts[n] += 1
+            parts[n] += (item, raw)
+    hashers = {}
+    for n in names:
+        h = blake3.blake3(_NAMESPACE_TAG + struct.pack(">H", len(n)) + n.encode())
+        h.update(b"".join(parts[n]))
+        hashers[n] = h
+    counts = {n: len(parts[n]) // 2 for n in names}
     return tuple(Commitment(n, counts[n], hashers[n].digest()) for n in names)
 
 
