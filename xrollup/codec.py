@@ -409,31 +409,31 @@ def encode_decision(bundle_id: bytes, commit: bool, code: ReasonCode) -> pb.Entr
     return pb.Entry(decision=pb.Decision(bundle_id=bundle_id, commit=commit, code=int(code)))  # type: ignore[arg-type]
 
 
+def strip_unknown_fields(msg: Message) -> bool:
+    """Drop unknown fields (padding) in place, nested messages included; True
+    when there were none."""
+    size = msg.ByteSize()
+    msg.DiscardUnknownFields()
+    return msg.ByteSize() == size
+
+
+def _canonical_entry(entry: pb.Entry) -> pb.Entry:
+    entry.DiscardUnknownFields()
+    return entry
+
+
 def encode_canonical_tx(msg: pb.SignedTx) -> pb.Entry:
-    """The log's copy of an admitted transaction: rebuilt field by field, so no
-    unknown field (padding) the client attached reaches a block."""
-    return pb.Entry(tx=pb.SignedTx(body=msg.body, signatures=_copy_signatures(msg.signatures)))
-
-
-def is_canonical_tx(msg: pb.SignedTx) -> bool:
-    """True when the message carries nothing but its fields (its re-encoding
-    would be byte for byte the same size: an unknown field takes at least 2)."""
-    return msg.ByteSize() == encode_canonical_tx(msg).tx.ByteSize()
+    """The log's copy of an admitted transaction: a copy without any unknown
+    field, so no padding a client attached reaches a block."""
+    return _canonical_entry(pb.Entry(tx=msg))
 
 
 def encode_canonical_bundle(msg: pb.SignedBundle) -> pb.Entry:
-    return pb.Entry(
-        bundle=pb.SignedBundle(body=msg.body, signatures=_copy_signatures(msg.signatures))
-    )
+    return _canonical_entry(pb.Entry(bundle=msg))
 
 
 def encode_canonical_vote(msg: pb.SignedVote) -> pb.Entry:
-    s = msg.signature
-    return pb.Entry(
-        vote=pb.SignedVote(
-            body=msg.body, signature=pb.Signature(public_key=s.public_key, signature=s.signature)
-        )
-    )
+    return _canonical_entry(pb.Entry(vote=msg))
 
 
 def encode_entry(entry: Entry) -> pb.Entry:
@@ -447,10 +447,6 @@ def encode_entry(entry: Entry) -> pb.Entry:
     if isinstance(entry, Decision):
         return encode_decision(entry.bundle_id, entry.commit, entry.code)
     raise InvalidInput(f"a {type(entry).__name__} entry cannot be encoded")
-
-
-def _copy_signatures(sigs: Sequence[pb.Signature]) -> list[pb.Signature]:
-    return [pb.Signature(public_key=s.public_key, signature=s.signature) for s in sigs]
 
 
 def encode_header(h: Header) -> pb.BlockHeader:

@@ -34,7 +34,8 @@ def admit_each(msgs: Iterable[pb.SignedTx], genesis: Genesis, next_height: int) 
     for msg in msgs:
         try:
             tx = admit_tx(msg, genesis, next_height)
-            out.append((tx.id, tx.body.expiry_height, tx.body.rollup, codec.is_canonical_tx(msg)))
+            canonical = codec.strip_unknown_fields(msg)  # in place: the caller's copy only
+            out.append((tx.id, tx.body.expiry_height, tx.body.rollup, canonical))
         except XrollupError as e:
             out.append(e)
     return out
