@@ -100,10 +100,13 @@ def test_padded_and_repeated_signature_submissions_never_stall_a_node(
             for ack, rollup in zip(sent, ("alpha", "beta"), strict=True):
                 for name, n in ns.items():
                     if name.startswith(rollup):
+                        # Applied at its height and the node keeps up with the head (25 blocks = 0.5 s):
+                        # the node is not stuck behind the padded block.
                         r = await n.wait_for_receipt(ack.id, timeout=10)
-                        assert r.ok
+                        assert r.ok and r.height == ack.height
+                        head = (await c.status()).height
                         status = await n.status()
-                        assert status.applied_height <= ack.height + 5
+                        assert status.applied_height + 25 >= head, (status, head)
                         assert not status.HasField("refusal") and not status.stream_error
             await _no_stall(ns)
 
@@ -113,4 +116,4 @@ def test_padded_and_repeated_signature_submissions_never_stall_a_node(
 async def _no_stall(ns: dict[str, NodeClient]) -> None:
     for n in ns.values():
         s = await n.status()
-        assert s.lag <= 5, f"{s.rollup} lags {s.lag} blocks"
+        assert s.lag <= 25, f"{s.rollup} lags {s.lag} blocks"

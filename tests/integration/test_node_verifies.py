@@ -42,6 +42,22 @@ ALICE, BOB, CAROL = (derive_dev_account(i) for i in range(3))
 EXPIRY = 10_000
 
 
+def write_genesis(tmp_path: Path) -> Path:
+    path = tmp_path / "genesis.json"
+    path.write_text(encode_genesis(GENESIS))
+    return path
+
+
+async def serve_log() -> tuple[LogServer, aio.Server, int]:
+    """A LogServer on a free port of 127.0.0.1 (the test stops it)."""
+    log = LogServer()
+    server = aio.server()
+    spb_grpc.add_SequencerServiceServicer_to_server(log, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return log, server, port
+
+
 class LogServer(spb_grpc.SequencerServiceServicer):
     """Serves `blocks` (height h at index h-1) to any follower; the test may
     replace a block, and open streams pick the change up on reconnect."""
@@ -168,15 +184,10 @@ CASES: dict[str, tuple[BadBlock, list[pb.Entry], RefusalCode]] = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_node_refuses_a_block_it_must_not_apply_and_resumes(case: str, tmp_path: Path) -> None:
     bad, honest_entries, code = CASES[case]
-    genesis_path = tmp_path / "genesis.json"
-    genesis_path.write_text(encode_genesis(GENESIS))
+    genesis_path = write_genesis(tmp_path)
 
     async def run() -> None:
-        log = LogServer()
-        server = aio.server()
-        spb_grpc.add_SequencerServiceServicer_to_server(log, server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
+        log, server, port = await serve_log()
         block1 = seal([pb.Entry(bundle=B), transfer(1)], 1, GENESIS_PARENT)
         await log.put(1, block1)
         node = await _start_node(tmp_path, port, genesis_path)
@@ -224,15 +235,10 @@ async def _wait(n: NodeClient, pred: Callable[[Any], bool], timeout: float = 15.
 def test_a_stream_that_cannot_deliver_a_block_is_an_alarm(tmp_path: Path) -> None:
     """Not a silent retry loop: the node logs the failing height and the error,
     and GetNodeStatus carries it until the stream delivers again."""
-    genesis_path = tmp_path / "genesis.json"
-    genesis_path.write_text(encode_genesis(GENESIS))
+    genesis_path = write_genesis(tmp_path)
 
     async def run() -> None:
-        log = LogServer()
-        server = aio.server()
-        spb_grpc.add_SequencerServiceServicer_to_server(log, server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
+        log, server, port = await serve_log()
         block1 = seal([transfer(1)], 1, GENESIS_PARENT)
         await log.put(1, block1)
         log.fail_at = 2
