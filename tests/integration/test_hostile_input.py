@@ -100,8 +100,8 @@ def test_padded_and_repeated_signature_submissions_never_stall_a_node(
             for ack, rollup in zip(sent, ("alpha", "beta"), strict=True):
                 for name, n in ns.items():
                     if name.startswith(rollup):
-                        # Applied at its height and the node keeps up with the head (25 blocks = 0.5 s):
-                        # the node is not stuck behind the padded block.
+                        # Applied at its height, and the node keeps up with the head
+                        # (25 blocks = 0.5 s): not stuck behind the padded block.
                         r = await n.wait_for_receipt(ack.id, timeout=10)
                         assert r.ok and r.height == ack.height
                         head = (await c.status()).height
