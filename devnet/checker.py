@@ -335,16 +335,32 @@ async def check_equivocation(nodes: list[NodeRef], genesis: Genesis) -> CheckRes
         if status.refusal.code == npb.Refusal.CODE_EQUIVOCATION:
             r.figures["halted"].append(node.name)
         ev = status.equivocation
-        both = (ev.first, ev.second)
-        if ev.first.hash != ev.second.hash and all(
-            is_signed_header(h, genesis, genesis_hash) for h in both
-        ):
+        if is_evidence(ev, genesis, genesis_hash):
             r.figures["nodes"].append(node.name)
+            if ev.second.header.height == ev.height:
+                what = f"two headers for height {ev.height}: {ev.first.hash.hex()} and"
+            else:
+                what = (
+                    f"header {ev.first.hash.hex()} for height {ev.height} and a header for"
+                    f" {ev.height + 1} whose parent is not it:"
+                )
             r.fail(
-                f"the sequencer signed two headers for height {ev.height}:"
-                f" {ev.first.hash.hex()} and {ev.second.hash.hex()} (evidence held by {node.name})"
+                f"the sequencer signed {what} {ev.second.hash.hex()} (evidence held by {node.name})"
             )
     return r
+
+
+def is_evidence(ev: npb.Equivocation, genesis: Genesis, genesis_hash: bytes) -> bool:
+    """Both headers are the sequencer's and cannot be on one chain: two for one
+    height, or one for the next height naming another parent."""
+    first, second = ev.first, ev.second
+    if not all(is_signed_header(h, genesis, genesis_hash) for h in (first, second)):
+        return False
+    if first.header.height != ev.height:
+        return False
+    if second.header.height == ev.height:
+        return first.hash != second.hash
+    return second.header.height == ev.height + 1 and second.header.parent_hash != first.hash
 
 
 async def _wait_applied(nodes: list[NodeRef], height: int, timeout: float) -> None:

@@ -4,8 +4,9 @@ its rollup's entries with the pure state machine and saves the result in one
 write batch. A block that fails verification, or whose decisions contradict the
 logged votes, is never applied: the node logs why, shows it in GetNodeStatus,
 keeps refusing and resumes by itself once an honest stream returns. Two validly
-signed headers for one height are evidence of equivocation: the node keeps them
-and stops following until it is restarted."""
+signed headers for one height, or a signed header for the next height naming
+another parent than the one this node applied, are evidence of equivocation: the
+node keeps them and stops following until it is restarted."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NoReturn
 
 import grpc
 from grpc import aio
@@ -113,9 +115,18 @@ class Follower:
         if msg.header.height <= self.applied.height:
             self._check_applied_height(msg)
             return None
-        block = verify_block(
-            msg, self.genesis, self.genesis_hash, self.applied.height + 1, self.applied.block_hash
-        )
+        try:
+            block = verify_block(
+                msg,
+                self.genesis,
+                self.genesis_hash,
+                self.applied.height + 1,
+                self.applied.block_hash,
+            )
+        except BlockRefused as e:
+            if e.code == RefusalCode.BAD_LINK:
+                self._check_fork(msg)
+            raise
         outcome = apply_block(self.store.state, block, self.rollup, self.genesis)
         base = self.store.state
         acc = update_accumulator(
@@ -130,6 +141,39 @@ class Follower:
             self.refusal = None
         return self.applied, outcome.votes
 
+    def _check_fork(self, msg: pb.Block) -> None:
+        """A sequencer-signed header for the next height naming another parent than
+        the signed header this node applied there: the sequencer signed two blocks
+        for that height (it may have served this node one and others the other)."""
+        height = self.applied.height
+        mine = self.store.get_header(height)
+        if (
+            mine is None
+            or msg.header.height != height + 1
+            or msg.header.parent_hash == mine.hash
+            or not is_signed_header(msg, self.genesis, self.genesis_hash)
+        ):
+            return
+        self._halt_on_evidence(
+            height,
+            mine,
+            msg,
+            f"the sequencer signed block {height + 1} on a parent"
+            f" {bytes(msg.header.parent_hash).hex()[:16]} other than the block"
+            f" {bytes(mine.hash).hex()[:16]} it signed at {height} and this node applied",
+        )
+
+    def _halt_on_evidence(
+        self, height: int, mine: pb.Block, other: pb.Block, what: str
+    ) -> NoReturn:
+        self.store.save_equivocation(height, mine, strip_entries(other))
+        self.halted = True
+        raise BlockRefused(
+            RefusalCode.EQUIVOCATION,
+            height,
+            f"{what}; evidence kept, following stopped until restart",
+        )
+
     def _check_applied_height(self, msg: pb.Block) -> None:
         height = msg.header.height
         mine = self.store.get_header(height)
@@ -141,13 +185,12 @@ class Follower:
                 height,
                 "a second header for an applied height, not signed by the sequencer key",
             )
-        self.store.save_equivocation(height, mine, strip_entries(msg))
-        self.halted = True
-        raise BlockRefused(
-            RefusalCode.EQUIVOCATION,
+        self._halt_on_evidence(
             height,
+            mine,
+            msg,
             f"two headers signed by the sequencer key: {bytes(mine.hash).hex()[:16]} (applied)"
-            f" and {bytes(msg.hash).hex()[:16]}; evidence kept, following stopped until restart",
+            f" and {bytes(msg.hash).hex()[:16]}",
         )
 
     async def run(self) -> None:

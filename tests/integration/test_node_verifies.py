@@ -16,6 +16,7 @@ import grpc
 import pytest
 from grpc import aio
 
+from devnet.checker import is_evidence
 from devnet.launcher import node_argv, start_process, stop_pid
 from xrollup import codec
 from xrollup.blocks import GENESIS_PARENT, RefusalCode, compute_id
@@ -283,3 +284,43 @@ async def _start_node(tmp_path: Path, port: int, genesis_path: Path) -> Any:
         20.0,
         False,
     )
+
+
+def test_a_node_served_a_fork_finds_the_equivocation_when_the_other_chain_reaches_it(
+    tmp_path: Path,
+) -> None:
+    """The sequencer signs two blocks for height 2 and serves this node one of
+    them: the node applies it (it is validly signed). When the other chain's
+    block 3 arrives, signed and naming the other block 2 as its parent, the two
+    signed headers are evidence: the node keeps them, says so and stops."""
+    genesis_path = write_genesis(tmp_path)
+
+    async def run() -> None:
+        log, server, port = await serve_log()
+        block1 = seal([transfer(1)], 1, GENESIS_PARENT)
+        fork2 = seal([transfer(2)], 2, block1.hash)
+        await log.put(1, block1)
+        await log.put(2, fork2)
+        node = await _start_node(tmp_path, port, genesis_path)
+        try:
+            async with NodeClient(node.endpoint) as n:
+                await n.wait_for_height(2, timeout=20)
+                root2 = await n.state_root(2)
+                honest2 = seal([transfer(3)], 2, block1.hash)
+                await log.put(2, honest2)
+                await log.put(3, seal([transfer(4)], 3, honest2.hash))
+                status = await _wait(n, lambda s: s.HasField("equivocation"))
+                ev = status.equivocation
+                assert ev.height == 2 and ev.first.hash == fork2.hash
+                assert ev.second.header.height == 3 and ev.second.header.parent_hash == honest2.hash
+                assert is_evidence(ev, GENESIS, GENESIS_HASH)
+                assert status.refusal.code == RefusalCode.EQUIVOCATION
+                assert status.applied_height == 2 and await n.state_root(2) == root2
+                await asyncio.sleep(0.3)
+                assert (await n.status()).applied_height == 2, "it stopped following"
+                assert "evidence kept" in (tmp_path / "alpha.log").read_text()
+        finally:
+            await asyncio.to_thread(stop_pid, node.pid, 5.0, node.popen)
+            await server.stop(None)
+
+    asyncio.run(run())

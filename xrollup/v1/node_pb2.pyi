@@ -738,6 +738,11 @@ Global___Refusal: _TypeAlias = Refusal  # noqa: Y015
 
 @_typing.final
 class Equivocation(_message.Message):
+    """Two sequencer-signed headers that cannot both be on one chain: `first` is the
+    header this node applied at `height`; `second` is another signed header for
+    `height`, or a signed header for `height` + 1 naming another parent.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     HEIGHT_FIELD_NUMBER: _builtins.int
@@ -746,7 +751,7 @@ class Equivocation(_message.Message):
     height: _builtins.int
     @_builtins.property
     def first(self) -> _types_pb2.Block:
-        """header and signature only (entries omitted)"""
+        """header, hash and signature only (entries omitted)"""
 
     @_builtins.property
     def second(self) -> _types_pb2.Block: ...
