@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grpc import aio
+
 from xrollup import codec
 from xrollup.blocks import GENESIS_PARENT, BlockRefused
 from xrollup.client import Client, NodeClient
@@ -302,7 +304,7 @@ async def run_checks(
     The log checks always read the whole chain; the per-node checks (atomicity,
     replicas) look only at heights from `from_height`, so a long-lived devnet
     checked after every round of faults checks each height once."""
-    evidence = await check_equivocation(nodes, genesis)
+    evidence = await check_equivocation(nodes, genesis, sequencer)
     halted = set(evidence.figures.get("halted", []))
     nodes = [n for n in nodes if n.name not in halted]  # stopped by design until restarted
     async with Client(sequencer, genesis.chain_id) as client:
@@ -321,32 +323,52 @@ async def run_checks(
     return Report(checks)
 
 
-async def check_equivocation(nodes: list[NodeRef], genesis: Genesis) -> CheckResult:
-    """I7: evidence a node holds of two sequencer-signed headers for one height,
-    re-verified here. Figures: `nodes` hold evidence; `halted` stopped following
-    on it (until restarted) and are left out of the per-node checks."""
+async def check_equivocation(
+    nodes: list[NodeRef], genesis: Genesis, sequencer: str | None = None
+) -> CheckResult:
+    """I7: evidence of equivocation, re-verified here: what a node holds (two
+    signed headers that cannot be on one chain), and, with `sequencer`, a node
+    whose applied header is signed but is not the log's block at that height
+    (served a fork). Figures: `nodes` with evidence; `halted` nodes stopped on it
+    (until restarted) or on a fork, left out of the per-node checks."""
     r = CheckResult("equivocation", {"nodes": [], "halted": []})
     genesis_hash = compute_genesis_hash(genesis)
     for node in nodes:
         async with NodeClient(node.endpoint) as n:
             status = await n.status()
-        if not status.HasField("equivocation"):
-            continue
-        if status.refusal.code == npb.Refusal.CODE_EQUIVOCATION:
-            r.figures["halted"].append(node.name)
-        ev = status.equivocation
-        if is_evidence(ev, genesis, genesis_hash):
-            r.figures["nodes"].append(node.name)
-            if ev.second.header.height == ev.height:
-                what = f"two headers for height {ev.height}: {ev.first.hash.hex()} and"
-            else:
-                what = (
-                    f"header {ev.first.hash.hex()} for height {ev.height} and a header for"
-                    f" {ev.height + 1} whose parent is not it:"
+        if status.HasField("equivocation"):
+            ev = status.equivocation
+            if is_evidence(ev, genesis, genesis_hash):
+                r.figures["nodes"].append(node.name)
+                if ev.second.header.height == ev.height:
+                    what = f"two headers for height {ev.height}: {ev.first.hash.hex()} and"
+                else:
+                    what = (
+                        f"header {ev.first.hash.hex()} for height {ev.height} and a header for"
+                        f" {ev.height + 1} whose parent is not it:"
+                    )
+                r.fail(
+                    f"the sequencer signed {what} {ev.second.hash.hex()}"
+                    f" (evidence held by {node.name})"
                 )
-            r.fail(
-                f"the sequencer signed {what} {ev.second.hash.hex()} (evidence held by {node.name})"
-            )
+            if status.refusal.code == npb.Refusal.CODE_EQUIVOCATION:
+                r.figures["halted"].append(node.name)
+        elif sequencer is not None and status.HasField("applied_header"):
+            mine = status.applied_header
+            async with Client(sequencer, genesis.chain_id) as client:
+                try:
+                    logged = await client.get_block(mine.header.height)
+                except aio.AioRpcError as e:
+                    r.fail(f"{node.name} applied height {mine.header.height}: {e.details()}")
+                    continue
+            if mine.hash != logged.hash and is_signed_header(mine, genesis, genesis_hash):
+                r.figures["nodes"].append(node.name)
+                r.figures["halted"].append(node.name)
+                r.fail(
+                    f"the sequencer signed two headers for height {mine.header.height}:"
+                    f" {logged.hash.hex()} in its log and {mine.hash.hex()}, which"
+                    f" {node.name} applied (evidence held by {node.name})"
+                )
     return r
 
 

@@ -91,6 +91,7 @@ class RollupNodeService(npb_grpc.RollupNodeServiceServicer):
             refused_blocks=f.refused_blocks,
             equivocation=self.store.get_equivocation(),
             stream_error=f.stream_error,
+            applied_header=self.store.get_header(applied) if applied else None,
         )
 
     @grpc_method

@@ -16,7 +16,7 @@ import grpc
 import pytest
 from grpc import aio
 
-from devnet.checker import is_evidence
+from devnet.checker import NodeRef, check_equivocation, is_evidence
 from devnet.launcher import node_argv, start_process, stop_pid
 from xrollup import codec
 from xrollup.blocks import GENESIS_PARENT, RefusalCode, compute_id
@@ -92,6 +92,9 @@ class LogServer(spb_grpc.SequencerServiceServicer):
                 )
             yield block
             height += 1
+
+    async def GetBlock(self, request: spb.GetBlockRequest, context: Any) -> pb.Block:
+        return self.blocks[request.height - 1]
 
     async def GetStatus(self, request: Any, context: Any) -> spb.GetStatusResponse:
         return spb.GetStatusResponse(chain_id=GENESIS.chain_id, height=len(self.blocks))
@@ -308,6 +311,13 @@ def test_a_node_served_a_fork_finds_the_equivocation_when_the_other_chain_reache
                 root2 = await n.state_root(2)
                 honest2 = seal([transfer(3)], 2, block1.hash)
                 await log.put(2, honest2)
+                # Before the node sees the other chain, devnet check compares its applied
+                # header with the log and reports the two signed headers for height 2.
+                ref = NodeRef("alpha", "alpha", node.endpoint)
+                found = await check_equivocation([ref], GENESIS, f"127.0.0.1:{port}")
+                assert found.figures["halted"] == ["alpha"] and len(found.violations) == 1
+                assert honest2.hash.hex() in found.violations[0]
+                assert fork2.hash.hex() in found.violations[0]
                 await log.put(3, seal([transfer(4)], 3, honest2.hash))
                 status = await _wait(n, lambda s: s.HasField("equivocation"))
                 ev = status.equivocation

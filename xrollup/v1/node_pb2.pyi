@@ -625,6 +625,7 @@ class GetNodeStatusResponse(_message.Message):
     REFUSED_BLOCKS_FIELD_NUMBER: _builtins.int
     EQUIVOCATION_FIELD_NUMBER: _builtins.int
     STREAM_ERROR_FIELD_NUMBER: _builtins.int
+    APPLIED_HEADER_FIELD_NUMBER: _builtins.int
     rollup: _builtins.str
     applied_height: _builtins.int
     state_root: _builtins.bytes
@@ -650,6 +651,12 @@ class GetNodeStatusResponse(_message.Message):
         node stops following until it is restarted.
         """
 
+    @_builtins.property
+    def applied_header(self) -> _types_pb2.Block:
+        """The header, hash and signature of the block applied at applied_height (none at 0):
+        `devnet check` compares it with the sequencer's log to catch a node served a fork.
+        """
+
     def __init__(
         self,
         *,
@@ -663,10 +670,11 @@ class GetNodeStatusResponse(_message.Message):
         refused_blocks: _builtins.int = ...,
         equivocation: Global___Equivocation | None = ...,
         stream_error: _builtins.str = ...,
+        applied_header: _types_pb2.Block | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["equivocation", b"equivocation", "refusal", b"refusal"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["applied_header", b"applied_header", "equivocation", b"equivocation", "refusal", b"refusal"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_height", b"applied_height", "connected", b"connected", "equivocation", b"equivocation", "lag", b"lag", "refusal", b"refusal", "refused_blocks", b"refused_blocks", "rollup", b"rollup", "sequencer_height", b"sequencer_height", "state_root", b"state_root", "stream_error", b"stream_error"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_header", b"applied_header", "applied_height", b"applied_height", "connected", b"connected", "equivocation", b"equivocation", "lag", b"lag", "refusal", b"refusal", "refused_blocks", b"refused_blocks", "rollup", b"rollup", "sequencer_height", b"sequencer_height", "state_root", b"state_root", "stream_error", b"stream_error"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
