@@ -7,14 +7,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import hypothesis
+from blocksupport import decision, signed_vote
 from hypothesis import HealthCheck, Phase, settings
 
-from xrollup.blocks import compute_decision_id
-from xrollup.codec import decode_vote, encode_entry, encode_signed_vote, encode_vote_body
+from xrollup.codec import encode_entry
 from xrollup.genesis import Genesis, compute_genesis_hash
-from xrollup.keys import Keypair, derive_rollup_vote_key, derive_sequencer_key
-from xrollup.model import Block, BundleVote, Decision, Entry, ReasonCode, Signature, Vote, VoteBody
-from xrollup.numeric import Height
+from xrollup.keys import derive_sequencer_key
+from xrollup.model import Block, Entry
 from xrollup.verify import seal_block, verify_block
 
 SEQUENCER = derive_sequencer_key()
@@ -58,27 +57,4 @@ def seal(height: int, parent: bytes, entries: Sequence[Entry], genesis: Genesis)
     return verify_block(msg, genesis, genesis_hash, height, parent)
 
 
-def signed_vote(
-    rollup: str,
-    height: int,
-    votes: Sequence[BundleVote],
-    genesis: Genesis,
-    key: Keypair | None = None,
-    genesis_hash: bytes | None = None,
-) -> Vote:
-    """A vote entry of `rollup`, signed with its dev vote key (or `key`), bound
-    to `genesis` (or `genesis_hash`)."""
-    body = VoteBody(
-        genesis.chain_id,
-        rollup,
-        Height(height),
-        tuple(votes),
-        compute_genesis_hash(genesis) if genesis_hash is None else genesis_hash,
-    )
-    raw = encode_vote_body(body)
-    signer = key or derive_rollup_vote_key(rollup)
-    return decode_vote(encode_signed_vote(raw, Signature(signer.public_key, signer.sign(raw))))
-
-
-def decision(bundle_id: bytes, commit: bool, code: ReasonCode) -> Decision:
-    return Decision(compute_decision_id(bundle_id, commit, code), bundle_id, commit, code)
+__all__ = ["decision", "run_seeded", "seal", "signed_vote"]

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import blocksupport
 import pytest
+from blocksupport import decision
 
 from rollup_node.core import bank
 from rollup_node.core.execute import BlockOutcome, apply_block, apply_genesis
@@ -19,14 +21,11 @@ from rollup_node.core.root import (
 )
 from rollup_node.core.state import OPEN, MemoryState, State, encode_u64, expiry_key, seen_key
 from rollup_node.core.supply import compute_supply
-from xrollup.blocks import GENESIS_PARENT, BlockRefused, compute_decision_id
+from xrollup.blocks import GENESIS_PARENT, BlockRefused
 from xrollup.client import build_transfer, build_tx
 from xrollup.codec import (
     decode_tx,
-    decode_vote,
     encode_entry,
-    encode_signed_vote,
-    encode_vote_body,
 )
 from xrollup.genesis import Genesis, compute_genesis_hash, dev_genesis
 from xrollup.keys import (
@@ -34,22 +33,18 @@ from xrollup.keys import (
     Keypair,
     derive_dev_account,
     derive_oracle_key,
-    derive_rollup_vote_key,
     derive_sequencer_key,
 )
 from xrollup.model import (
     Block,
     BundleVote,
-    Decision,
     Entry,
     PriceUpdate,
     ReasonCode,
-    Signature,
     Tx,
     Vote,
-    VoteBody,
 )
-from xrollup.numeric import Amount, Height
+from xrollup.numeric import Amount
 from xrollup.v1 import types_pb2 as pb
 from xrollup.verify import seal_block, verify_block
 
@@ -96,26 +91,8 @@ def signed_vote(
     genesis_hash: bytes | None = None,
     chain_id: str | None = None,
 ) -> Vote:
-    """A logged vote entry of `rollup` on bundles it prepared in block `height`,
-    signed with its dev vote key (or `key`), bound to genesis (or `genesis_hash`)."""
-    body = VoteBody(
-        genesis.chain_id if chain_id is None else chain_id,
-        rollup,
-        Height(height),
-        tuple(votes),
-        compute_genesis_hash(genesis) if genesis_hash is None else genesis_hash,
-    )
-    raw = encode_vote_body(body)
-    signer = key or derive_rollup_vote_key(rollup)
-    return decode_vote(encode_signed_vote(raw, Signature(signer.public_key, signer.sign(raw))))
-
-
-def decision(bundle_id: bytes, commit: bool, code: ReasonCode | None = None) -> Decision:
-    """A logged decision; the code defaults to what the rule gives for `commit`
-    (ALL_YES, VOTED_NO)."""
-    if code is None:
-        code = ReasonCode.ALL_YES if commit else ReasonCode.VOTED_NO
-    return Decision(compute_decision_id(bundle_id, commit, code), bundle_id, commit, code)
+    """blocksupport.signed_vote with the dev genesis by default."""
+    return blocksupport.signed_vote(rollup, height, votes, genesis, key, genesis_hash, chain_id)
 
 
 def make_block(
