@@ -19,20 +19,14 @@ from typing import cast
 from sequencer.core.pool import Pending, Pool
 from sequencer.store import BlockStore
 from xrollup import codec
-from xrollup.blocks import (
-    PROTOCOL,
-    compute_block_hash,
-    compute_commitments,
-    compute_decision_id,
-    sign_block,
-)
+from xrollup.blocks import PROTOCOL, compute_decision_id
 from xrollup.decisions import BundleMeta, BundleTracker, EntryMeta, VoteMeta
 from xrollup.errors import Expired, NotFound, Unavailable, XrollupError
 from xrollup.genesis import Genesis, compute_genesis_hash
 from xrollup.keys import Keypair
-from xrollup.model import Bundle, Decision, Header, Vote
-from xrollup.numeric import Height
+from xrollup.model import Bundle, Decision, Vote
 from xrollup.v1 import types_pb2 as pb
+from xrollup.verify import seal_entries
 
 log = logging.getLogger(__name__)
 
@@ -297,20 +291,16 @@ class Sequencer:
         ids: list[bytes],
     ) -> pb.Block:
         """Commit to every entry's full bytes per namespace, sign the header, store."""
-        raw = [e.SerializeToString() for e in entries]
-        header = Header(
-            height=Height(height),
-            parent_hash=parent,
-            timestamp_ms=timestamp_ms,
-            entry_count=len(entries),
-            namespaces=compute_commitments(
-                list(zip(raw, spaces, strict=True)), self.genesis.rollup_names
-            ),
-            byte_count=sum(len(r) for r in raw),
+        block = seal_entries(
+            entries,
+            spaces,
+            height,
+            parent,
+            timestamp_ms,
+            self.genesis.rollup_names,
+            self.genesis_hash,
+            self.key,
         )
-        block_hash = compute_block_hash(header)
-        signature = sign_block(self.key, self.genesis_hash, block_hash)
-        block = codec.encode_block(header, entries, block_hash, signature)
         self.store.append(block, ids)
         return block
 

@@ -71,12 +71,29 @@ def seal_block(
     genesis_hash: bytes,
     key: Keypair,
 ) -> pb.Block:
-    """A block of these entries, committed and signed with `key`: for tests, test
-    stream servers and the byzantine fault tools (the sequencer seals its own
-    blocks without decoding entries again, sequencer/runtime.py)."""
-    raw = [e.SerializeToString() for e in entries]
+    """A block of these entries, committed and signed with `key`, finding each
+    entry's namespaces by decoding it: for tests, test stream servers and the
+    byzantine fault tools (the sequencer knows them from admission)."""
     rollups = genesis.rollup_names
     spaces = [compute_entry_namespaces(codec.decode_entry_tolerant(e), rollups) for e in entries]
+    return seal_entries(
+        entries, spaces, height, parent_hash, timestamp_ms, rollups, genesis_hash, key
+    )
+
+
+def seal_entries(
+    entries: Sequence[pb.Entry],
+    spaces: Sequence[tuple[str, ...]],
+    height: int,
+    parent_hash: bytes,
+    timestamp_ms: int,
+    rollups: Sequence[str],
+    genesis_hash: bytes,
+    key: Keypair,
+) -> pb.Block:
+    """The sealed block: every entry's full bytes committed per namespace
+    (`spaces[i]` are entry i's), the header hashed and signed with `key`."""
+    raw = [e.SerializeToString() for e in entries]
     header = Header(
         height=Height(height),
         parent_hash=parent_hash,
