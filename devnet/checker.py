@@ -125,7 +125,6 @@ def check_decisions(blocks: list[Block], genesis: Genesis) -> tuple[CheckResult,
     """Replay the log through the shared decision rule, as every node does."""
     r = CheckResult("decisions")
     deadline = genesis.limits.bundle_deadline_blocks
-    genesis_hash = compute_genesis_hash(genesis)
     tracker = BundleTracker(deadline)
     summary = LogSummary(blocks[-1].height if blocks else 0, {}, {})
     for b in blocks:
@@ -137,7 +136,7 @@ def check_decisions(blocks: list[Block], genesis: Genesis) -> tuple[CheckResult,
                 summary.bundles[e.id] = (b.height, e.rollups)
                 tracker.observe_bundle(e.id, e.rollups, b.height)
             elif isinstance(e, Vote):
-                if is_counted_vote(e, genesis, genesis_hash):
+                if is_counted_vote(e, genesis):
                     tracker.observe_vote(e.body.rollup, e.body.votes)
             elif isinstance(e, Decision):
                 try:

@@ -23,8 +23,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from xrollup.blocks import BlockRefused, RefusalCode
+from xrollup.checks import validate_vote
+from xrollup.errors import XrollupError
 from xrollup.genesis import Genesis
-from xrollup.keys import is_valid_signature
 from xrollup.model import BundleVote, Decision, ReasonCode, Vote
 
 
@@ -106,18 +107,15 @@ def validate_decision(b: OpenBundle | None, decision: Decision, height: int) -> 
         )
 
 
-def is_counted_vote(vote: Vote, genesis: Genesis, genesis_hash: bytes) -> bool:
-    """A logged vote counts only when it is for this chain (chain id and genesis
-    hash) and signed by the genesis vote key of the rollup it speaks for."""
-    body = vote.body
-    rollup = genesis.get_rollup(body.rollup)
-    return (
-        rollup is not None
-        and body.chain_id == genesis.chain_id
-        and body.genesis_hash == genesis_hash
-        and vote.signature.public_key == rollup.vote_key
-        and is_valid_signature(vote.signature.public_key, vote.signature.signature, vote.body_bytes)
-    )
+def is_counted_vote(vote: Vote, genesis: Genesis) -> bool:
+    """A logged vote counts only when it passes the checks admission applies to
+    it (checks.validate_vote): for this chain (chain id and genesis hash), within
+    the body limit, and signed by the genesis vote key of the rollup it speaks for."""
+    try:
+        validate_vote(vote, genesis)
+    except XrollupError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from rollup_node.core.state import (
 from xrollup import checks
 from xrollup.decisions import is_counted_vote
 from xrollup.errors import BadSignature, Expired, Refused, WrongSigners, XrollupError
-from xrollup.genesis import Genesis, compute_genesis_hash
+from xrollup.genesis import Genesis
 from xrollup.keys import Address
 from xrollup.model import (
     Action,
@@ -80,7 +80,6 @@ def apply_block(
     logged votes (xrollup/decisions.py)."""
     state = State(base)
     height = block.height
-    genesis_hash = compute_genesis_hash(genesis)
     deadline_blocks = genesis.limits.bundle_deadline_blocks
     prune_seen(state, height)
     receipts: list[Receipt] = []
@@ -104,7 +103,7 @@ def apply_block(
                 votes.append(prepared.vote)
                 receipts.append(Receipt(entry.id, height, index, prepared.vote.yes, prepared.text))
         elif isinstance(entry, Vote):
-            if is_counted_vote(entry, genesis, genesis_hash):
+            if is_counted_vote(entry, genesis):
                 touched += protocol.observe_votes(state, entry.body.rollup, entry.body.votes)
         elif isinstance(entry, Decision):
             protocol.accept_decision(state, entry, height)

@@ -20,7 +20,6 @@ from statesupport import (
     DAVE,
     ETH_GENESIS,
     GENESIS,
-    GENESIS_HASH,
     USDC_GENESIS,
     Chain,
     decision,
@@ -149,7 +148,7 @@ def test_only_the_first_vote_of_an_involved_rollup_at_the_bundles_height_counts(
 
 def test_a_vote_counts_only_when_signed_by_its_rollups_key_for_this_genesis() -> None:
     good = signed_vote("alpha", 5, [yes()])
-    assert is_counted_vote(good, GENESIS, GENESIS_HASH)
+    assert is_counted_vote(good, GENESIS)
 
     flipped = bytearray(good.signature.signature)
     flipped[10] ^= 1
@@ -170,7 +169,7 @@ def test_a_vote_counts_only_when_signed_by_its_rollups_key_for_this_genesis() ->
         "unknown rollup": signed_vote("gamma", 5, [yes()], key=derive_rollup_vote_key("gamma")),
     }
     for what, vote in not_counted.items():
-        assert not is_counted_vote(vote, GENESIS, GENESIS_HASH), what
+        assert not is_counted_vote(vote, GENESIS), what
 
 
 # ---------------------------------------------------------------- on the node
