@@ -173,14 +173,16 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
                 if height > self.seq.head_height and not await self.seq.wait_for_height(height):
                     return  # shutting down: the stream ends, the client resumes elsewhere
                 block = self.seq.get_block(height)
-                size = block.ByteSize()
-                if size > self.genesis.limits.max_message_bytes:
-                    # Sealing keeps blocks under the budget, so this is a log from an
-                    # older or faulty sequencer: an alarm, never a silent retry loop.
-                    log.error("block %d is %d bytes: too large to stream", height, size)
+                size, budget = block.header.byte_count, self.genesis.limits.max_block_bytes
+                if size > budget:
+                    # Sealing keeps blocks within the budget (which genesis keeps 64 KiB
+                    # under the message limit), so this is a log from an older or faulty
+                    # sequencer: an alarm, never a silent retry loop. The header's count
+                    # is read, not the message re-measured for every subscriber.
+                    log.error("block %d has %d bytes of entries: over the budget", height, size)
                     raise LimitExceeded(
-                        f"block {height} is {size} bytes, over the stream message limit"
-                        f" {self.genesis.limits.max_message_bytes}"
+                        f"block {height} has {size} bytes of entries, over the block budget"
+                        f" {budget}: too large to stream"
                     )
                 yield block
                 height += 1
