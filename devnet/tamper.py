@@ -152,8 +152,9 @@ class Tamperer:
         decision = codec.encode_decision(bundle_id, True, ReasonCode.ALL_YES)
         # Stay within the block byte budget, or the node would refuse it as TOO_LARGE.
         budget = self.genesis.limits.max_block_bytes - decision.ByteSize()
-        while entries and sum(e.ByteSize() for e in entries) > budget:
-            entries.pop()
+        size = sum(e.ByteSize() for e in entries)
+        while entries and size > budget:
+            size -= entries.pop().ByteSize()
         return [self.reseal(msg, [*entries, decision], self.sequencer_key)]
 
     def equivocate(self, msg: pb.Block) -> list[pb.Block]:

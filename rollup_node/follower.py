@@ -27,7 +27,7 @@ from rollup_node.core.state import BUNDLE
 from rollup_node.store import Applied, NodeStore
 from xrollup import codec
 from xrollup.blocks import GENESIS_PARENT, BlockRefused, RefusalCode
-from xrollup.client import TRANSIENT, Client, build_vote
+from xrollup.client import TRANSIENT, Client, sign_vote
 from xrollup.genesis import Genesis, compute_genesis_hash
 from xrollup.keys import Keypair
 from xrollup.model import BundleVote, VoteBody
@@ -249,9 +249,8 @@ class Follower:
         """A stream that cannot deliver the next block is an alarm, not a silent retry."""
         what = f"{e.code().name}: {e.details()}"
         if what != self.stream_error:
+            # UNAVAILABLE is the sequencer restarting or a link cut; the rest is an alarm.
             level = logging.WARNING if e.code() == grpc.StatusCode.UNAVAILABLE else logging.ERROR
-            if e.code() not in TRANSIENT or e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
-                level = logging.ERROR
             log.log(level, "block stream from height %d failed: %s", self.applied.height + 1, what)
         self.stream_error = what
 
@@ -281,7 +280,7 @@ class Follower:
             self.genesis.chain_id, self.rollup, height, votes, limit, self.genesis_hash
         )
         for chunk in chunks:
-            msg = build_vote(self.vote_key, self.rollup, height, chunk.votes, self.genesis)
+            msg = sign_vote(self.vote_key, chunk)
             task = asyncio.create_task(self._submit_vote(client, msg, deadline))
             self._vote_tasks.add(task)
             task.add_done_callback(self._vote_tasks.discard)

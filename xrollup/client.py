@@ -267,6 +267,10 @@ def build_vote(
     body = VoteBody(
         genesis.chain_id, rollup, Height(height), tuple(votes), compute_genesis_hash(genesis)
     )
+    return sign_vote(key, body)
+
+
+def sign_vote(key: Keypair, body: VoteBody) -> pb.SignedVote:
     body_bytes = codec.encode_vote_body(body)
     return codec.encode_signed_vote(body_bytes, Signature(key.public_key, key.sign(body_bytes)))
 
