@@ -339,17 +339,9 @@ def status(data_dir: Path, as_json: bool) -> None:
 
 
 def _status_note(r: dict[str, Any]) -> str:
-    """Why a node stopped, and at which height: evidence of equivocation, a
-    refused block, or a block stream that fails."""
-    if r.get("equivocation"):
-        ev = r["equivocation"]
-        return f"[red]stopped: the sequencer equivocated at {ev['height']} (evidence kept)[/red]"
-    if r.get("refusal"):
-        ref = r["refusal"]
-        return f"[red]refusing block {ref['height']}: {ref['code']} ({r['refused_blocks']}x)[/red]"
-    if r.get("stream_error"):
-        return f"[yellow]stream: {r['stream_error'][:60]}[/yellow]"
-    return ""
+    note = _node_note(r)
+    color = "red" if r.get("refusal") or r.get("equivocation") else "yellow"
+    return f"[{color}]{note}[/{color}]" if note else ""
 
 
 @main.command()
@@ -1330,7 +1322,7 @@ def faults_command(data_dir: Path, clear: bool, as_json: bool) -> None:
             str(r.pid or "-"),
             f"[{color}]{r.state}[/{color}]",
             _link_text(r.to_json()),
-            _refusal_text(refusals.get(r.name, {})),
+            _node_note(refusals.get(r.name, {})) or "-",
         )
     console.print(table)
 
@@ -1338,24 +1330,29 @@ def faults_command(data_dir: Path, clear: bool, as_json: bool) -> None:
 async def _node_refusals(endpoints: dict[str, str]) -> dict[str, dict[str, Any]]:
     """Per node, from GetNodeStatus as `devnet status` reads it: "refusal" ({code,
     height, message} or None), "refused_blocks", "equivocation" ({height, first,
-    second} or None); nothing for a node that does not answer."""
-    keys = ("refusal", "refused_blocks", "equivocation")
+    second} or None), "stream_error"; nothing for a node that does not answer."""
+    keys = ("refusal", "refused_blocks", "equivocation", "stream_error")
     results = await asyncio.gather(*(_node_status(e) for e in endpoints.values()))
     return {
         name: {k: r[k] for k in keys if k in r} for name, r in zip(endpoints, results, strict=True)
     }
 
 
-def _refusal_text(info: dict[str, Any]) -> str:
+def _node_note(info: dict[str, Any]) -> str:
+    """Why a node stopped or refuses, and at which height, from what _node_status
+    read (devnet status and devnet faults): evidence of equivocation, a refused
+    block, a block stream that fails."""
     r, ev = info.get("refusal"), info.get("equivocation")
     if r and r["code"] == "EQUIVOCATION":
-        return f"EQUIVOCATION at {r['height']}: evidence kept, stopped (restart to resume)"
+        return f"stopped: the sequencer equivocated at {r['height']} (evidence kept; restart)"
     parts = []
     if r:
-        parts.append(f"{r['code']} at {r['height']} ({info['refused_blocks']} refused)")
+        parts.append(f"refusing block {r['height']}: {r['code']} ({info['refused_blocks']}x)")
     if ev:
         parts.append(f"holds evidence of equivocation at {ev['height']}")
-    return "; ".join(parts) or "-"
+    if info.get("stream_error"):
+        parts.append(f"stream: {info['stream_error'][:60]}")
+    return "; ".join(parts)
 
 
 # ---------------------------------------------------------------- verification
