@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NoReturn
@@ -43,6 +44,10 @@ class Refusal:
     code: RefusalCode
     height: int
     message: str
+
+
+# Apply times kept for GetBundle's timeline (operational, never state): the last this many heights.
+APPLIED_TIMES = 65_536
 
 
 def compute_vote_chunks(
@@ -93,6 +98,7 @@ class Follower:
         self.halted = False  # set on evidence of equivocation, until restarted
         self._apply_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="apply")
         self._vote_tasks: set[asyncio.Task[None]] = set()
+        self._applied_ms: dict[int, int] = {}
         applied = store.applied()
         if applied is None:
             applied = self._apply_genesis()
@@ -136,10 +142,23 @@ class Follower:
         self.store.save_block(outcome, block.hash, acc, root, strip_entries(msg))
         self.applied = Applied(block.height, block.hash, acc)
         self.state_root = root
+        self._note_applied(block.height)
         if self.refusal is not None and block.height >= self.refusal.height:
             log.info("block %d verified and applied: no longer refusing", block.height)
             self.refusal = None
         return self.applied, outcome.votes
+
+    def _note_applied(self, height: int) -> None:
+        """Remember when this node applied `height`, by its own clock: for a bundle's
+        timeline (GetBundle), never part of state. Bounded to APPLIED_TIMES heights."""
+        times = self._applied_ms
+        times[height] = time.time_ns() // 1_000_000
+        if len(times) > APPLIED_TIMES:
+            del times[next(iter(times))]
+
+    def applied_ms(self, height: int) -> int:
+        """Unix ms at which this node applied `height`; 0 when not remembered."""
+        return self._applied_ms.get(height, 0)
 
     def _check_fork(self, msg: pb.Block) -> None:
         """A sequencer-signed header for the next height naming another parent than

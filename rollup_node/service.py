@@ -139,6 +139,10 @@ class RollupNodeService(npb_grpc.RollupNodeServiceServicer):
             prepare_height=r.prepare_height,
             decision_height=r.decision_height,
             legs=legs,
+            prepared_unix_ms=self.follower.applied_ms(r.prepare_height),
+            finished_unix_ms=self.follower.applied_ms(r.decision_height)
+            if r.decision_height
+            else 0,
         )
 
     @grpc_method

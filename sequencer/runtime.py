@@ -31,6 +31,8 @@ from xrollup.verify import seal_entries
 log = logging.getLogger(__name__)
 
 RECENT_BLOCKS = 512  # kept decoded in memory for live followers
+# Admission times kept for GetSubmission (operational, never in blocks): the last this many.
+ADMITTED_TIMES = 65_536
 # Bytes a decision entry may take in a block (it is ~45): reserved out of the
 # block's byte budget for the decisions appended after the pool's entries.
 DECISION_BYTES = 64
@@ -76,6 +78,7 @@ class Sequencer:
         self.subscribers = 0
         self.tracker = BundleTracker(genesis.limits.bundle_deadline_blocks)
         self._meta: dict[bytes, EntryMeta] = {}
+        self._admitted_ms: dict[bytes, int] = {}
         if self.head_height:
             raw = store.get_block(self.head_height)
             assert raw is not None
@@ -128,6 +131,7 @@ class Sequencer:
                 raise Unavailable("sequencer is shutting down")
             pending_entry = Pending(entry_id, expiry_height, entry, entry.entry.ByteSize())
             self.pool.add(pending_entry, protocol=protocol)
+            self._note_admitted(entry_id)
             if meta is not None:
                 self._meta[entry_id] = meta
             pending = asyncio.get_running_loop().create_future()
@@ -161,6 +165,7 @@ class Sequencer:
                 except XrollupError as e:
                     results[i] = e
                     continue
+                self._note_admitted(entry_id)
                 pending = loop.create_future()
                 self._waiters[entry_id] = pending
                 waiting.append((i, pending, False))
@@ -181,6 +186,19 @@ class Sequencer:
                     ack = Ack(ack.id, ack.height, ack.index, duplicate=True)
                 results[i] = ack
         return cast(list[Ack | XrollupError], results)
+
+    def _note_admitted(self, entry_id: bytes) -> None:
+        """Remember when an entry entered the pool, by this process's clock, for
+        GetSubmission (what a bundle's timeline calls "submitted"). Never part of a
+        block; forgotten after ADMITTED_TIMES newer admissions or a restart."""
+        times = self._admitted_ms
+        times[entry_id] = time.time_ns() // 1_000_000
+        if len(times) > ADMITTED_TIMES:
+            del times[next(iter(times))]
+
+    def admitted_ms(self, entry_id: bytes) -> int:
+        """Unix ms at which `entry_id` was admitted here; 0 when not remembered."""
+        return self._admitted_ms.get(entry_id, 0)
 
     def lookup(self, entry_id: bytes) -> Ack | asyncio.Future[Ack] | None:
         """An ordered id's Ack (marked duplicate), a pending id's future, or None."""

@@ -204,9 +204,12 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
                 state=spb.GetSubmissionResponse.STATE_ORDERED,
                 height=found.height,
                 index=found.index,
+                admitted_unix_ms=self.seq.admitted_ms(request.id),
             )
         return spb.GetSubmissionResponse(
-            id=request.id, state=spb.GetSubmissionResponse.STATE_PENDING
+            id=request.id,
+            state=spb.GetSubmissionResponse.STATE_PENDING,
+            admitted_unix_ms=self.seq.admitted_ms(request.id),
         )
 
     @grpc_method

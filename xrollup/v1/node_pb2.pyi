@@ -175,6 +175,8 @@ class BundleRecord(_message.Message):
     PREPARE_HEIGHT_FIELD_NUMBER: _builtins.int
     DECISION_HEIGHT_FIELD_NUMBER: _builtins.int
     LEGS_FIELD_NUMBER: _builtins.int
+    PREPARED_UNIX_MS_FIELD_NUMBER: _builtins.int
+    FINISHED_UNIX_MS_FIELD_NUMBER: _builtins.int
     id: _builtins.bytes
     status: Global___BundleRecord.Status.ValueType
     vote: _builtins.bool
@@ -185,6 +187,12 @@ class BundleRecord(_message.Message):
     """the same, as consensus data records it"""
     prepare_height: _builtins.int
     decision_height: _builtins.int
+    prepared_unix_ms: _builtins.int
+    """When this node applied the prepare and the decision block, unix ms by its own
+    clock: operational, not state (no two nodes agree on it); 0 when not remembered
+    (applied before a restart, or long ago).
+    """
+    finished_unix_ms: _builtins.int
     @_builtins.property
     def legs(self) -> _containers.RepeatedCompositeFieldContainer[Global___BundleRecord.LegOutcome]: ...
     def __init__(
@@ -198,10 +206,12 @@ class BundleRecord(_message.Message):
         prepare_height: _builtins.int = ...,
         decision_height: _builtins.int = ...,
         legs: _abc.Iterable[Global___BundleRecord.LegOutcome] | None = ...,
+        prepared_unix_ms: _builtins.int = ...,
+        finished_unix_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision_height", b"decision_height", "id", b"id", "legs", b"legs", "prepare_height", b"prepare_height", "reason", b"reason", "reason_code", b"reason_code", "status", b"status", "vote", b"vote"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision_height", b"decision_height", "finished_unix_ms", b"finished_unix_ms", "id", b"id", "legs", b"legs", "prepare_height", b"prepare_height", "prepared_unix_ms", b"prepared_unix_ms", "reason", b"reason", "reason_code", b"reason_code", "status", b"status", "vote", b"vote"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

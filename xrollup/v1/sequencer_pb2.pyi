@@ -274,10 +274,15 @@ class GetSubmissionResponse(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     HEIGHT_FIELD_NUMBER: _builtins.int
     INDEX_FIELD_NUMBER: _builtins.int
+    ADMITTED_UNIX_MS_FIELD_NUMBER: _builtins.int
     id: _builtins.bytes
     state: Global___GetSubmissionResponse.State.ValueType
     height: _builtins.int
     index: _builtins.int
+    admitted_unix_ms: _builtins.int
+    """When the sequencer admitted it, unix ms by its clock: operational, never in a
+    block; 0 when not remembered (admitted before a restart, or long ago).
+    """
     def __init__(
         self,
         *,
@@ -285,10 +290,11 @@ class GetSubmissionResponse(_message.Message):
         state: Global___GetSubmissionResponse.State.ValueType = ...,
         height: _builtins.int = ...,
         index: _builtins.int = ...,
+        admitted_unix_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["height", b"height", "id", b"id", "index", b"index", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admitted_unix_ms", b"admitted_unix_ms", "height", b"height", "id", b"id", "index", b"index", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
