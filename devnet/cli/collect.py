@@ -1,0 +1,106 @@
+"""What `devnet status`, `devnet faults` and `devnet watch` read from the running
+processes, in one place: each process's liveness and health, the sequencer's head
+and each node's applied height, lag, connection and refusal (GetNodeStatus)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from grpc import aio
+
+from devnet import launcher, network
+from devnet.cli.common import run
+from devnet.manifest import Manifest
+from xrollup.client import Client, NodeClient
+from xrollup.v1 import node_pb2 as npb
+
+REFUSAL_KEYS = ("refusal", "refused_blocks", "equivocation", "stream_error")
+
+
+async def sequencer_status(endpoint: str) -> dict[str, Any]:
+    async with Client(endpoint) as c:
+        try:
+            s = await c.status(timeout=2.0)
+            return {"height": s.height, "head_hash": s.head_hash.hex(), "pending": s.pending}
+        except aio.AioRpcError:
+            return {"height": None}
+
+
+async def node_status(endpoint: str) -> dict[str, Any]:
+    """A node's GetNodeStatus as JSON: "height" (applied), "state_root", "lag",
+    "connected", "refusal" ({code, height, message} or None), "refused_blocks",
+    "equivocation" ({height, first, second} or None), "stream_error"; only
+    height and state_root (None) when it does not answer."""
+    async with NodeClient(endpoint) as c:
+        try:
+            s = await c.status(timeout=2.0)
+        except aio.AioRpcError:
+            return {"height": None, "state_root": None}
+    refusal = (
+        {
+            "code": npb.Refusal.Code.Name(s.refusal.code).removeprefix("CODE_"),
+            "height": s.refusal.height,
+            "message": s.refusal.message,
+        }
+        if s.HasField("refusal")
+        else None
+    )
+    evidence = (
+        {
+            "height": s.equivocation.height,
+            "first": s.equivocation.first.hash.hex(),
+            "second": s.equivocation.second.hash.hex(),
+        }
+        if s.HasField("equivocation")
+        else None
+    )
+    return {
+        "height": s.applied_height,
+        "state_root": s.state_root.hex(),
+        "lag": s.lag,
+        "connected": s.connected,
+        "refusal": refusal,
+        "refused_blocks": s.refused_blocks,
+        "equivocation": evidence,
+        "stream_error": s.stream_error or None,
+    }
+
+
+def collect_status(manifest: Manifest) -> list[dict[str, Any]]:
+    """One row per process of devnet.json, in its order: name, role, rollup, pid
+    (None when down), endpoint, running, paused, healthy, height, state_root, log,
+    and what the sequencer (head_hash, pending) or node (node_status) says."""
+    rows = []
+    for rec in manifest.processes:
+        alive = network.is_running(rec)
+        healthy = alive and (rec.role == network.PROXY or launcher.check_health(rec.endpoint))
+        row: dict[str, Any] = {
+            "name": rec.name,
+            "role": rec.role,
+            "rollup": rec.rollup,
+            "pid": rec.pid if alive else None,
+            "endpoint": rec.endpoint,
+            "running": alive,
+            "paused": alive and launcher.process_state(rec.pid) == "paused",
+            "healthy": healthy,
+            "height": None,
+            "state_root": None,
+            "log": rec.log,
+        }
+        if healthy and rec.role == "sequencer":
+            row.update(run(sequencer_status(rec.endpoint)))
+        elif healthy and rec.role == "node":
+            row.update(run(node_status(rec.endpoint)))
+        rows.append(row)
+    return rows
+
+
+async def node_refusals(endpoints: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Per node name, the REFUSAL_KEYS of node_status; nothing for a node that
+    does not answer."""
+    results = await asyncio.gather(*(node_status(e) for e in endpoints.values()))
+    return {
+        name: {k: r[k] for k in REFUSAL_KEYS if k in r}
+        for name, r in zip(endpoints, results, strict=True)
+    }

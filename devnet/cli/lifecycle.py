@@ -1,0 +1,223 @@
+"""Lifecycle commands: `devnet up`, `down`, `status`, `logs` and `accounts` (the
+dev accounts and their balances, live or from genesis)."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from devnet import network
+from devnet.amounts import format_units
+from devnet.cli.collect import collect_status
+from devnet.cli.common import (
+    DATA_DIR_OPTION,
+    JSON_OPTION,
+    fail,
+    handle_errors,
+    read_genesis,
+    resolve_node,
+    run,
+)
+from devnet.cli.render import console, emit_json, styled_node_note
+from devnet.manifest import load_manifest
+from xrollup.client import node_clients
+from xrollup.genesis import DEV_ACCOUNT_COUNT, Genesis
+from xrollup.keys import derive_dev_account, encode_address
+
+
+@click.command()
+@DATA_DIR_OPTION
+@click.option("--replicas", is_flag=True, help="Also run a replica node of each rollup.")
+@click.option(
+    "--block-interval-ms", type=int, default=None, help="Block interval (default: genesis, 20 ms)."
+)
+@click.option(
+    "--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for health."
+)
+@JSON_OPTION
+@handle_errors
+def up(
+    data_dir: Path, replicas: bool, block_interval_ms: int | None, timeout: float, as_json: bool
+) -> None:
+    """Start the sequencer and a node per rollup in the background; wait until healthy."""
+    data_dir = data_dir.resolve()
+    manifest = load_manifest(data_dir)
+    running = network.running_processes(manifest)
+    if manifest is not None and running:
+        names = ", ".join(p.name for p in running)
+        if as_json:
+            emit_json({"already_running": True, **manifest.to_json()})
+        else:
+            console.print(
+                f"devnet in {data_dir} is already running ({names}); `devnet down` stops it"
+            )
+        return
+    manifest = network.start_devnet(data_dir, replicas, block_interval_ms, timeout)
+    genesis = read_genesis(data_dir)
+    accs = accounts_from_genesis(genesis)
+    if as_json:
+        emit_json({"already_running": False, **manifest.to_json(), "accounts": accs})
+        return
+    console.print(f"[green]devnet up[/green] in {data_dir} (chain {genesis.chain_id})")
+    for p in manifest.processes:
+        what = f"rollup {p.rollup}" if p.role == "node" else "shared sequencer"
+        console.print(f"  {p.name:<14} {p.endpoint:<16} pid {p.pid:<7} {what:<17} log {p.log}")
+    console.print()
+    print_accounts(genesis, accs, "dev accounts (genesis)")
+    console.print(
+        "\nDev account keys derive from the public dev seed in xrollup/keys.py:"
+        " never use them for real funds. `devnet down` stops everything."
+    )
+
+
+@click.command()
+@DATA_DIR_OPTION
+@click.option("--wipe", is_flag=True, help="Also delete the devnet's data directory.")
+@JSON_OPTION
+@handle_errors
+def down(data_dir: Path, wipe: bool, as_json: bool) -> None:
+    """Stop the devnet's processes by pid (SIGTERM, then SIGKILL); keep data unless --wipe."""
+    data_dir = data_dir.resolve()
+    stopped = network.stop_devnet(data_dir)
+    if wipe and data_dir.exists():
+        shutil.rmtree(data_dir)
+    if as_json:
+        emit_json({"stopped": stopped, "wiped": wipe})
+    else:
+        what = ", ".join(stopped) if stopped else "nothing was running"
+        console.print(f"devnet down: {what}" + (f"; wiped {data_dir}" if wipe else ""))
+
+
+@click.command()
+@DATA_DIR_OPTION
+@JSON_OPTION
+@handle_errors
+def status(data_dir: Path, as_json: bool) -> None:
+    """Each process: role, rollup, pid, endpoint, health, height, state root."""
+    data_dir = data_dir.resolve()
+    manifest = load_manifest(data_dir)
+    rows = collect_status(manifest) if manifest else []
+    if as_json:
+        running = any(r["running"] for r in rows)
+        emit_json({"data_dir": str(data_dir), "running": running, "processes": rows})
+        return
+    if not rows:
+        console.print(f"no devnet in {data_dir}")
+        return
+    table = Table(
+        "name", "role", "rollup", "pid", "endpoint", "health", "height", "state root", "note"
+    )
+    for r in rows:
+        table.add_row(
+            r["name"],
+            r["role"],
+            r["rollup"] or "-",
+            str(r["pid"] or "-"),
+            r["endpoint"],
+            health_text(r),
+            "-" if r["height"] is None else str(r["height"]),
+            "-" if r["state_root"] is None else r["state_root"][:16],
+            styled_node_note(r),
+        )
+    console.print(table)
+
+
+def health_text(r: dict[str, Any]) -> str:
+    """SERVING, paused, not serving or down, colored, from a collect_status row."""
+    if r["healthy"]:
+        return "[green]SERVING[/green]"
+    if not r["running"]:
+        return "[red]down[/red]"
+    return "[yellow]paused[/yellow]" if r["paused"] else "[yellow]not serving[/yellow]"
+
+
+@click.command()
+@click.argument("name")
+@DATA_DIR_OPTION
+@click.option("-n", "--lines", type=int, default=50, show_default=True, help="Lines from the end.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
+@handle_errors
+def logs(name: str, data_dir: Path, lines: int, follow: bool) -> None:
+    """Print a process's log (NAME as in `devnet status`: sequencer, proxy, a rollup, ...)."""
+    data_dir = data_dir.resolve()
+    manifest = load_manifest(data_dir)
+    rec = manifest.get(name) if manifest else None
+    path = Path(rec.log) if rec else data_dir / "logs" / f"{name}.log"
+    if not path.exists():
+        known = ", ".join(p.name for p in manifest.processes) if manifest else "none"
+        fail(f"no log for {name!r} in {data_dir} (processes: {known})")
+    with open(path, errors="replace") as f:
+        for line in f.readlines()[-lines:] if lines > 0 else []:
+            click.echo(line, nl=False)
+        with contextlib.suppress(KeyboardInterrupt):
+            while follow:
+                line = f.readline()
+                if line:
+                    click.echo(line, nl=False)
+                else:
+                    time.sleep(0.2)
+
+
+def accounts_from_genesis(genesis: Genesis) -> list[dict[str, Any]]:
+    out = []
+    for i in range(DEV_ACCOUNT_COUNT):
+        addr = derive_dev_account(i).address
+        balances: dict[str, dict[str, str]] = {}
+        for a in genesis.allocations:
+            if a.address == addr:
+                balances.setdefault(a.rollup, {})[a.asset] = str(a.amount)
+        out.append({"index": i, "address": encode_address(addr), "balances": balances})
+    return out
+
+
+async def accounts_from_nodes(genesis: Genesis, nodes: dict[str, str]) -> list[dict[str, Any]]:
+    out = []
+    async with node_clients(nodes) as clients:
+        for i in range(DEV_ACCOUNT_COUNT):
+            addr = derive_dev_account(i).address
+            balances = {}
+            for rollup, c in clients.items():
+                b = await c.balances(addr)
+                balances[rollup] = {asset: str(amount) for asset, amount in b.items()}
+            out.append({"index": i, "address": encode_address(addr), "balances": balances})
+    return out
+
+
+def print_accounts(genesis: Genesis, accounts: list[dict[str, Any]], title: str) -> None:
+    columns = [(r, a.symbol, a.decimals) for r in genesis.rollup_names for a in genesis.assets]
+    table = Table("#", "address", *(f"{r} {s}" for r, s, _ in columns), title=title)
+    for acc in accounts:
+        cells = [format_units(int(acc["balances"].get(r, {}).get(s, 0)), d) for r, s, d in columns]
+        table.add_row(str(acc["index"]), acc["address"], *cells)
+    console.print(table)
+
+
+@click.command()
+@DATA_DIR_OPTION
+@JSON_OPTION
+@handle_errors
+def accounts(data_dir: Path, as_json: bool) -> None:
+    """The dev accounts: index, address, balances per rollup and asset.
+
+    Live from the nodes when the devnet runs, otherwise from genesis."""
+    data_dir = data_dir.resolve()
+    genesis = read_genesis(data_dir)
+    nodes = {r: resolve_node(data_dir, r, None) for r in genesis.rollup_names}
+    live = {r: ep for r, ep in nodes.items() if ep is not None}
+    if len(live) == len(nodes):
+        source, accs = "nodes", run(accounts_from_nodes(genesis, live))
+    else:
+        source, accs = "genesis", accounts_from_genesis(genesis)
+    if as_json:
+        emit_json({"source": source, "accounts": accs})
+    else:
+        print_accounts(genesis, accs, f"dev accounts ({source})")
+
+
+COMMANDS = (up, down, status, logs, accounts)
