@@ -70,12 +70,16 @@ def bind(server: aio.Server, listen: str) -> str:
     return f"{host}:{port}"
 
 
-def write_ready_file(path: Path | None, endpoint: str) -> None:
-    """Atomically write {"endpoint", "pid"} so a launcher knows where we listen."""
+def write_ready_file(path: Path | None, endpoint: str, metrics: str = "") -> None:
+    """Atomically write {"endpoint", "pid"} so a launcher knows where we listen,
+    and "metrics" (the metrics URL) when this process serves metrics."""
     if path is None:
         return
+    info: dict[str, str | int] = {"endpoint": endpoint, "pid": os.getpid()}
+    if metrics:
+        info["metrics"] = metrics
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps({"endpoint": endpoint, "pid": os.getpid()}))
+    tmp.write_text(json.dumps(info))
     tmp.replace(path)
 
 
