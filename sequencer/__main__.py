@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from sequencer.admitter import Admitter
+from sequencer.metrics import SequencerMetrics
 from sequencer.runtime import Sequencer
 from sequencer.service import SequencerService
 from sequencer.store import LevelDBBlockStore
@@ -18,6 +19,7 @@ from xrollup import serving
 from xrollup.errors import InvalidInput, XrollupError
 from xrollup.genesis import load_genesis
 from xrollup.keys import derive_sequencer_key, load_keypair
+from xrollup.metrics import MetricsServer, add_metrics_argument, serve_metrics
 from xrollup.v1 import sequencer_pb2, sequencer_pb2_grpc
 
 log = logging.getLogger("sequencer")
@@ -62,6 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="file with the hex Ed25519 seed that signs block headers (default: the dev key)",
     )
+    add_metrics_argument(p)
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -76,26 +79,33 @@ async def serve(args: argparse.Namespace) -> int:
     store = LevelDBBlockStore(args.data_dir)
     seq = Sequencer(genesis, store, key)
     admitter = Admitter(genesis, args.admission_processes) if args.admission_processes > 0 else None
-    service = SequencerService(seq, admitter)
+    metrics = SequencerMetrics(seq) if args.metrics_listen else None
+    seq.metrics = metrics
+    service = SequencerService(seq, admitter, metrics)
     server = serving.build_server(genesis.limits.max_message_bytes)
     sequencer_pb2_grpc.add_SequencerServiceServicer_to_server(service, server)
     health = serving.add_health_and_reflection(server, [SERVICE_NAME])
     failure: BaseException | None = None
+    metrics_server: MetricsServer | None = None
     try:
+        if metrics is not None:
+            metrics_server = serve_metrics(metrics.registry, args.metrics_listen)
         if admitter is not None:
             await admitter.start()
         endpoint = serving.bind(server, args.listen)
         await server.start()
         seq.start()
         await serving.set_serving(health, [SERVICE_NAME], True)
-        serving.write_ready_file(args.ready_file, endpoint)
+        metrics_url = metrics_server.url if metrics_server is not None else ""
+        serving.write_ready_file(args.ready_file, endpoint, metrics_url)
         log.info(
-            "serving on %s: chain %s, head %d, block interval %d ms, data %s",
+            "serving on %s: chain %s, head %d, block interval %d ms, data %s%s",
             endpoint,
             genesis.chain_id,
             seq.head_height,
             genesis.block_interval_ms,
             args.data_dir,
+            f", metrics {metrics_url}" if metrics_url else "",
         )
         assert seq.sealer is not None
         failure = await serving.wait_for_termination(seq.sealer)
@@ -107,6 +117,8 @@ async def serve(args: argparse.Namespace) -> int:
         await seq.stop()
         await stop_server
     finally:
+        if metrics_server is not None:
+            metrics_server.stop()
         service.close()
         store.close()
         log.info("stopped at height %d", seq.head_height)

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from sequencer.core.pool import Pending, Pool
 from sequencer.store import BlockStore
@@ -27,6 +27,9 @@ from xrollup.keys import Keypair
 from xrollup.model import Bundle, Decision, Vote
 from xrollup.v1 import types_pb2 as pb
 from xrollup.verify import seal_entries
+
+if TYPE_CHECKING:
+    from sequencer.metrics import SequencerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +81,8 @@ class Sequencer:
         self.subscribers = 0
         self.tracker = BundleTracker(genesis.limits.bundle_deadline_blocks)
         self._meta: dict[bytes, EntryMeta] = {}
-        self._admitted_ms: dict[bytes, int] = {}
+        self._admitted_ns: dict[bytes, int] = {}
+        self.metrics: SequencerMetrics | None = None  # set by __main__ with --metrics-listen
         if self.head_height:
             raw = store.get_block(self.head_height)
             assert raw is not None
@@ -189,16 +193,17 @@ class Sequencer:
 
     def _note_admitted(self, entry_id: bytes) -> None:
         """Remember when an entry entered the pool, by this process's clock, for
-        GetSubmission (what a bundle's timeline calls "submitted"). Never part of a
-        block; forgotten after ADMITTED_TIMES newer admissions or a restart."""
-        times = self._admitted_ms
-        times[entry_id] = time.time_ns() // 1_000_000
+        GetSubmission (what a bundle's timeline calls "submitted") and the
+        acknowledgement latency metric. Never part of a block; forgotten after
+        ADMITTED_TIMES newer admissions or a restart."""
+        times = self._admitted_ns
+        times[entry_id] = time.time_ns()
         if len(times) > ADMITTED_TIMES:
             del times[next(iter(times))]
 
     def admitted_ms(self, entry_id: bytes) -> int:
         """Unix ms at which `entry_id` was admitted here; 0 when not remembered."""
-        return self._admitted_ms.get(entry_id, 0)
+        return self._admitted_ns.get(entry_id, 0) // 1_000_000
 
     def lookup(self, entry_id: bytes) -> Ack | asyncio.Future[Ack] | None:
         """An ordered id's Ack (marked duplicate), a pending id's future, or None."""
@@ -286,6 +291,8 @@ class Sequencer:
             timestamp_ms,
         )
         self._recent.append(block)
+        if self.metrics is not None:
+            self._observe_block(block, taken.included)
         for index, p in enumerate(taken.included):
             fut = self._waiters.pop(p.id, None)
             if fut is not None and not fut.done():
@@ -298,6 +305,17 @@ class Sequencer:
                 )
         async with self._new_block:
             self._new_block.notify_all()
+
+    def _observe_block(self, block: pb.Block, included: list[Pending[Sealable]]) -> None:
+        """Metrics of a block about to be acknowledged: one call per block."""
+        assert self.metrics is not None
+        now = time.time_ns()
+        times = self._admitted_ns
+        latencies = [(now - t) * 1e-9 for p in included if (t := times.get(p.id)) is not None]
+        header = block.header
+        self.metrics.observe_block(
+            header.entry_count, header.byte_count, latencies, time.monotonic()
+        )
 
     def _build_and_append(
         self,

@@ -42,6 +42,14 @@ class Pool(Generic[P]):
         return entry_id in self._user or entry_id in self._protocol
 
     @property
+    def user_entries(self) -> int:
+        return len(self._user)
+
+    @property
+    def protocol_entries(self) -> int:
+        return len(self._protocol)
+
+    @property
     def free(self) -> int:
         return self.capacity - len(self._user)
 
