@@ -10,12 +10,14 @@ import sys
 from pathlib import Path
 
 from rollup_node.follower import Follower
+from rollup_node.metrics import NodeMetrics
 from rollup_node.service import RollupNodeService
 from rollup_node.store import NodeStore
 from xrollup import serving
 from xrollup.errors import InvalidInput, XrollupError
 from xrollup.genesis import compute_genesis_hash, load_genesis
 from xrollup.keys import derive_rollup_vote_key, load_keypair
+from xrollup.metrics import MetricsServer, add_metrics_argument, serve_metrics
 from xrollup.v1 import node_pb2, node_pb2_grpc
 
 log = logging.getLogger("rollup_node")
@@ -43,6 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="file with the hex Ed25519 seed of this rollup's vote key (default: the dev key)",
     )
     p.add_argument("--grace", type=float, default=2.0)
+    add_metrics_argument(p)
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -67,18 +70,24 @@ async def serve(args: argparse.Namespace) -> int:
     health = serving.add_health_and_reflection(server, [SERVICE_NAME])
     following: asyncio.Task[None] | None = None
     failure: BaseException | None = None
+    metrics_server: MetricsServer | None = None
     try:
+        if args.metrics_listen:
+            follower.metrics = NodeMetrics(follower)
+            metrics_server = serve_metrics(follower.metrics.registry, args.metrics_listen)
         endpoint = serving.bind(server, args.listen)
         await server.start()
         following = asyncio.create_task(follower.run(), name="follower")
         await serving.set_serving(health, [SERVICE_NAME], True)
-        serving.write_ready_file(args.ready_file, endpoint)
+        metrics_url = metrics_server.url if metrics_server is not None else ""
+        serving.write_ready_file(args.ready_file, endpoint, metrics_url)
         log.info(
-            "rollup %s serving on %s, following %s from height %d",
+            "rollup %s serving on %s, following %s from height %d%s",
             args.rollup,
             endpoint,
             args.sequencer,
             follower.applied.height,
+            f", metrics {metrics_url}" if metrics_url else "",
         )
         failure = await serving.wait_for_termination(following)
         if failure is None:
@@ -90,6 +99,8 @@ async def serve(args: argparse.Namespace) -> int:
             following.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await following
+        if metrics_server is not None:
+            metrics_server.stop()
         store.close()
         log.info("stopped at height %d", follower.applied.height)
     return 1 if failure is not None else 0

@@ -16,7 +16,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import grpc
 from grpc import aio
@@ -35,6 +35,9 @@ from xrollup.model import BundleVote, VoteBody
 from xrollup.numeric import Height
 from xrollup.v1 import types_pb2 as pb
 from xrollup.verify import is_signed_header, strip_entries, verify_block
+
+if TYPE_CHECKING:
+    from rollup_node.metrics import NodeMetrics
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +95,7 @@ class Follower:
         self.connected = False
         self.sequencer_height = 0
         self.votes_sent = 0
+        self.vote_retries = 0
         self.refusal: Refusal | None = None
         self.refused_blocks = 0
         self.stream_error = ""
@@ -99,6 +103,7 @@ class Follower:
         self._apply_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="apply")
         self._vote_tasks: set[asyncio.Task[None]] = set()
         self._applied_ms: dict[int, int] = {}
+        self.metrics: NodeMetrics | None = None  # set by __main__ with --metrics-listen
         applied = store.applied()
         if applied is None:
             applied = self._apply_genesis()
@@ -118,6 +123,7 @@ class Follower:
         rollup's votes, or None for a block at a height already applied (the same
         block again; a different signed one is recorded as equivocation). Raises
         BlockRefused, with nothing applied, for a block that must not be applied."""
+        started = time.perf_counter()
         if msg.header.height <= self.applied.height:
             self._check_applied_height(msg)
             return None
@@ -139,10 +145,15 @@ class Follower:
             self.applied.accumulator, ((k, base.get(k), v) for k, v in outcome.writes.items())
         )
         root = compute_state_root(acc)
+        if self.metrics is not None:  # before the save: the escrows as they were
+            changed = [v.bundle_id for v in outcome.votes] + [r.id for r in outcome.finished]
+            escrow = bundles.compute_escrow_change(base, outcome.writes, changed)
         self.store.save_block(outcome, block.hash, acc, root, strip_entries(msg))
         self.applied = Applied(block.height, block.hash, acc)
         self.state_root = root
         self._note_applied(block.height)
+        if self.metrics is not None:
+            self.metrics.observe_block(outcome, escrow, time.perf_counter() - started)
         if self.refusal is not None and block.height >= self.refusal.height:
             log.info("block %d verified and applied: no longer refusing", block.height)
             self.refusal = None
@@ -254,6 +265,8 @@ class Follower:
         """Never apply it; say so (log and status) and retry from our height."""
         refusal = Refusal(e.code, e.height, str(e))
         self.refused_blocks += 1
+        if self.metrics is not None:
+            self.metrics.count_refused(e.code)
         if refusal != self.refusal or self.refused_blocks % 50 == 0:
             log.error(
                 "refusing block %d (%s): %s [%d refused so far]",
@@ -318,6 +331,7 @@ class Follower:
                 if self.sequencer_height > deadline:
                     log.warning("vote for height %d dropped: its deadline passed", deadline)
                     return
+                self.vote_retries += 1
             await asyncio.sleep(delay)
             delay = min(1.0, delay * 2)
 

@@ -19,11 +19,12 @@ the text for people goes to the bundle's receipt."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rollup_node.core import bank, collateral, options, oracle
-from rollup_node.core.state import BUNDLE, ESCROW, State, encode_record
+from rollup_node.core.state import BUNDLE, ESCROW, State, StateReader, encode_record
 from xrollup import checks
 from xrollup.blocks import BlockRefused, RefusalCode
 from xrollup.errors import ArithmeticOverflow, BadSignature, Expired, WrongSigners, XrollupError
@@ -240,6 +241,35 @@ def get_record(state: State, bundle_id: bytes) -> BundleRecord | None:
 def get_escrow(state: State, bundle_id: bytes) -> Escrow | None:
     raw = state.get(ESCROW + bundle_id)
     return None if raw is None else decode_escrow(raw)
+
+
+def get_escrow_held(base: StateReader) -> dict[str, int]:
+    """Per asset, what the escrows of every undecided bundle hold (reads only the
+    escrow prefix: one record per bundle prepared here and not yet finished)."""
+    held: dict[str, int] = {}
+    for _key, raw in base.iterate(ESCROW, ESCROW + b"\xff" * 33):
+        for asset, amount in decode_escrow(raw).held.items():
+            held[asset] = held.get(asset, 0) + amount
+    return held
+
+
+def compute_escrow_change(
+    base: StateReader, writes: Mapping[bytes, bytes | None], bundle_ids: Iterable[bytes]
+) -> dict[str, int]:
+    """Per asset, how much more the escrows of `bundle_ids` hold after a block's
+    `writes` than before it (`base`). Escrows are written only when a bundle is
+    prepared and deleted only when it is finished, so the bundles a block prepared
+    or finished here are all a caller need name."""
+    change: dict[str, int] = {}
+    for bundle_id in bundle_ids:
+        key = ESCROW + bundle_id
+        if key not in writes:
+            continue
+        for raw, sign in ((base.get(key), -1), (writes[key], 1)):
+            if raw is not None:
+                for asset, amount in decode_escrow(raw).held.items():
+                    change[asset] = change.get(asset, 0) + sign * amount
+    return change
 
 
 # ---------------------------------------------------------------- prepare
