@@ -41,9 +41,11 @@ import grpc
 from grpc import aio
 from grpc_health.v1 import health_pb2
 
+from devnet.proxy_metrics import ProxyMetrics
 from devnet.tamper import MODES, Tamperer
 from xrollup.client import CHANNEL_OPTIONS
 from xrollup.genesis import load_genesis
+from xrollup.metrics import add_metrics_argument, serve_metrics
 from xrollup.v1 import sequencer_pb2
 
 log = logging.getLogger("proxy")
@@ -53,6 +55,7 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # as xrollup/client.py: a block is one mes
 SEQUENCER_SERVICE = sequencer_pb2.DESCRIPTOR.services_by_name["SequencerService"]
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"]
 STREAM_BLOCKS = f"/{SEQUENCER_SERVICE.full_name}/StreamBlocks"
+TO_SEQUENCER, TO_NODE = "to_sequencer", "to_node"  # the directions bytes are counted in
 # The relay's link to the sequencer is loopback: reconnect quickly after a restart.
 UPSTREAM_OPTIONS = [
     *(o for o in CHANNEL_OPTIONS if o[0] != "grpc.max_reconnect_backoff_ms"),
@@ -74,6 +77,9 @@ class Route:
     byzantine: str | None = None
     relay: str = ""  # the route's relay endpoint, where its TCP connections go
     connections: set[asyncio.Task[Any]] = field(default_factory=set)
+    # For the metrics (devnet/proxy_metrics.py): plain counts, one add per chunk.
+    accepted: int = 0  # TCP connections accepted, also those closed at once (partitioned)
+    relayed: dict[str, int] = field(default_factory=lambda: {TO_SEQUENCER: 0, TO_NODE: 0})
 
 
 def read_faults(path: Path) -> dict[str, dict[str, Any]]:
@@ -198,9 +204,13 @@ class Relay:
 # ---------------------------------------------------------------- the TCP layer
 
 
-async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, route: Route) -> None:
+async def pipe(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, route: Route, direction: str
+) -> None:
     """Copy reader to writer, holding each chunk delay_ms; undelayed chunks are
-    written at once (when nothing delayed is still queued ahead of them)."""
+    written at once (when nothing delayed is still queued ahead of them). Bytes
+    read are counted in route.relayed[direction]."""
+    relayed = route.relayed
     queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
     loop = asyncio.get_running_loop()
     queued = 0  # chunks put and not yet written
@@ -222,6 +232,7 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, route
     sender = asyncio.create_task(pump())
     try:
         while data := await reader.read(CHUNK):
+            relayed[direction] += len(data)
             if not route.delay_ms and not queued:
                 writer.write(data)
                 await writer.drain()
@@ -239,6 +250,7 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, route
 async def handle(
     route: Route, target: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
+    route.accepted += 1
     if route.partitioned:
         writer.close()
         return
@@ -252,7 +264,9 @@ async def handle(
     assert task is not None
     route.connections.add(task)
     try:
-        await asyncio.gather(pipe(reader, up_writer, route), pipe(up_reader, writer, route))
+        await asyncio.gather(
+            pipe(reader, up_writer, route, TO_SEQUENCER), pipe(up_reader, writer, route, TO_NODE)
+        )
     except (OSError, asyncio.CancelledError):
         pass
     finally:
@@ -283,9 +297,17 @@ def apply_faults(routes: list[Route], state: dict[str, dict[str, Any]]) -> None:
 
 
 async def serve(
-    target: str, routes: list[Route], faults: Path, ready: Path | None, genesis: Path | None
+    target: str,
+    routes: list[Route],
+    faults: Path,
+    ready: Path | None,
+    genesis: Path | None,
+    metrics_listen: str | None = None,
 ) -> None:
     tamperer = Tamperer(load_genesis(genesis))
+    metrics_server = None
+    if metrics_listen:
+        metrics_server = serve_metrics(ProxyMetrics(routes).registry, metrics_listen)
     relays = [Relay(r, target, tamperer) for r in routes]
     for relay in relays:
         await relay.start()
@@ -300,10 +322,18 @@ async def serve(
         servers.append(server)
     if ready is not None:
         first = next(iter(endpoints.values()), "")
+        info: dict[str, Any] = {"endpoint": first, "pid": os.getpid(), "routes": endpoints}
+        if metrics_server is not None:
+            info["metrics"] = metrics_server.url
         tmp = ready.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"endpoint": first, "pid": os.getpid(), "routes": endpoints}))
+        tmp.write_text(json.dumps(info))
         tmp.replace(ready)
-    log.info("proxy to %s: %s", target, endpoints)
+    log.info(
+        "proxy to %s: %s%s",
+        target,
+        endpoints,
+        f", metrics {metrics_server.url}" if metrics_server is not None else "",
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -316,6 +346,8 @@ async def serve(
         server.close()
     for relay in relays:
         await relay.stop()
+    if metrics_server is not None:
+        metrics_server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -325,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--faults", type=Path, required=True, help="the fault state file")
     p.add_argument("--genesis", type=Path, default=None, help="default: genesis.json beside it")
     p.add_argument("--ready-file", type=Path, default=None)
+    add_metrics_argument(p)
     args = p.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,
@@ -338,7 +371,12 @@ def main(argv: list[str] | None = None) -> int:
         routes.append(Route(name, listen))
     asyncio.run(
         serve(
-            args.target, routes, args.faults, args.ready_file, genesis if genesis.exists() else None
+            args.target,
+            routes,
+            args.faults,
+            args.ready_file,
+            genesis if genesis.exists() else None,
+            args.metrics_listen,
         )
     )
     return 0
