@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -40,6 +41,8 @@ class Launched:
 ArgvFor = Callable[[str, Path, Path], list[str]]
 """Builds a process's argv from (listen, data dir, ready file)."""
 
+METRICS_ANY_PORT = "127.0.0.1:0"  # what the argv builders pass to --metrics-listen
+
 
 class LaunchError(RuntimeError):
     """A process did not come up; the message says why and where its log is."""
@@ -51,14 +54,20 @@ def sequencer_argv(
     ready_file: Path,
     genesis: Path | None,
     block_interval_ms: int | None = None,
+    metrics_listen: str | None = METRICS_ANY_PORT,
 ) -> list[str]:
+    """The sequencer's command line; metrics_listen None: no metrics."""
     argv = [sys.executable, "-m", "sequencer", "--listen", listen, "--data-dir", str(data_dir)]
     argv += ["--ready-file", str(ready_file)]
     if genesis is not None:
         argv += ["--genesis", str(genesis)]
     if block_interval_ms is not None:
         argv += ["--block-interval-ms", str(block_interval_ms)]
-    return argv
+    return argv + _metrics_args(metrics_listen)
+
+
+def _metrics_args(metrics_listen: str | None) -> list[str]:
+    return ["--metrics-listen", metrics_listen] if metrics_listen else []
 
 
 def start_process(
@@ -75,7 +84,8 @@ def start_process(
 ) -> Launched:
     """Start `argv` with output to `log`, wait for its ready file and (unless
     health=False, for the proxy) its grpc.health.v1 status. The returned argv has
-    --listen pinned to the bound endpoint, so a restart reuses the port."""
+    --listen and --metrics-listen pinned to what was bound, so a restart reuses
+    the ports."""
     with contextlib.suppress(FileNotFoundError):
         ready_file.unlink()
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -106,7 +116,7 @@ def start_process(
     if not healthy or endpoint is None:
         stop_pid(popen.pid, popen=popen)
         raise LaunchError(f"{name} did not become healthy within {timeout}s; see {log}")
-    pinned = pin_listen(argv, endpoint)
+    pinned = pin_metrics_listen(pin_listen(argv, endpoint), info)
     return Launched(name, role, rollup, popen.pid, endpoint, data_dir, log, pinned, popen, info)
 
 
@@ -116,6 +126,20 @@ def pin_listen(argv: list[str], endpoint: str) -> list[str]:
     for i, arg in enumerate(out[:-1]):
         if arg == "--listen":
             out[i + 1] = endpoint
+    return out
+
+
+def pin_metrics_listen(argv: list[str], info: dict[str, Any]) -> list[str]:
+    """argv with the value of --metrics-listen replaced by the HOST:PORT of the
+    metrics URL in the ready file's `info` (when it has one)."""
+    url = info.get("metrics")
+    if not url:
+        return list(argv)
+    bound = urlsplit(url).netloc
+    out = list(argv)
+    for i, arg in enumerate(out[:-1]):
+        if arg == "--metrics-listen":
+            out[i + 1] = bound
     return out
 
 
@@ -200,20 +224,34 @@ def kill_pid(pid: int, popen: subprocess.Popen[bytes] | None = None) -> None:
 
 
 def node_argv(
-    rollup: str, sequencer: str, listen: str, data_dir: Path, ready_file: Path, genesis: Path | None
+    rollup: str,
+    sequencer: str,
+    listen: str,
+    data_dir: Path,
+    ready_file: Path,
+    genesis: Path | None,
+    metrics_listen: str | None = METRICS_ANY_PORT,
 ) -> list[str]:
+    """A node's command line; metrics_listen None: no metrics."""
     argv = [sys.executable, "-m", "rollup_node", "--rollup", rollup, "--sequencer", sequencer]
     argv += ["--listen", listen, "--data-dir", str(data_dir), "--ready-file", str(ready_file)]
     if genesis is not None:
         argv += ["--genesis", str(genesis)]
-    return argv
+    return argv + _metrics_args(metrics_listen)
 
 
-def proxy_argv(target: str, routes: dict[str, str], faults: Path, ready_file: Path) -> list[str]:
+def proxy_argv(
+    target: str,
+    routes: dict[str, str],
+    faults: Path,
+    ready_file: Path,
+    metrics_listen: str | None = METRICS_ANY_PORT,
+) -> list[str]:
+    """The proxy's command line; metrics_listen None: no metrics."""
     argv = [sys.executable, "-m", "devnet.proxy", "--target", target, "--faults", str(faults)]
     for name, listen in routes.items():
         argv += ["--route", f"{name}={listen}"]
-    return [*argv, "--ready-file", str(ready_file)]
+    return [*argv, "--ready-file", str(ready_file), *_metrics_args(metrics_listen)]
 
 
 def process_state(pid: int) -> str:

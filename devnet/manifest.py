@@ -31,11 +31,22 @@ class ProcessRecord:
     data_dir: str
     log: str
     argv: list[str] = field(default_factory=list)
+    # Its Prometheus metrics URL (http://127.0.0.1:PORT/metrics) from its ready file;
+    # "" when it serves none (stopped, or a manifest written before metrics).
+    metrics: str = ""
 
     @classmethod
     def from_launched(cls, p: Launched) -> ProcessRecord:
         return cls(
-            p.name, p.role, p.rollup, p.pid, p.endpoint, str(p.data_dir), str(p.log), list(p.argv)
+            p.name,
+            p.role,
+            p.rollup,
+            p.pid,
+            p.endpoint,
+            str(p.data_dir),
+            str(p.log),
+            list(p.argv),
+            str(p.info.get("metrics", "")),
         )
 
 

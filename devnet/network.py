@@ -87,7 +87,8 @@ def _start_proxy(
         p = launcher.start_process(
             PROXY, PROXY, None, argv, data_dir, log, ready, timeout, health=False
         )
-        p.argv = launcher.proxy_argv(target, p.info["routes"], faults, ready)
+        argv = launcher.proxy_argv(target, p.info["routes"], faults, ready)
+        p.argv = launcher.pin_metrics_listen(argv, p.info)
         return p
 
     wanted = {n: old_routes.get(n, ANY_PORT) for n in names}
