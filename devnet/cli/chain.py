@@ -13,18 +13,22 @@ from typing import Any
 import click
 from grpc import aio
 
-from devnet.amounts import parse_units
 from devnet.cli.common import (
+    BASE_UNITS_OPTION,
     DATA_DIR_OPTION,
     JOURNAL,
     JSON_OPTION,
     NODE_OPTION,
     SEQUENCER_OPTION,
+    Units,
     asset_decimals,
+    compute_option_rollups,
     fail,
     handle_errors,
     node_or_fail,
     parse_account,
+    parse_dev_index,
+    pick_rollup,
     read_genesis,
     resolve_node,
     resolve_sequencer,
@@ -39,17 +43,33 @@ from xrollup.v1 import types_pb2 as pb
 
 
 @click.command()
-@click.option("--rollup", required=True, help="Rollup to transfer on (alpha, beta).")
-@click.option("--from", "from_", required=True, help="Sender: a dev account index.")
-@click.option("--to", required=True, help="Recipient: a dev account index or a 0x address.")
-@click.option("--asset", required=True, help="Asset symbol (USDC, ETH).")
 @click.option(
-    "--amount", required=True, type=int, help="Amount in base units (USDC: 6 decimals, ETH: 9)."
+    "--rollup", required=True, metavar="ROLLUP", help="A rollup of genesis to transfer on."
+)
+@click.option(
+    "--from", "from_", required=True, metavar="INDEX", help="Sender: a dev account index."
+)
+@click.option(
+    "--to", required=True, metavar="ACCOUNT", help="Recipient: a dev account index or a 0x address."
+)
+@click.option(
+    "--asset",
+    required=True,
+    metavar="SYMBOL",
+    help="An asset of genesis (the dev genesis: USDC, ETH).",
+)
+@click.option(
+    "--amount",
+    required=True,
+    metavar="AMOUNT",
+    help="In the asset's units, e.g. 2.5 (USDC has 6 decimals, ETH 9); with --base-units,"
+    " an integer of base units.",
 )
 @click.option("--wait", is_flag=True, help="Wait for the receipt from the rollup's node.")
 @DATA_DIR_OPTION
 @SEQUENCER_OPTION
 @NODE_OPTION
+@BASE_UNITS_OPTION
 @JSON_OPTION
 @handle_errors
 def transfer(
@@ -57,31 +77,32 @@ def transfer(
     from_: str,
     to: str,
     asset: str,
-    amount: int,
+    amount: str,
     wait: bool,
     data_dir: Path,
     sequencer_endpoint: str | None,
     node_endpoint: str | None,
+    base_units: bool,
     as_json: bool,
 ) -> None:
-    """Sign a transfer with a dev key and submit it; exit 1 if it failed."""
+    """Sign a transfer with a dev key and submit it; exit 1 if it failed.
+
+    --json gives the amount as a decimal string ("2.5"), or as an integer of base
+    units with --base-units; heights and indexes are integers."""
     data_dir = data_dir.resolve()
-    endpoint = resolve_sequencer(data_dir, sequencer_endpoint)
-    if not from_.isdigit():
-        fail("--from must be a dev account index (the CLI holds only dev keys)", code=2)
-    if amount <= 0:
-        fail("--amount must be a positive integer of base units", code=2)
-    signer = derive_dev_account(int(from_))
-    recipient = parse_account(to)
     genesis = read_genesis(data_dir)
-    node = resolve_node(data_dir, rollup, node_endpoint) if wait else None
-    if wait and node is None:
-        fail(f"--wait: no running node for rollup {rollup!r} (pass --node HOST:PORT)")
+    units = Units(genesis, base_units)
+    rollup = pick_rollup(genesis, rollup, "--rollup")
+    value = units.parse_positive(amount, asset, "--amount")
+    signer = derive_dev_account(parse_dev_index(from_, "--from"))
+    recipient = parse_account(to, "--to")
+    endpoint = resolve_sequencer(data_dir, sequencer_endpoint)
+    node = node_or_fail(data_dir, rollup, node_endpoint) if wait else None
 
     async def go() -> dict[str, Any]:
         async with Client(endpoint, genesis.chain_id) as c:
             expiry = await c.expiry()
-            tx = build_transfer(signer, rollup, recipient, asset, amount, expiry, genesis.chain_id)
+            tx = build_transfer(signer, rollup, recipient, asset, value, expiry, genesis.chain_id)
             ack = await c.submit_tx(tx)
         result: dict[str, Any] = {
             "id": ack.id.hex(),
@@ -89,7 +110,7 @@ def transfer(
             "from": encode_address(signer.address),
             "to": encode_address(recipient),
             "asset": asset,
-            "amount": str(amount),
+            "amount": units.json(value, asset),
             "ordered_height": ack.height,
             "index": ack.index,
             "duplicate": ack.duplicate,
@@ -105,7 +126,7 @@ def transfer(
     if as_json:
         emit_json(result)
     else:
-        click.echo(f"id {result['id']}")
+        click.echo(f"transfer {units.text(value, asset)} on {rollup}: id {result['id']}")
         click.echo(f"ordered at height {result['ordered_height']} (index {result['index']})")
         if receipt is not None:
             why = f": {receipt['reason']}" if receipt["reason"] else ""
@@ -224,31 +245,50 @@ def blocks(
 
 
 @click.command()
-@click.option("--base", default="ETH", show_default=True)
-@click.option("--quote", default="USDC", show_default=True)
+@click.option("--base", default="ETH", show_default=True, help="The asset priced.")
+@click.option("--quote", default="USDC", show_default=True, help="The asset it is priced in.")
 @click.option(
-    "--price", "price_text", required=True, help="Quote units per whole base unit, e.g. 3000.5"
+    "--price",
+    "price_text",
+    required=True,
+    metavar="PRICE",
+    help="Quote units per whole base unit, e.g. 3000.5; with --base-units, an integer of"
+    " the quote's base units.",
 )
-@click.option("--rollup", default="beta", show_default=True, help="Rollup to post the price on.")
+@click.option(
+    "--rollup",
+    default=None,
+    metavar="ROLLUP",
+    help="A rollup of genesis to post the price on (default: the option rollup, the last"
+    " rollup of genesis).",
+)
 @DATA_DIR_OPTION
 @SEQUENCER_OPTION
 @NODE_OPTION
+@BASE_UNITS_OPTION
 @JSON_OPTION
 @handle_errors
 def price(
     base: str,
     quote: str,
     price_text: str,
-    rollup: str,
+    rollup: str | None,
     data_dir: Path,
     sequencer_endpoint: str | None,
     node_endpoint: str | None,
+    base_units: bool,
     as_json: bool,
 ) -> None:
-    """Post an oracle price signed by the dev oracle key, and wait until applied."""
+    """Post an oracle price signed by the dev oracle key, and wait until applied.
+
+    --json gives the price as a decimal string of quote units, or an integer of
+    the quote's base units with --base-units."""
     data_dir = data_dir.resolve()
     genesis = read_genesis(data_dir)
-    value = parse_units(price_text, asset_decimals(genesis, quote), "--price")
+    units = Units(genesis, base_units)
+    rollup = pick_rollup(genesis, rollup, "--rollup", default=compute_option_rollups(genesis)[0])
+    asset_decimals(genesis, base)  # an asset of genesis, or exit 2
+    value = units.parse_positive(price_text, quote, "--price")
     endpoint = resolve_sequencer(data_dir, sequencer_endpoint)
     node = node_or_fail(data_dir, rollup, node_endpoint)
 
@@ -263,7 +303,7 @@ def price(
                 "id": ack.id.hex(),
                 "base": base,
                 "quote": quote,
-                "price": str(value),
+                "price": units.json(value, quote),
                 "receipt": receipt_json(r, rollup),
             }
 
@@ -272,8 +312,8 @@ def price(
         emit_json(result)
     else:
         click.echo(
-            f"{base}/{quote} = {price_text} on {rollup} at height {result['receipt']['height']}:"
-            f" {result['receipt']['status']}"
+            f"{base}/{quote} = {units.text(value, quote)} on {rollup}"
+            f" at height {result['receipt']['height']}: {result['receipt']['status']}"
         )
     if result["receipt"]["status"] != "ok":
         sys.exit(1)
@@ -341,11 +381,16 @@ def load(
 @click.option("--expiry-blocks", type=int, default=40, show_default=True)
 @handle_errors
 def demo(data_dir: Path, as_json: bool, expiry_blocks: int) -> None:
-    """The option story end to end on the running devnet; exit 1 if any step misbehaves."""
+    """The option story end to end on the running devnet; exit 1 if any step misbehaves.
+
+    The option lives on the option rollup (the last rollup of genesis), its
+    collateral on the first other one."""
     data_dir = data_dir.resolve()
     genesis = read_genesis(data_dir)
     endpoint = resolve_sequencer(data_dir, None)
-    a, b = node_or_fail(data_dir, "alpha", None), node_or_fail(data_dir, "beta", None)
+    option_rollup, collateral_rollup = compute_option_rollups(genesis)
+    a = node_or_fail(data_dir, collateral_rollup, None)
+    b = node_or_fail(data_dir, option_rollup, None)
     lines: list[str] = []
 
     def say(line: str) -> None:

@@ -1,7 +1,8 @@
 """What every `devnet` command shares: its common options, reading the devnet
-(devnet.json, genesis) and resolving endpoints from it, parsing accounts and ids,
-and turning expected errors into one line and an exit code (1 for what went
-wrong at run time, 2 for a bad invocation)."""
+(devnet.json, genesis) and resolving endpoints and rollups from it, reading and
+writing amounts (Units), parsing accounts and ids, and turning expected errors
+into one line and an exit code (1 for what went wrong at run time, 2 for a bad
+invocation)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import asyncio
 import functools
 import sys
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -16,6 +18,7 @@ import click
 from grpc import aio
 
 from devnet import launcher, network
+from devnet.amounts import format_units, parse_units
 from devnet.cli.group import echo_error, exit_usage
 from devnet.manifest import GENESIS, Manifest, load_manifest
 from xrollup.errors import InvalidInput, XrollupError
@@ -37,12 +40,20 @@ SEQUENCER_OPTION = click.option(
     "--sequencer",
     "sequencer_endpoint",
     default=None,
+    metavar="HOST:PORT",
     help="Sequencer HOST:PORT (default: from devnet.json).",
+)
+BASE_UNITS_OPTION = click.option(
+    "--base-units",
+    is_flag=True,
+    help="Amounts in and out as integers of base units, for scripts (default: decimals"
+    " in the asset's units, e.g. 2.5 USDC; in --json, decimal strings).",
 )
 NODE_OPTION = click.option(
     "--node",
     "node_endpoint",
     default=None,
+    metavar="HOST:PORT",
     help="Rollup node HOST:PORT (default: the rollup's node from devnet.json).",
 )
 
@@ -127,11 +138,21 @@ def node_or_fail(data_dir: Path, rollup: str, endpoint: str | None) -> str:
     return ep
 
 
-def parse_account(text: str) -> Address:
+def parse_dev_index(text: str, flag: str) -> int:
+    """A dev account index (0, 1, ...): the CLI signs only with dev keys."""
+    if not (text.isascii() and text.isdigit()):
+        fail(f"{flag} {text!r} is not a dev account index (the CLI holds only dev keys)", 2)
+    return int(text)
+
+
+def parse_account(text: str, flag: str) -> Address:
     """A dev account index (0..) or a 0x address."""
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return derive_dev_account(int(text)).address
-    return decode_address(text)
+    try:
+        return decode_address(text)
+    except InvalidInput as e:
+        fail(f"{flag}: {e} (want a dev account index or a 0x address of 20 bytes)", code=2)
 
 
 def parse_id(text: str) -> bytes:
@@ -145,9 +166,77 @@ def parse_id(text: str) -> bytes:
     return raw
 
 
+def compute_option_rollups(genesis: Genesis) -> tuple[str, str]:
+    """The default (option rollup, collateral rollup): an option lives on the last
+    rollup of genesis and locks its collateral on the first other one (the dev
+    genesis: beta and alpha). Oracle prices go to the option rollup."""
+    names = genesis.rollup_names
+    option = names[-1]
+    return option, next((n for n in names if n != option), option)
+
+
+def pick_rollup(genesis: Genesis, name: str | None, flag: str, default: str = "") -> str:
+    """`name` given by `flag` if it is a rollup of genesis (else exit 2), or `default`."""
+    if name is None:
+        return default
+    if genesis.get_rollup(name) is None:
+        known = ", ".join(genesis.rollup_names)
+        fail(f"unknown rollup {name!r} for {flag} (rollups of genesis: {known})", code=2)
+    return name
+
+
 def asset_decimals(genesis: Genesis, symbol: str) -> int:
     asset = genesis.get_asset(symbol)
     if asset is None:
         known = ", ".join(a.symbol for a in genesis.assets)
         fail(f"unknown asset {symbol!r} (assets of genesis: {known})", code=2)
     return asset.decimals
+
+
+@dataclass(frozen=True)
+class Units:
+    """How one invocation reads and writes amounts of genesis assets: decimals in
+    the asset's units by default ('2.5' USDC is 2500000 base units; --json gives
+    decimal strings), integers of base units with --base-units (--json gives JSON
+    integers). Parsing is exact (devnet.amounts, never floats): more decimals than
+    the asset has, a non-number or an amount over genesis's limit is exit 2."""
+
+    genesis: Genesis
+    base_units: bool = False
+
+    def parse(self, text: str, asset: str, flag: str) -> int:
+        decimals = asset_decimals(self.genesis, asset)
+        if self.base_units:
+            if not (text.isascii() and text.isdigit()):
+                fail(f"{flag} {text!r} is not an integer of base units (--base-units)", code=2)
+            value = int(text)
+        else:
+            try:
+                value = parse_units(text, decimals, flag)
+            except InvalidInput as e:
+                fail(f"{e} (an amount of {asset}, which has {decimals} decimals)", code=2)
+        if value > self.genesis.limits.max_amount:
+            top = self.text(self.genesis.limits.max_amount, asset)
+            fail(f"{flag} {text!r} is over the largest amount genesis allows ({top})", code=2)
+        return value
+
+    def parse_positive(self, text: str, asset: str, flag: str) -> int:
+        value = self.parse(text, asset, flag)
+        if value == 0:
+            fail(f"{flag} must be more than 0", code=2)
+        return value
+
+    def json(self, amount: int, asset: str) -> str | int:
+        """An amount in --json output: '2.5', or 2500000 with --base-units."""
+        if self.base_units:
+            return int(amount)
+        return format_units(amount, asset_decimals(self.genesis, asset), grouping=False)
+
+    def text(self, amount: int, asset: str, symbol: bool = True) -> str:
+        """An amount for people: '1,000,000.5 USDC', or '1000000500000 USDC base units'."""
+        if self.base_units:
+            shown = f"{int(amount)}" + (f" {asset} base units" if symbol else "")
+        else:
+            shown = format_units(amount, asset_decimals(self.genesis, asset))
+            shown += f" {asset}" if symbol else ""
+        return shown

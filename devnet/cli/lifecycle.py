@@ -13,11 +13,12 @@ import click
 from rich.table import Table
 
 from devnet import network
-from devnet.amounts import format_units
 from devnet.cli.collect import collect_status
 from devnet.cli.common import (
+    BASE_UNITS_OPTION,
     DATA_DIR_OPTION,
     JSON_OPTION,
+    Units,
     fail,
     handle_errors,
     read_genesis,
@@ -40,12 +41,19 @@ from xrollup.keys import derive_dev_account, encode_address
 @click.option(
     "--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for health."
 )
+@BASE_UNITS_OPTION
 @JSON_OPTION
 @handle_errors
 def up(
-    data_dir: Path, replicas: bool, block_interval_ms: int | None, timeout: float, as_json: bool
+    data_dir: Path,
+    replicas: bool,
+    block_interval_ms: int | None,
+    timeout: float,
+    base_units: bool,
+    as_json: bool,
 ) -> None:
-    """Start the sequencer and a node per rollup in the background; wait until healthy."""
+    """Start the sequencer and a node per rollup of genesis in the background; wait
+    until healthy. Prints every process and the dev accounts' genesis balances."""
     data_dir = data_dir.resolve()
     manifest = load_manifest(data_dir)
     running = network.running_processes(manifest)
@@ -60,16 +68,18 @@ def up(
         return
     manifest = network.start_devnet(data_dir, replicas, block_interval_ms, timeout)
     genesis = read_genesis(data_dir)
+    units = Units(genesis, base_units)
     accs = accounts_from_genesis(genesis)
     if as_json:
-        emit_json({"already_running": False, **manifest.to_json(), "accounts": accs})
+        accs_json = accounts_json(accs, units)
+        emit_json({"already_running": False, **manifest.to_json(), "accounts": accs_json})
         return
     console.print(f"[green]devnet up[/green] in {data_dir} (chain {genesis.chain_id})")
     for p in manifest.processes:
         what = f"rollup {p.rollup}" if p.role == "node" else "shared sequencer"
         console.print(f"  {p.name:<14} {p.endpoint:<16} pid {p.pid:<7} {what:<17} log {p.log}")
     console.print()
-    print_accounts(genesis, accs, "dev accounts (genesis)")
+    print_accounts(genesis, accs, units, "dev accounts (genesis)")
     console.print(
         "\nDev account keys derive from the public dev seed in xrollup/keys.py:"
         " never use them for real funds. `devnet down` stops everything."
@@ -164,60 +174,81 @@ def logs(name: str, data_dir: Path, lines: int, follow: bool) -> None:
                     time.sleep(0.2)
 
 
-def accounts_from_genesis(genesis: Genesis) -> list[dict[str, Any]]:
+Balances = dict[str, dict[str, int]]  # rollup -> asset -> base units
+
+
+def accounts_from_genesis(genesis: Genesis) -> list[tuple[int, Balances]]:
+    """Each dev account's index and balances per rollup and asset at genesis."""
     out = []
     for i in range(DEV_ACCOUNT_COUNT):
         addr = derive_dev_account(i).address
-        balances: dict[str, dict[str, str]] = {}
+        balances: Balances = {}
         for a in genesis.allocations:
             if a.address == addr:
-                balances.setdefault(a.rollup, {})[a.asset] = str(a.amount)
-        out.append({"index": i, "address": encode_address(addr), "balances": balances})
+                balances.setdefault(a.rollup, {})[a.asset] = a.amount
+        out.append((i, balances))
     return out
 
 
-async def accounts_from_nodes(genesis: Genesis, nodes: dict[str, str]) -> list[dict[str, Any]]:
+async def accounts_from_nodes(nodes: dict[str, str]) -> list[tuple[int, Balances]]:
+    """Each dev account's index and live balances on each rollup's node."""
     out = []
     async with node_clients(nodes) as clients:
         for i in range(DEV_ACCOUNT_COUNT):
             addr = derive_dev_account(i).address
-            balances = {}
-            for rollup, c in clients.items():
-                b = await c.balances(addr)
-                balances[rollup] = {asset: str(amount) for asset, amount in b.items()}
-            out.append({"index": i, "address": encode_address(addr), "balances": balances})
+            out.append((i, {rollup: await c.balances(addr) for rollup, c in clients.items()}))
     return out
 
 
-def print_accounts(genesis: Genesis, accounts: list[dict[str, Any]], title: str) -> None:
-    columns = [(r, a.symbol, a.decimals) for r in genesis.rollup_names for a in genesis.assets]
-    table = Table("#", "address", *(f"{r} {s}" for r, s, _ in columns), title=title)
-    for acc in accounts:
-        cells = [format_units(int(acc["balances"].get(r, {}).get(s, 0)), d) for r, s, d in columns]
-        table.add_row(str(acc["index"]), acc["address"], *cells)
+def accounts_json(accounts: list[tuple[int, Balances]], units: Units) -> list[dict[str, Any]]:
+    return [
+        {
+            "index": i,
+            "address": encode_address(derive_dev_account(i).address),
+            "balances": {
+                rollup: {asset: units.json(amount, asset) for asset, amount in assets.items()}
+                for rollup, assets in balances.items()
+            },
+        }
+        for i, balances in accounts
+    ]
+
+
+def print_accounts(
+    genesis: Genesis, accounts: list[tuple[int, Balances]], units: Units, title: str
+) -> None:
+    columns = [(r, a.symbol) for r in genesis.rollup_names for a in genesis.assets]
+    table = Table("#", "address", *(f"{r} {s}" for r, s in columns), title=title)
+    for i, balances in accounts:
+        cells = [units.text(balances.get(r, {}).get(s, 0), s, symbol=False) for r, s in columns]
+        table.add_row(str(i), encode_address(derive_dev_account(i).address), *cells)
     console.print(table)
 
 
 @click.command()
 @DATA_DIR_OPTION
+@BASE_UNITS_OPTION
 @JSON_OPTION
 @handle_errors
-def accounts(data_dir: Path, as_json: bool) -> None:
+def accounts(data_dir: Path, base_units: bool, as_json: bool) -> None:
     """The dev accounts: index, address, balances per rollup and asset.
 
-    Live from the nodes when the devnet runs, otherwise from genesis."""
+    Live from the nodes when the devnet runs, otherwise from genesis. Balances
+    are decimals in each asset's units ("999995.5"; --json: decimal strings), or
+    integers of base units with --base-units."""
     data_dir = data_dir.resolve()
     genesis = read_genesis(data_dir)
+    units = Units(genesis, base_units)
     nodes = {r: resolve_node(data_dir, r, None) for r in genesis.rollup_names}
     live = {r: ep for r, ep in nodes.items() if ep is not None}
     if len(live) == len(nodes):
-        source, accs = "nodes", run(accounts_from_nodes(genesis, live))
+        source, accs = "nodes", run(accounts_from_nodes(live))
     else:
         source, accs = "genesis", accounts_from_genesis(genesis)
     if as_json:
-        emit_json({"source": source, "accounts": accs})
+        emit_json({"source": source, "accounts": accounts_json(accs, units)})
     else:
-        print_accounts(genesis, accs, f"dev accounts ({source})")
+        print_accounts(genesis, accs, units, f"dev accounts ({source})")
 
 
 COMMANDS = (up, down, status, logs, accounts)

@@ -1,6 +1,8 @@
 """Options commands: `devnet option open | settle | show` (an option on one rollup
 against collateral locked on another, in one bundle) and `devnet lien show |
-reclaim` (that collateral)."""
+reclaim` (that collateral). Which rollups: --option-rollup, --collateral-rollup,
+by default common.compute_option_rollups (the last rollup of genesis holds the
+option, the first other one the collateral)."""
 
 from __future__ import annotations
 
@@ -10,17 +12,20 @@ from typing import Any
 
 import click
 
-from devnet.amounts import parse_units
 from devnet.cli.common import (
+    BASE_UNITS_OPTION,
     DATA_DIR_OPTION,
     JSON_OPTION,
     NODE_OPTION,
     SEQUENCER_OPTION,
+    Units,
     asset_decimals,
-    fail,
+    compute_option_rollups,
     handle_errors,
     node_or_fail,
+    parse_dev_index,
     parse_id,
+    pick_rollup,
     read_genesis,
     resolve_sequencer,
     run,
@@ -35,81 +40,122 @@ from xrollup.client import (
     node_clients,
     wait_for_decision,
 )
-from xrollup.genesis import Genesis
 from xrollup.keys import derive_dev_account, encode_address
 from xrollup.model import OptionKind
-from xrollup.options import compute_payout
+from xrollup.options import collateral_asset, compute_payout
 from xrollup.v1 import node_pb2 as npb
 from xrollup.v1 import types_pb2 as pb
 
+ROLLUP_RULE = (
+    "By default the option lives on the last rollup of genesis and its collateral on the"
+    " first other rollup of genesis."
+)
+AMOUNTS = (
+    "Amounts are decimals in each asset's units (--json: decimal strings), or integers of"
+    " base units with --base-units."
+)
+OPTION_ROLLUP_OPTION = click.option(
+    "--option-rollup",
+    default=None,
+    metavar="ROLLUP",
+    help="The rollup of genesis the option lives on (default: the last rollup of genesis).",
+)
+LIEN_ROLLUP_OPTION = click.option(
+    "--rollup",
+    default=None,
+    metavar="ROLLUP",
+    help="The lien's rollup (default: the collateral rollup, the first rollup of genesis"
+    " other than the option rollup).",
+)
 
-@click.group()
+
+@click.group(help=f"Open, settle and show options. {ROLLUP_RULE}")
 def option() -> None:
-    """Open, settle and show options (collateral on alpha, option on beta)."""
+    pass
 
 
-def option_json(o: npb.OptionPosition, genesis: Genesis) -> dict[str, Any]:
+def option_json(o: npb.OptionPosition, units: Units) -> dict[str, Any]:
+    """An option position; strike, premium and settle price in the quote asset, size
+    in the underlying, collateral and payout in the collateral asset (Units)."""
+    settled = bool(o.settled_height)
     return {
         "id": o.id.hex(),
         "kind": "put" if o.kind == pb.OPTION_KIND_PUT else "call",
         "underlying": o.underlying,
         "quote": o.quote,
-        "strike": str(o.strike),
-        "size": str(o.size),
+        "strike": units.json(o.strike, o.quote),
+        "size": units.json(o.size, o.underlying),
         "expiry_height": o.expiry_height,
-        "premium": str(o.premium),
+        "premium": units.json(o.premium, o.quote),
         "writer": encode_address(o.writer),
         "holder": encode_address(o.holder),
         "collateral_rollup": o.collateral_rollup,
         "collateral_asset": o.collateral_asset,
-        "collateral": str(o.collateral),
+        "collateral": units.json(o.collateral, o.collateral_asset),
         "status": npb.OptionPosition.Status.Name(o.status).removeprefix("STATUS_").lower(),
         "opened_height": o.opened_height,
         "settled_height": o.settled_height or None,
-        "settle_price": str(o.settle_price) if o.settled_height else None,
-        "payout": str(o.payout) if o.settled_height else None,
+        "settle_price": units.json(o.settle_price, o.quote) if settled else None,
+        "payout": units.json(o.payout, o.collateral_asset) if settled else None,
     }
 
 
-def lien_json(lien: npb.Lien) -> dict[str, Any]:
+def lien_json(lien: npb.Lien, units: Units) -> dict[str, Any]:
+    """A lien; amount and paid_out in its asset (Units)."""
+    released = bool(lien.released_height)
     return {
         "id": lien.id.hex(),
         "owner": encode_address(lien.owner),
         "asset": lien.asset,
-        "amount": str(lien.amount),
+        "amount": units.json(lien.amount, lien.asset),
         "controller_rollup": lien.controller_rollup,
         "controller_position": lien.controller_position.hex(),
         "status": npb.Lien.Status.Name(lien.status).removeprefix("STATUS_").lower(),
         "locked_height": lien.locked_height,
         "released_height": lien.released_height or None,
-        "paid_out": str(lien.paid_out) if lien.released_height else None,
+        "paid_out": units.json(lien.paid_out, lien.asset) if released else None,
         "payee": encode_address(lien.payee) if lien.payee else None,
         "option_expiry_height": lien.option_expiry_height,
         "reclaimable_height": lien.reclaimable_height,
     }
 
 
-@option.command("open")
+@option.command("open", epilog=AMOUNTS)
 @click.option("--writer", required=True, help="Dev account index of the writer (locks collateral).")
 @click.option("--holder", required=True, help="Dev account index of the holder (pays the premium).")
 @click.option("--kind", type=click.Choice(["put", "call"]), required=True)
-@click.option("--strike", required=True, help="Quote units per whole underlying, e.g. 2800.")
-@click.option("--size", required=True, help="Underlying units, e.g. 2 (ETH).")
-@click.option("--premium", required=True, help="Quote units, e.g. 50.")
+@click.option(
+    "--strike", required=True, metavar="PRICE", help="Quote units per whole underlying, e.g. 2800."
+)
+@click.option("--size", required=True, metavar="AMOUNT", help="Underlying units, e.g. 2 (ETH).")
+@click.option("--premium", required=True, metavar="AMOUNT", help="Quote units, e.g. 50.")
 @click.option(
     "--expiry-blocks",
-    type=int,
+    type=click.IntRange(1),
     default=100,
     show_default=True,
     help="Option expiry, blocks from now.",
 )
 @click.option(
-    "--collateral", default=None, help="Collateral to lock (default: what the margin rule needs)."
+    "--collateral",
+    default=None,
+    metavar="AMOUNT",
+    help="Collateral to lock, in the quote (put) or underlying (call) asset (default: what"
+    " the margin rule needs).",
 )
 @click.option("--underlying", default="ETH", show_default=True)
 @click.option("--quote", default="USDC", show_default=True)
+@OPTION_ROLLUP_OPTION
+@click.option(
+    "--collateral-rollup",
+    default=None,
+    metavar="ROLLUP",
+    help="The rollup of genesis the collateral is locked on (default: the first rollup of"
+    " genesis other than the option rollup).",
+)
 @DATA_DIR_OPTION
 @SEQUENCER_OPTION
+@BASE_UNITS_OPTION
 @JSON_OPTION
 @handle_errors
 def option_open(
@@ -123,50 +169,70 @@ def option_open(
     collateral: str | None,
     underlying: str,
     quote: str,
+    option_rollup: str | None,
+    collateral_rollup: str | None,
     data_dir: Path,
     sequencer_endpoint: str | None,
+    base_units: bool,
     as_json: bool,
 ) -> None:
-    """Write an option on beta against collateral locked on alpha, in one bundle."""
+    """Write an option on one rollup against collateral locked on another, in one bundle."""
     data_dir = data_dir.resolve()
     genesis = read_genesis(data_dir)
-    udec, qdec = asset_decimals(genesis, underlying), asset_decimals(genesis, quote)
+    units = Units(genesis, base_units)
+    default_option, default_collateral = compute_option_rollups(genesis)
+    on = pick_rollup(genesis, option_rollup, "--option-rollup", default_option)
+    locked_on = pick_rollup(genesis, collateral_rollup, "--collateral-rollup", default_collateral)
+    writer_key = derive_dev_account(parse_dev_index(writer, "--writer"))
+    holder_key = derive_dev_account(parse_dev_index(holder, "--holder"))
     okind = OptionKind.PUT if kind == "put" else OptionKind.CALL
+    strike_value = units.parse_positive(strike, quote, "--strike")
+    size_value = units.parse_positive(size, underlying, "--size")
+    premium_value = units.parse(premium, quote, "--premium")
     coll = None
     if collateral is not None:
-        coll = parse_units(collateral, qdec if okind == OptionKind.PUT else udec, "--collateral")
+        coll = units.parse(collateral, collateral_asset(okind, underlying, quote), "--collateral")
     endpoint = resolve_sequencer(data_dir, sequencer_endpoint)
-    nodes = {r: node_or_fail(data_dir, r, None) for r in ("alpha", "beta")}
+    nodes = {r: node_or_fail(data_dir, r, None) for r in (locked_on, on)}
 
     async def go() -> dict[str, Any]:
         async with Client(endpoint, genesis.chain_id) as c:
             head = (await c.status()).height
             bundle = build_open_option(
-                derive_dev_account(int(writer)),
-                derive_dev_account(int(holder)),
+                writer_key,
+                holder_key,
                 okind,
-                parse_units(strike, qdec, "--strike"),
-                parse_units(size, udec, "--size"),
+                strike_value,
+                size_value,
                 head + expiry_blocks,
-                parse_units(premium, qdec, "--premium"),
+                premium_value,
                 head + 1000,
                 underlying=underlying,
                 quote=quote,
-                underlying_decimals=udec,
+                underlying_decimals=asset_decimals(genesis, underlying),
                 collateral=coll,
+                collateral_rollup=locked_on,
+                option_rollup=on,
                 chain_id=genesis.chain_id,
             )
             ack = await c.submit_bundle(bundle)
         async with node_clients(nodes) as clients:
             records = await wait_for_decision(clients, ack.id)
-        return {"id": ack.id.hex(), "ordered_height": ack.height, **bundle_json(records)}
+        return {
+            "id": ack.id.hex(),
+            "option_rollup": on,
+            "collateral_rollup": locked_on,
+            "ordered_height": ack.height,
+            **bundle_json(records),
+        }
 
     result = run(go())
     if as_json:
         emit_json(result)
     else:
         click.echo(
-            f"option {result['id']}: {result['status']} (ordered at {result['ordered_height']})"
+            f"option {result['id']} on {on}, collateral on {locked_on}: {result['status']}"
+            f" (ordered at {result['ordered_height']})"
         )
     finish_decision(result, as_json)
 
@@ -181,37 +247,50 @@ def finish_decision(result: dict[str, Any], as_json: bool) -> None:
         sys.exit(1)
 
 
-@option.command("settle")
+@option.command("settle", epilog=AMOUNTS)
 @click.argument("option_id")
 @click.option("--from", "from_", default="0", show_default=True, help="Dev account that submits.")
+@OPTION_ROLLUP_OPTION
 @DATA_DIR_OPTION
 @SEQUENCER_OPTION
+@BASE_UNITS_OPTION
 @JSON_OPTION
 @handle_errors
 def option_settle(
-    option_id: str, from_: str, data_dir: Path, sequencer_endpoint: str | None, as_json: bool
+    option_id: str,
+    from_: str,
+    option_rollup: str | None,
+    data_dir: Path,
+    sequencer_endpoint: str | None,
+    base_units: bool,
+    as_json: bool,
 ) -> None:
-    """Settle an expired option at the oracle price (anyone may)."""
+    """Settle an expired option at the oracle price (anyone may); the payout comes
+    from its lien on the collateral rollup the option names."""
     data_dir = data_dir.resolve()
     genesis = read_genesis(data_dir)
+    units = Units(genesis, base_units)
+    on = pick_rollup(genesis, option_rollup, "--option-rollup", compute_option_rollups(genesis)[0])
+    submitter = derive_dev_account(parse_dev_index(from_, "--from"))
     oid = parse_id(option_id)
     endpoint = resolve_sequencer(data_dir, sequencer_endpoint)
-    nodes = {r: node_or_fail(data_dir, r, None) for r in ("alpha", "beta")}
 
     async def go() -> dict[str, Any]:
+        async with NodeClient(node_or_fail(data_dir, on, None)) as n:
+            o = await n.option(oid)
+            px = await n.price(o.underlying, o.quote)
+        udec = asset_decimals(genesis, o.underlying)
+        payout = compute_payout(OptionKind(o.kind), o.strike, o.size, px.price, udec)
+        nodes = {r: node_or_fail(data_dir, r, None) for r in (on, o.collateral_rollup)}
         async with node_clients(nodes) as clients:
-            o = await clients["beta"].option(oid)
-            px = await clients["beta"].price(o.underlying, o.quote)
-            udec = asset_decimals(genesis, o.underlying)
-            payout = compute_payout(OptionKind(o.kind), o.strike, o.size, px.price, udec)
             async with Client(endpoint, genesis.chain_id) as c:
                 bundle = build_settle_option(
-                    derive_dev_account(int(from_)),
+                    submitter,
                     oid,
                     payout,
                     o.holder,
                     await c.expiry(),
-                    option_rollup="beta",
+                    option_rollup=on,
                     collateral_rollup=o.collateral_rollup,
                     chain_id=genesis.chain_id,
                 )
@@ -220,8 +299,9 @@ def option_settle(
         return {
             "bundle_id": ack.id.hex(),
             "option_id": oid.hex(),
-            "price": str(px.price),
-            "payout": str(payout),
+            "price": units.json(px.price, o.quote),
+            "payout": units.json(payout, o.collateral_asset),
+            "payout_asset": o.collateral_asset,
             **bundle_json(records),
         }
 
@@ -231,28 +311,40 @@ def option_settle(
     else:
         click.echo(
             f"settle {result['bundle_id']}: {result['status']}"
-            f" (payout {result['payout']} base units)"
+            f" (payout {result['payout']} {result['payout_asset']}"
+            f"{' base units' if base_units else ''})"
         )
     finish_decision(result, as_json)
 
 
-@option.command("show")
+@option.command("show", epilog=AMOUNTS)
 @click.argument("option_id")
+@OPTION_ROLLUP_OPTION
 @DATA_DIR_OPTION
 @NODE_OPTION
+@BASE_UNITS_OPTION
 @JSON_OPTION
 @handle_errors
-def option_show(option_id: str, data_dir: Path, node_endpoint: str | None, as_json: bool) -> None:
-    """An option position on beta."""
+def option_show(
+    option_id: str,
+    option_rollup: str | None,
+    data_dir: Path,
+    node_endpoint: str | None,
+    base_units: bool,
+    as_json: bool,
+) -> None:
+    """An option position, from the node of the rollup it lives on."""
     data_dir = data_dir.resolve()
     genesis = read_genesis(data_dir)
-    node = node_or_fail(data_dir, "beta", node_endpoint)
+    on = pick_rollup(genesis, option_rollup, "--option-rollup", compute_option_rollups(genesis)[0])
+    oid = parse_id(option_id)
+    node = node_or_fail(data_dir, on, node_endpoint)
 
     async def go() -> npb.OptionPosition:
         async with NodeClient(node) as n:
-            return await n.option(parse_id(option_id))
+            return await n.option(oid)
 
-    d = option_json(run(go()), genesis)
+    d = option_json(run(go()), Units(genesis, base_units))
     emit_json(d) if as_json else print_record("option", d)
 
 
@@ -261,43 +353,55 @@ def lien() -> None:
     """Liens: collateral locked on one rollup for a position on another."""
 
 
-@lien.command("show")
+@lien.command("show", epilog=AMOUNTS)
 @click.argument("lien_id")
-@click.option("--rollup", default="alpha", show_default=True)
+@LIEN_ROLLUP_OPTION
 @DATA_DIR_OPTION
 @NODE_OPTION
+@BASE_UNITS_OPTION
 @JSON_OPTION
 @handle_errors
 def lien_show(
-    lien_id: str, rollup: str, data_dir: Path, node_endpoint: str | None, as_json: bool
+    lien_id: str,
+    rollup: str | None,
+    data_dir: Path,
+    node_endpoint: str | None,
+    base_units: bool,
+    as_json: bool,
 ) -> None:
     """A lien (its id is the id of the bundle that opened the option)."""
-    node = node_or_fail(data_dir.resolve(), rollup, node_endpoint)
+    data_dir = data_dir.resolve()
+    genesis = read_genesis(data_dir)
+    on = pick_rollup(genesis, rollup, "--rollup", compute_option_rollups(genesis)[1])
+    lid = parse_id(lien_id)
+    node = node_or_fail(data_dir, on, node_endpoint)
 
     async def go() -> npb.Lien:
         async with NodeClient(node) as n:
-            return await n.lien(parse_id(lien_id))
+            return await n.lien(lid)
 
-    d = lien_json(run(go()))
+    d = lien_json(run(go()), Units(genesis, base_units))
     emit_json(d) if as_json else print_record("lien", d)
 
 
-@lien.command("reclaim")
+@lien.command("reclaim", epilog=AMOUNTS)
 @click.argument("lien_id")
 @click.option("--from", "from_", required=True, help="The lien's owner: a dev account index.")
-@click.option("--rollup", default="alpha", show_default=True, help="The lien's rollup.")
+@LIEN_ROLLUP_OPTION
 @DATA_DIR_OPTION
 @SEQUENCER_OPTION
 @NODE_OPTION
+@BASE_UNITS_OPTION
 @JSON_OPTION
 @handle_errors
 def lien_reclaim(
     lien_id: str,
     from_: str,
-    rollup: str,
+    rollup: str | None,
     data_dir: Path,
     sequencer_endpoint: str | None,
     node_endpoint: str | None,
+    base_units: bool,
     as_json: bool,
 ) -> None:
     """Take back a lien its option did not settle by expiry + grace (docs/exits.md).
@@ -305,21 +409,20 @@ def lien_reclaim(
     A plain transaction on the lien's own rollup: it needs neither the option's
     rollup nor the oracle. Exit 1 if the rollup refused it."""
     data_dir = data_dir.resolve()
-    if not from_.isdigit():
-        fail("--from must be a dev account index (the CLI holds only dev keys)", code=2)
     genesis = read_genesis(data_dir)
-    endpoint = resolve_sequencer(data_dir, sequencer_endpoint)
-    node = node_or_fail(data_dir, rollup, node_endpoint)
+    units = Units(genesis, base_units)
+    on = pick_rollup(genesis, rollup, "--rollup", compute_option_rollups(genesis)[1])
+    owner = derive_dev_account(parse_dev_index(from_, "--from"))
     lid = parse_id(lien_id)
+    endpoint = resolve_sequencer(data_dir, sequencer_endpoint)
+    node = node_or_fail(data_dir, on, node_endpoint)
 
     async def go() -> dict[str, Any]:
         async with Client(endpoint, genesis.chain_id) as c, NodeClient(node) as n:
-            tx = build_reclaim_lien(
-                derive_dev_account(int(from_)), lid, await c.expiry(), rollup, genesis.chain_id
-            )
+            tx = build_reclaim_lien(owner, lid, await c.expiry(), on, genesis.chain_id)
             ack = await c.submit_tx(tx)
-            receipt = receipt_json(await n.wait_for_receipt(ack.id), rollup)
-            lien = lien_json(await n.lien(lid)) if receipt["status"] == "ok" else None
+            receipt = receipt_json(await n.wait_for_receipt(ack.id), on)
+            lien = lien_json(await n.lien(lid), units) if receipt["status"] == "ok" else None
             return {"id": ack.id.hex(), "receipt": receipt, "lien": lien}
 
     result = run(go())

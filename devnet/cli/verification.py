@@ -11,9 +11,11 @@ import click
 from devnet import network
 from devnet.checker import NodeRef, load_journal, run_checks
 from devnet.cli.common import (
+    BASE_UNITS_OPTION,
     DATA_DIR_OPTION,
     JOURNAL,
     JSON_OPTION,
+    Units,
     fail,
     handle_errors,
     read_genesis,
@@ -32,13 +34,21 @@ from devnet.cli.render import console, emit_json
     help="Load journal of acknowledged ids (default: DIR/journal.jsonl when present).",
 )
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Catch-up wait.")
+@BASE_UNITS_OPTION
 @JSON_OPTION
 @handle_errors
-def check(data_dir: Path, journal: Path | None, timeout: float, as_json: bool) -> None:
+def check(
+    data_dir: Path, journal: Path | None, timeout: float, base_units: bool, as_json: bool
+) -> None:
     """Verify the invariants: hash chain, decisions (I1, I5), atomicity (I1),
-    conservation (I2), replicas (I4) and, with a journal, durability (I3)."""
+    conservation (I2), replicas (I4) and, with a journal, durability (I3).
+
+    --json gives {"ok", "checks": {name: {"ok", figures..., "violations"}}}; the
+    conservation totals (minted, escrowed, liened per asset) are decimal strings,
+    or integers of base units with --base-units."""
     data_dir = data_dir.resolve()
     genesis = read_genesis(data_dir)
+    units = Units(genesis, base_units)
     manifest = read_manifest(data_dir)
     if manifest is None:
         fail(f"no devnet in {data_dir} (run `devnet up`)")
@@ -55,7 +65,10 @@ def check(data_dir: Path, journal: Path | None, timeout: float, as_json: bool) -
     records = load_journal(journal_path) if journal_path.exists() else None
     report = run(run_checks(seq.endpoint, nodes, genesis, records, timeout))
     if as_json:
-        emit_json({**report.to_json(), "nodes_skipped": skipped})
+        doc = report.to_json()
+        for asset, totals in doc["checks"].get("conservation", {}).get("assets", {}).items():
+            totals.update({k: units.json(v, asset) for k, v in totals.items()})
+        emit_json({**doc, "nodes_skipped": skipped})
     else:
         for c in report.checks:
             mark = "[green]ok  [/green]" if c.ok else "[red]FAIL[/red]"

@@ -1,8 +1,10 @@
 """The `devnet` command reads naturally (issue 9), as users type it
 (.venv/bin/devnet in a subprocess) against one devnet shared by the module:
-help grouped under section headings; every bad invocation is one line on stderr
-starting with `error:` and never a traceback (exit 2 for a bad flag or value,
-1 for what went wrong at run time)."""
+amounts are decimals in the asset's units (exact base units moved; --base-units
+for scripts), the rollups an option uses come from genesis, help is grouped under
+section headings, and every bad invocation is one line on stderr starting with
+`error:` and never a traceback (exit 2 for a bad flag or value, 1 for what went
+wrong at run time)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+
+from xrollup.genesis import Genesis, load_genesis
 
 DEVNET = str(Path(sys.executable).parent / "devnet")
 SECTIONS = ("Lifecycle", "Chain", "Options and liens", "Faults", "Verification", "Observe")
@@ -56,6 +60,17 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
         yield run
     finally:
         run("down", expect=None)
+
+
+def genesis_of(devnet: Devnet) -> Genesis:
+    return load_genesis(devnet.dir / "genesis.json")
+
+
+def balances(devnet: Devnet, rollup: str, asset: str) -> dict[int, int]:
+    """Each dev account's balance in base units (accounts --json --base-units)."""
+    accounts = as_json(devnet("accounts", "--json", "--base-units"))
+    assert accounts["source"] == "nodes"
+    return {a["index"]: a["balances"][rollup][asset] for a in accounts["accounts"]}
 
 
 def as_json(p: subprocess.CompletedProcess[str]) -> Any:
@@ -108,6 +123,97 @@ def test_help_lists_the_commands_under_section_headings() -> None:
 TRANSFER = ("transfer", "--rollup", "alpha", "--from", "0", "--to", "1", "--asset", "USDC")
 
 
+def test_a_decimal_amount_moves_exactly_its_base_units(devnet: Devnet) -> None:
+    rollup = genesis_of(devnet).rollup_names[0]
+    send = ("transfer", "--rollup", rollup, "--from", "4", "--to", "5", "--wait", "--json")
+    usdc_before, eth_before = balances(devnet, rollup, "USDC"), balances(devnet, rollup, "ETH")
+
+    usdc = as_json(devnet(*send, "--asset", "USDC", "--amount", "12.345678"))
+    eth = as_json(devnet(*send, "--asset", "ETH", "--amount", "0.000000001"))
+
+    assert (usdc["amount"], usdc["receipt"]["status"]) == ("12.345678", "ok")
+    assert (eth["amount"], eth["receipt"]["status"]) == ("0.000000001", "ok")
+    usdc_after, eth_after = balances(devnet, rollup, "USDC"), balances(devnet, rollup, "ETH")
+    assert usdc_before[4] - usdc_after[4] == usdc_after[5] - usdc_before[5] == 12_345_678
+    assert eth_before[4] - eth_after[4] == eth_after[5] - eth_before[5] == 1
+    shown = {
+        a["index"]: a["balances"][rollup] for a in as_json(devnet("accounts", "--json"))["accounts"]
+    }
+    assert shown[5]["USDC"] == "1000012.345678" and shown[5]["ETH"] == "1000.000000001"
+
+
+def test_base_units_in_and_out(devnet: Devnet) -> None:
+    rollup = genesis_of(devnet).rollup_names[-1]
+    before = balances(devnet, rollup, "USDC")
+
+    sent = as_json(
+        devnet(
+            *("transfer", "--rollup", rollup, "--from", "6", "--to", "7", "--asset", "USDC"),
+            *("--amount", "7", "--base-units", "--wait", "--json"),
+        )
+    )
+
+    assert sent["amount"] == 7 and sent["receipt"]["status"] == "ok"
+    after = balances(devnet, rollup, "USDC")
+    assert (before[6] - after[6], after[7] - before[7]) == (7, 7)
+    text = devnet("accounts", "--base-units").stdout
+    assert str(after[7]) in text  # the table too shows integers of base units
+
+
+def test_an_option_uses_the_rollups_genesis_names_and_decimal_amounts(devnet: Devnet) -> None:
+    """Defaults from genesis: the option on the last rollup, its collateral (the
+    lien) on the first other one; the price on the option rollup."""
+    names = genesis_of(devnet).rollup_names
+    option_rollup, collateral_rollup = names[-1], names[0]
+
+    posted = as_json(devnet("price", "--price", "3000.5", "--json"))
+    opened = as_json(
+        devnet(
+            *("option", "open", "--writer", "2", "--holder", "3", "--kind", "put"),
+            *("--strike", "2800", "--size", "2.5", "--premium", "50.25", "--json"),
+        )
+    )
+    shown = as_json(devnet("option", "show", opened["id"], "--json"))
+    raw = as_json(devnet("option", "show", opened["id"], "--json", "--base-units"))
+    lien = as_json(devnet("lien", "show", opened["id"], "--json"))
+
+    assert (posted["price"], posted["receipt"]["rollup"]) == ("3000.5", option_rollup)
+    assert (opened["option_rollup"], opened["collateral_rollup"]) == (
+        option_rollup,
+        collateral_rollup,
+    )
+    assert opened["status"] == "committed"
+    assert set(opened["rollups"]) == {option_rollup, collateral_rollup}
+    assert (shown["strike"], shown["size"], shown["premium"]) == ("2800", "2.5", "50.25")
+    assert shown["collateral"] == "7000" and shown["collateral_rollup"] == collateral_rollup
+    assert (raw["strike"], raw["size"], raw["collateral"]) == (2800 * 10**6, 25 * 10**8, 7 * 10**9)
+    assert (lien["asset"], lien["amount"], lien["controller_rollup"]) == (
+        "USDC",
+        "7000",
+        option_rollup,
+    )
+
+
+@pytest.mark.parametrize(
+    ("amount", "flags", "says"),
+    [
+        ("0.0000001", (), "--amount '0.0000001' has more than 6 decimals"),
+        ("2.5", ("--base-units",), "--amount '2.5' is not an integer of base units"),
+        ("lots", (), "--amount 'lots' is not a number"),
+        ("0", (), "--amount must be more than 0"),
+        ("-1", (), "must be a finite, non-negative number"),
+        ("1e30", (), "is too large"),
+        ("10000000000000", (), "over the largest amount genesis allows"),
+    ],
+)
+def test_an_amount_the_asset_cannot_hold_is_one_line(
+    devnet: Devnet, amount: str, flags: tuple[str, ...], says: str
+) -> None:
+    p = devnet(*TRANSFER, "--amount", amount, *flags, expect=None)
+
+    assert_one_error_line(p, 2, says)
+
+
 @pytest.mark.parametrize(
     ("args", "code", "says"),
     [
@@ -120,6 +226,17 @@ TRANSFER = ("transfer", "--rollup", "alpha", "--from", "0", "--to", "1", "--asse
         ),
         ((*TRANSFER[:6], "0xnothex", *TRANSFER[7:], "--amount", "1"), 2, "not hex"),
         (("option", "show", "1234"), 2, "is not a 32-byte hex id"),
+        (("transfer", "--rollup", "gamma", *TRANSFER[3:], "--amount", "1"), 2, "unknown rollup"),
+        ((*TRANSFER[:-1], "DOGE", "--amount", "1"), 2, "unknown asset 'DOGE'"),
+        ((*TRANSFER[:3], "--from", "x", *TRANSFER[5:], "--amount", "1"), 2, "--from 'x'"),
+        (("price", "--price", "3000", "--rollup", "gamma"), 2, "unknown rollup 'gamma'"),
+        (("lien", "show", "00" * 32, "--rollup", "gamma"), 2, "unknown rollup 'gamma'"),
+        (
+            ("option", "open", "--writer", "2", "--holder", "3", "--kind", "put"),
+            2,
+            "missing option '--strike'",
+        ),
+        (("option", "show", "00" * 32), 1, "NOT_FOUND"),
         (("receipt", "zz"), 2, "is not a hex id"),
         (("byzantine", "lie", "alpha"), 2, "'lie' is not one of"),
         (("delay", "alpha", "99999999"), 2, "delay must be within 0..60000 ms"),
@@ -142,3 +259,15 @@ def test_no_devnet_in_the_data_dir_is_one_line(devnet: Devnet, tmp_path: Path) -
     for args in ((*TRANSFER, "--amount", "1"), ("check",), ("option", "show", "00" * 32)):
         p = devnet(*args, data_dir=tmp_path / "none", expect=None)
         assert_one_error_line(p, 1, f"no devnet in {tmp_path / 'none'}")
+
+
+def test_check_reports_conservation_in_the_asset_units(devnet: Devnet) -> None:
+    genesis = genesis_of(devnet)
+    minted = sum(a.amount for a in genesis.allocations if a.asset == "USDC")
+
+    shown = as_json(devnet("check", "--json"))["checks"]["conservation"]
+    raw = as_json(devnet("check", "--json", "--base-units"))["checks"]["conservation"]
+
+    assert shown["ok"] and raw["ok"]
+    assert shown["assets"]["USDC"]["minted"] == str(minted // 10**6)
+    assert raw["assets"]["USDC"]["minted"] == minted

@@ -21,7 +21,7 @@ import pytest
 from devnet.launcher import is_alive
 
 DEVNET = str(Path(sys.executable).parent / "devnet")
-PER_ACCOUNT = 1_000_000 * 10**6  # dev genesis USDC per account and rollup
+PER_ACCOUNT = 1_000_000  # dev genesis USDC per account and rollup (amounts are in USDC)
 PROCESSES = {  # name -> (role, rollup)
     "sequencer": ("sequencer", None),
     "alpha": ("node", "alpha"),
@@ -104,7 +104,7 @@ def test_up_then_a_second_up_says_already_running_and_status_lists_every_process
 
 
 def test_transfer_receipt_accounts_blocks_and_logs(devnet: Devnet) -> None:
-    amount = 5_000_000
+    amount = 5
     sent = as_json(
         devnet(
             *("transfer", "--rollup", "alpha", "--from", "0", "--to", "1"),
