@@ -28,15 +28,21 @@ async def sequencer_status(endpoint: str) -> dict[str, Any]:
 
 
 async def node_status(endpoint: str) -> dict[str, Any]:
-    """A node's GetNodeStatus as JSON: "height" (applied), "state_root", "lag",
-    "connected", "refusal" ({code, height, message} or None), "refused_blocks",
-    "equivocation" ({height, first, second} or None), "stream_error"; only
-    height and state_root (None) when it does not answer."""
+    """node_status_json of the node at `endpoint`; only height and state_root
+    (None) when it does not answer."""
     async with NodeClient(endpoint) as c:
         try:
             s = await c.status(timeout=2.0)
         except aio.AioRpcError:
             return {"height": None, "state_root": None}
+    return node_status_json(s)
+
+
+def node_status_json(s: npb.GetNodeStatusResponse) -> dict[str, Any]:
+    """A node's GetNodeStatus as JSON: "height" (applied), "state_root", "lag",
+    "connected", "refusal" ({code, height, message} or None), "refused_blocks",
+    "equivocation" ({height, first, second} or None), "stream_error" (the
+    explorer reads it too)."""
     refusal = (
         {
             "code": npb.Refusal.Code.Name(s.refusal.code).removeprefix("CODE_"),
