@@ -2,7 +2,9 @@
 (devnet.json): one job per role (`xrollup_sequencer`, `xrollup_node`,
 `xrollup_proxy`), each process that serves metrics one target HOST:PORT with the
 labels `name` (its process name) and, for nodes, `rollup`. Processes without a
-metrics URL (stopped, or recorded before metrics) are left out.
+metrics URL (stopped, or recorded before metrics) are left out. honor_labels: a
+node's own `xrollup_node_info{rollup}` keeps its label as it is (the target's
+`rollup` says the same) instead of Prometheus renaming it `exported_rollup`.
 
     prometheus --config.file <(devnet metrics --prometheus-config)
 
@@ -37,6 +39,7 @@ def compute_scrape_config(manifest: Manifest, scrape_interval: str = "5s") -> st
         lines += [
             f"  - job_name: {q(f'xrollup_{role}')}",
             f"    metrics_path: {q(urlsplit(records[0].metrics).path or '/metrics')}",
+            "    honor_labels: true",
             "    static_configs:",
         ]
         for p in records:

@@ -40,12 +40,14 @@ global:
 scrape_configs:
   - job_name: "xrollup_sequencer"
     metrics_path: "/metrics"
+    honor_labels: true
     static_configs:
       - targets: ["127.0.0.1:9001"]
         labels:
           name: "sequencer"
   - job_name: "xrollup_node"
     metrics_path: "/metrics"
+    honor_labels: true
     static_configs:
       - targets: ["127.0.0.1:9003"]
         labels:
@@ -57,6 +59,7 @@ scrape_configs:
           rollup: "beta"
   - job_name: "xrollup_proxy"
     metrics_path: "/metrics"
+    honor_labels: true
     static_configs:
       - targets: ["127.0.0.1:9002"]
         labels:
