@@ -92,7 +92,7 @@ def restart(data_dir: Path, name: str, timeout: float = 30.0) -> ProcessRecord:
         Path(rec.log),
         ready,
         timeout,
-        health=rec.role != network.PROXY,
+        health=rec.role not in (network.PROXY, network.EXPLORER),
     )
     if rec.role == network.PROXY:
         proc.argv = rec.argv

@@ -8,6 +8,7 @@ import contextlib
 import functools
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from xrollup.genesis import Genesis, decode_genesis, dev_genesis, encode_genesis
 
 ANY_PORT = "127.0.0.1:0"
 PROXY = "proxy"
+EXPLORER = "explorer"
 FAULTS = "faults.json"
 
 
@@ -124,6 +126,29 @@ def _node_argv(
     return launcher.node_argv(rollup, sequencer, listen, data_dir, ready, genesis)
 
 
+def _start_explorer(
+    data_dir: Path, sequencer: str, listen: str, timeout: float
+) -> launcher.Launched:
+    """The web explorer (devnet/explorer): no gRPC health; its ready file gives
+    its endpoint and URL. It reads the rest of the devnet from devnet.json."""
+    ready = data_dir / f"{EXPLORER}.ready"
+    log = data_dir / "logs" / f"{EXPLORER}.log"
+
+    def start(listen: str) -> launcher.Launched:
+        argv = [sys.executable, "-m", "devnet.explorer", "--data-dir", str(data_dir)]
+        argv += ["--sequencer", sequencer, "--listen", listen, "--ready-file", str(ready)]
+        return launcher.start_process(
+            EXPLORER, EXPLORER, None, argv, data_dir, log, ready, timeout, health=False
+        )
+
+    try:
+        return start(listen)
+    except launcher.LaunchError:
+        if listen == ANY_PORT:
+            raise
+        return start(ANY_PORT)
+
+
 def start_devnet(
     data_dir: Path,
     replicas: bool = False,
@@ -171,6 +196,7 @@ def start_devnet(
                     timeout,
                 )
             )
+        started.append(_start_explorer(data_dir, seq.endpoint, old_listen(EXPLORER), timeout))
     except BaseException:
         for proc in reversed(started):
             launcher.stop_pid(proc.pid, grace=5.0, argv_hint=proc.argv)

@@ -80,7 +80,10 @@ def collect_status(manifest: Manifest) -> list[dict[str, Any]]:
     rows = []
     for rec in manifest.processes:
         alive = network.is_running(rec)
-        healthy = alive and (rec.role == network.PROXY or launcher.check_health(rec.endpoint))
+        # The proxy and the explorer serve no gRPC health: alive is all we ask of them.
+        healthy = alive and (
+            rec.role in (network.PROXY, network.EXPLORER) or launcher.check_health(rec.endpoint)
+        )
         row: dict[str, Any] = {
             "name": rec.name,
             "role": rec.role,

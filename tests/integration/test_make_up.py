@@ -1,11 +1,13 @@
 """On a fresh copy of the repository, `make up` gives a healthy devnet (the
-sequencer and nodes alpha and beta) and `devnet down` leaves no process behind."""
+sequencer, nodes alpha and beta, the proxy and the explorer) and `devnet down`
+leaves no process behind."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import subprocess
+import urllib.request
 from pathlib import Path
 
 from devnet.launcher import check_health, is_alive
@@ -51,7 +53,10 @@ def test_make_up_on_fresh_copy_then_down(tmp_path: Path) -> None:
         manifest = json.loads((repo / ".devnet/devnet.json").read_text())
         pids = [p["pid"] for p in manifest["processes"]]
         for p in manifest["processes"]:
-            if p["role"] != "proxy":  # the proxy's own port is TCP forwarding, not a server
+            if p["role"] == "explorer":  # HTTP, not gRPC
+                with urllib.request.urlopen(f"http://{p['endpoint']}/healthz", timeout=5) as r:
+                    assert json.loads(r.read())["ok"] is True
+            elif p["role"] != "proxy":  # the proxy's own port is TCP forwarding, not a server
                 assert check_health(p["endpoint"], timeout=5), p["name"]
         status = subprocess.run(
             [str(repo / ".venv/bin/devnet"), "status", "--json"],
@@ -65,6 +70,7 @@ def test_make_up_on_fresh_copy_then_down(tmp_path: Path) -> None:
             ("proxy", True),
             ("alpha", True),
             ("beta", True),
+            ("explorer", True),
         ]
         assert rows[0]["height"] is not None and rows[0]["state_root"] is None
         nodes = [r for r in rows if r["role"] == "node"]
