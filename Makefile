@@ -8,8 +8,13 @@ STAMP := $(VENV)/.installed
 PROTOS := $(wildcard proto/xrollup/v1/*.proto)
 GEN_DIR := xrollup/v1
 DATA_DIR ?= .devnet
+# Debian packages the tests and the devnet use beside Python (chromium: the explorer's
+# browser test). Each installs /usr/bin/<package>; one whose binary is missing is
+# installed by `make system-deps`, which `up` and `test` run first.
+SYSTEM_PACKAGES := chromium
+MISSING_PACKAGES = $(foreach p,$(SYSTEM_PACKAGES),$(if $(wildcard /usr/bin/$(p)),,$(p)))
 
-.PHONY: venv up down status test test-slow test-all faults check lint fmt types imports proto proto-check bench clean
+.PHONY: venv system-deps up down status test test-slow test-all faults check lint fmt types imports proto proto-check bench clean
 
 venv: $(STAMP)
 
@@ -19,7 +24,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
 	@touch $(STAMP)
 
-up: $(STAMP)
+# Not fatal: without a package, what needs it is skipped and says so.
+system-deps:
+	@missing="$(MISSING_PACKAGES)"; if [ -n "$$missing" ]; then \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+	  echo "installing Debian packages: $$missing"; \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing \
+	  || echo "could not install $$missing: the tests that need it will be skipped"; \
+	fi
+
+up: $(STAMP) system-deps
 	$(BIN)/devnet up --data-dir $(DATA_DIR)
 
 down: $(STAMP)
@@ -29,7 +44,7 @@ status: $(STAMP)
 	$(BIN)/devnet status --data-dir $(DATA_DIR)
 
 # Default suite: everything not marked slow. Exit code 5 (no tests collected) is not a failure.
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 # Long suites (full fault suite, soak): documented in README.
