@@ -75,9 +75,13 @@ def up(
         emit_json({"already_running": False, **manifest.to_json(), "accounts": accs_json})
         return
     console.print(f"[green]devnet up[/green] in {data_dir} (chain {genesis.chain_id})")
+    roles = {"sequencer": "shared sequencer", "proxy": "fault proxy", "explorer": "web explorer"}
     for p in manifest.processes:
-        what = f"rollup {p.rollup}" if p.role == "node" else "shared sequencer"
+        what = f"rollup {p.rollup}" if p.role == "node" else roles.get(p.role, p.role)
         console.print(f"  {p.name:<14} {p.endpoint:<16} pid {p.pid:<7} {what:<17} log {p.log}")
+    explorer = manifest.get(network.EXPLORER)
+    if explorer is not None:
+        console.print(f"\nexplorer: [bold]http://{explorer.endpoint}/[/bold]")
     console.print()
     print_accounts(genesis, accs, units, "dev accounts (genesis)")
     console.print(
