@@ -92,8 +92,8 @@ class SectionedGroup(click.Group):
         except click.ClickException as e:  # e.g. a file that cannot be opened
             echo_error(e.format_message())
             sys.exit(e.exit_code)
-        except click.Abort:  # Ctrl-C or EOF at a prompt
-            echo_error("aborted")
+        except click.Abort:  # Ctrl-C (click turns it into Abort) or EOF at a prompt
+            click.echo("aborted", err=True)
             sys.exit(130)
         except KeyboardInterrupt:
             sys.exit(130)

@@ -25,7 +25,7 @@ from devnet.cli.common import (
     resolve_node,
     run,
 )
-from devnet.cli.render import console, emit_json, styled_node_note
+from devnet.cli.render import console, emit_json, styled_health, styled_node_note
 from devnet.manifest import load_manifest
 from xrollup.client import node_clients
 from xrollup.genesis import DEV_ACCOUNT_COUNT, Genesis
@@ -134,21 +134,12 @@ def status(data_dir: Path, as_json: bool) -> None:
             r["rollup"] or "-",
             str(r["pid"] or "-"),
             r["endpoint"],
-            health_text(r),
+            styled_health(r),
             "-" if r["height"] is None else str(r["height"]),
             "-" if r["state_root"] is None else r["state_root"][:16],
             styled_node_note(r),
         )
     console.print(table)
-
-
-def health_text(r: dict[str, Any]) -> str:
-    """SERVING, paused, not serving or down, colored, from a collect_status row."""
-    if r["healthy"]:
-        return "[green]SERVING[/green]"
-    if not r["running"]:
-        return "[red]down[/red]"
-    return "[yellow]paused[/yellow]" if r["paused"] else "[yellow]not serving[/yellow]"
 
 
 @click.command()

@@ -69,6 +69,23 @@ def bundle_json(records: dict[str, npb.BundleRecord]) -> dict[str, Any]:
     }
 
 
+HEALTH_COLORS = {"SERVING": "green", "paused": "yellow", "not serving": "yellow", "down": "red"}
+
+
+def health_word(r: dict[str, Any]) -> str:
+    """SERVING, paused, not serving or down, from a collect_status row."""
+    if r["healthy"]:
+        return "SERVING"
+    if not r["running"]:
+        return "down"
+    return "paused" if r["paused"] else "not serving"
+
+
+def styled_health(r: dict[str, Any]) -> str:
+    word = health_word(r)
+    return f"[{HEALTH_COLORS[word]}]{word}[/{HEALTH_COLORS[word]}]"
+
+
 def node_note(info: dict[str, Any]) -> str:
     """Why a node stopped or refuses, and at which height, from what
     collect.node_status read (devnet status, faults and watch): evidence of

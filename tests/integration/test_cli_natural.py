@@ -9,8 +9,10 @@ wrong at run time)."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -115,6 +117,7 @@ def test_help_lists_the_commands_under_section_headings() -> None:
         "byzantine": "Faults",
         "faults": "Faults",
         "check": "Verification",
+        "watch": "Observe",
         "bundle": "Observe",
     }
     assert {c: section_of(c) for c in expected} == expected
@@ -271,3 +274,47 @@ def test_check_reports_conservation_in_the_asset_units(devnet: Devnet) -> None:
     assert shown["ok"] and raw["ok"]
     assert shown["assets"]["USDC"]["minted"] == str(minted // 10**6)
     assert raw["assets"]["USDC"]["minted"] == minted
+
+
+def test_watch_refreshes_count_times_and_shows_heights(devnet: Devnet) -> None:
+    names = genesis_of(devnet).rollup_names
+
+    text = devnet("watch", "--count", "2", "--interval", "0.2")
+    lines = devnet("watch", "--count", "2", "--interval", "0.2", "--json").stdout.splitlines()
+
+    assert "devnet watch  head " in text.stdout and "no faults in force" in text.stdout
+    assert all(name in text.stdout for name in names)
+    first, second = (json.loads(line) for line in lines)
+    assert isinstance(first["head"], int) and second["head"] >= first["head"] > 0
+    assert second["blocks_per_s"] > 0 and second["window_blocks"] >= 2
+    nodes = {p["name"]: p for p in second["processes"] if p["role"] == "node"}
+    assert set(nodes) == set(names)
+    for p in nodes.values():
+        assert p["health"] == "SERVING" and isinstance(p["height"], int) and p["lag"] is not None
+    assert second["faults"] == []
+
+
+def test_ctrl_c_stops_watch_with_exit_code_0(devnet: Devnet) -> None:
+    p = subprocess.Popen(
+        [DEVNET, "watch", "--interval", "0.2", "--data-dir", str(devnet.dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2.0)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+
+    assert p.returncode == 0, (out, err)
+    assert "Traceback" not in out + err and "devnet watch  head " in out
+
+
+def test_watch_shows_the_faults_in_force(devnet: Devnet) -> None:
+    node = genesis_of(devnet).rollup_names[0]
+    devnet("delay", node, "30")
+    try:
+        snap = as_json(devnet("watch", "--count", "1", "--json"))
+    finally:
+        devnet("heal", node)
+
+    assert snap["faults"] == [{"name": node, "what": "delay 30 ms"}]
