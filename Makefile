@@ -9,10 +9,12 @@ PROTOS := $(wildcard proto/xrollup/v1/*.proto)
 GEN_DIR := xrollup/v1
 DATA_DIR ?= .devnet
 # Debian packages the tests and the devnet use beside Python (chromium: the explorer's
-# browser test). Each installs /usr/bin/<package>; one whose binary is missing is
-# installed by `make system-deps`, which `up` and `test` run first.
-SYSTEM_PACKAGES := chromium
-MISSING_PACKAGES = $(foreach p,$(SYSTEM_PACKAGES),$(if $(wildcard /usr/bin/$(p)),,$(p)))
+# browser test; prometheus: tests/integration/test_prometheus.py runs its own server on a
+# free port, whatever service the package may start). Each installs /usr/bin/<package>;
+# one whose binary is missing is installed by `make system-deps`, which `up` and `test`
+# run first.
+SYSTEM_PACKAGES := chromium prometheus
+MISSING_PACKAGES = $(strip $(foreach p,$(SYSTEM_PACKAGES),$(if $(wildcard /usr/bin/$(p)),,$(p))))
 
 .PHONY: venv system-deps up down status test test-slow test-all faults check lint fmt types imports proto proto-check bench clean
 
