@@ -26,6 +26,8 @@ from devnet.explorer.sources import NODE, SEQUENCER, NodeRef, Sources
 from devnet.lifecycle import trace_bundle
 from xrollup import codec
 from xrollup.blocks import GENESIS_PARENT
+from xrollup.client import NodeClient
+from xrollup.errors import Unavailable
 from xrollup.keys import encode_address
 from xrollup.model import Bundle, Entry, Tx
 from xrollup.v1 import node_pb2 as npb
@@ -70,8 +72,12 @@ def parse_address(text: str) -> bytes:
     return bytes.fromhex(text[-40:])
 
 
+def is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
 def parse_height(text: str) -> int:
-    if not text.isdigit() or int(text) < 1 or len(text) > 19:
+    if not is_number(text) or len(text) > 19 or int(text) < 1:
         raise PageError(400, f"{text[:80]!r} is not a block height: heights start at 1.")
     return int(text)
 
@@ -87,16 +93,32 @@ def rpc_page_error(e: aio.AioRpcError, what: str) -> PageError:
     return PageError(503, f"The sequencer did not answer for {what}: {describe_error(e)}.")
 
 
-@dataclass
+@dataclass(frozen=True)
 class NodeStatus:
     ref: NodeRef
-    client: Any  # NodeClient
-    status: npb.GetNodeStatusResponse | None
+    client: NodeClient
+    status: npb.GetNodeStatusResponse | None  # None: it did not answer
     error: str
 
     @property
     def up(self) -> bool:
         return self.status is not None
+
+
+@dataclass(frozen=True)
+class Health:
+    """The sequencer's status (as the home page's JSON has it) and every node's."""
+
+    sequencer: dict[str, Any]
+    nodes: list[NodeStatus]
+
+    @property
+    def live(self) -> list[NodeStatus]:
+        return [n for n in self.nodes if n.up]
+
+    @property
+    def down(self) -> list[str]:
+        return [n.ref.name for n in self.nodes if not n.up]
 
 
 class Explorer:
@@ -106,7 +128,7 @@ class Explorer:
     def __init__(self, sources: Sources, index: ChainIndex) -> None:
         self.sources = sources
         self.index = index
-        self._health: tuple[float, dict[str, Any]] | None = None
+        self._health: tuple[float, Health] | None = None
         self._health_lock = asyncio.Lock()
 
     # ------------------------------------------------------------ reading nodes
@@ -121,12 +143,7 @@ class Explorer:
 
         return list(await asyncio.gather(*(one(r) for r in self.sources.nodes())))
 
-    async def live_nodes(self) -> list[NodeStatus]:
-        """The nodes that answered their last status call (read at most every CACHE_S)."""
-        health = await self.health()
-        return [n for n in health["_nodes"] if n.up]
-
-    async def health(self) -> dict[str, Any]:
+    async def health(self) -> Health:
         """The sequencer's status and every node's, read at most every CACHE_S."""
         async with self._health_lock:
             now = time.monotonic()
@@ -144,10 +161,9 @@ class Explorer:
                 )
             except aio.AioRpcError as e:
                 seq["error"] = describe_error(e)
-            except Exception as e:  # no endpoint known
+            except Unavailable as e:  # no endpoint known
                 seq["error"] = str(e)
-            nodes = await self.node_statuses()
-            value = {"sequencer": seq, "_nodes": nodes}
+            value = Health(seq, await self.node_statuses())
             self._health = (time.monotonic(), value)
             return value
 
@@ -158,9 +174,9 @@ class Explorer:
     ) -> tuple[T | None, NodeRef | None, list[str]]:
         """Ask the live nodes (of `rollups`, or every one) in turn: the first answer
         and the node that gave it, and the nodes that are down or failed."""
-        live = await self.live_nodes()
-        down = [r.name for r in self.sources.nodes() if r.name not in {n.ref.name for n in live}]
-        for n in live:
+        health = await self.health()
+        down = health.down
+        for n in health.live:
             if rollups is not None and n.ref.rollup not in rollups:
                 continue
             try:
@@ -176,14 +192,13 @@ class Explorer:
         health = await self.health()
         idx = self.index
         rates = compute_rates(idx.newest_first(), int(time.time() * 1000))
-        statuses = {n.ref.name: n for n in health["_nodes"]}
+        statuses = {n.ref.name: n for n in health.nodes}
         processes = [
-            self._process_row(rec, health["sequencer"], statuses)
-            for rec in self.sources.processes()
+            self._process_row(rec, health.sequencer, statuses) for rec in self.sources.processes()
         ]
         return {
             "head": idx.head,
-            "sequencer": health["sequencer"],
+            "sequencer": health.sequencer,
             "rates": {
                 "blocks_per_s": rates.blocks_per_s,
                 "tx_per_s": rates.tx_per_s,
@@ -367,7 +382,7 @@ class Explorer:
         return out
 
     async def _receipts(self, entry_id: bytes, rollup: str) -> list[dict[str, Any]]:
-        statuses = (await self.health())["_nodes"]
+        statuses = (await self.health()).nodes
 
         async def one(n: NodeStatus) -> dict[str, Any]:
             row: dict[str, Any] = {"node": n.ref.name, "rollup": rollup, "status": "down"}
@@ -390,11 +405,11 @@ class Explorer:
         sub, entry, _ = await self._ordered_entry(bundle_id, "bundle")
         if isinstance(entry, Tx):
             raise Redirect(f"/tx/{bundle_id.hex()}")
-        live = await self.live_nodes()
-        rollup_of = {n.ref.name: n.ref.rollup for n in live}
+        health = await self.health()  # a node that does not answer would hold the trace
+        rollup_of = {n.ref.name: n.ref.rollup for n in health.live}
         trace = await trace_bundle(
             self.sources.sequencer(),
-            {n.ref.name: (n.ref.rollup, n.client) for n in live},
+            {n.ref.name: (n.ref.rollup, n.client) for n in health.live},
             bundle_id,
         )
         out: dict[str, Any] = {
@@ -409,9 +424,7 @@ class Explorer:
                 name: {"rollup": rollup_of[name], **record_json(r)}
                 for name, r in trace.records.items()
             },
-            "down": [
-                r.name for r in self.sources.nodes() if r.name not in {n.ref.name for n in live}
-            ],
+            "down": health.down,
         }
         if entry is not None:
             seen = set()
@@ -468,7 +481,7 @@ class Explorer:
     # ------------------------------------------------------------ accounts
 
     async def account(self, address: bytes) -> dict[str, Any]:
-        statuses = (await self.health())["_nodes"]
+        statuses = (await self.health()).nodes
 
         async def balances(rollup: str) -> dict[str, Any]:
             row: dict[str, Any] = {"rollup": rollup, "node": None, "up": False, "assets": []}
@@ -527,7 +540,7 @@ class Explorer:
     async def search(self, q: str) -> str:
         """The page that `q` names: a height, a 64-hex id, or a 40-hex address."""
         q = q.strip()
-        if q.isdigit():
+        if is_number(q):
             return f"/block/{parse_height(q)}"
         if HEX40.match(q):
             return f"/account/{encode_address(parse_address(q))}"

@@ -37,10 +37,11 @@ ARGS = [
 WAIT_MS = 10_000  # every wait of the test is bounded by this
 NAVIGATION_TIMING = """() => {
   const n = performance.getEntriesByType('navigation')[0];
+  const ms = (t) => Math.round(t * 10) / 10;
   return {
-    response_end_ms: n.responseEnd,
-    dom_content_loaded_ms: n.domContentLoadedEventEnd,
-    load_ms: n.loadEventEnd,
+    response_end_ms: ms(n.responseEnd),
+    dom_content_loaded_ms: ms(n.domContentLoadedEventEnd),
+    load_ms: ms(n.loadEventEnd),
     transfer_bytes: n.transferSize,
   };
 }"""
