@@ -94,12 +94,22 @@ def handle_errors(fn: Callable[..., None]) -> Callable[..., None]:
 
 
 def read_genesis(data_dir: Path) -> Genesis:
+    """The devnet's genesis, or the embedded dev genesis when it has none yet."""
     path = data_dir / GENESIS
-    return decode_genesis(path.read_text()) if path.exists() else dev_genesis()
+    if not path.exists():
+        return dev_genesis()
+    try:
+        return decode_genesis(path.read_text())
+    except InvalidInput as e:
+        fail(f"{path}: {e}")
 
 
 def read_manifest(data_dir: Path) -> Manifest | None:
-    return load_manifest(data_dir.resolve())
+    """devnet.json of `data_dir`, None when there is none; exit 1 when unreadable."""
+    try:
+        return load_manifest(data_dir.resolve())
+    except (ValueError, KeyError, TypeError) as e:
+        fail(f"devnet.json in {data_dir} is unreadable ({type(e).__name__}: {e})")
 
 
 def resolve_sequencer(data_dir: Path, endpoint: str | None) -> str:

@@ -22,11 +22,11 @@ from devnet.cli.common import (
     fail,
     handle_errors,
     read_genesis,
+    read_manifest,
     resolve_node,
     run,
 )
 from devnet.cli.render import console, emit_json, styled_health, styled_node_note
-from devnet.manifest import load_manifest
 from xrollup.client import node_clients
 from xrollup.genesis import DEV_ACCOUNT_COUNT, Genesis
 from xrollup.keys import derive_dev_account, encode_address
@@ -55,7 +55,7 @@ def up(
     """Start the sequencer and a node per rollup of genesis in the background; wait
     until healthy. Prints every process and the dev accounts' genesis balances."""
     data_dir = data_dir.resolve()
-    manifest = load_manifest(data_dir)
+    manifest = read_manifest(data_dir)
     running = network.running_processes(manifest)
     if manifest is not None and running:
         names = ", ".join(p.name for p in running)
@@ -98,6 +98,7 @@ def up(
 def down(data_dir: Path, wipe: bool, as_json: bool) -> None:
     """Stop the devnet's processes by pid (SIGTERM, then SIGKILL); keep data unless --wipe."""
     data_dir = data_dir.resolve()
+    read_manifest(data_dir)  # an unreadable devnet.json is one line, here as elsewhere
     stopped = network.stop_devnet(data_dir)
     if wipe and data_dir.exists():
         shutil.rmtree(data_dir)
@@ -115,7 +116,7 @@ def down(data_dir: Path, wipe: bool, as_json: bool) -> None:
 def status(data_dir: Path, as_json: bool) -> None:
     """Each process: role, rollup, pid, endpoint, health, height, state root."""
     data_dir = data_dir.resolve()
-    manifest = load_manifest(data_dir)
+    manifest = read_manifest(data_dir)
     rows = collect_status(manifest) if manifest else []
     if as_json:
         running = any(r["running"] for r in rows)
@@ -151,7 +152,7 @@ def status(data_dir: Path, as_json: bool) -> None:
 def logs(name: str, data_dir: Path, lines: int, follow: bool) -> None:
     """Print a process's log (NAME as in `devnet status`: sequencer, proxy, a rollup, ...)."""
     data_dir = data_dir.resolve()
-    manifest = load_manifest(data_dir)
+    manifest = read_manifest(data_dir)
     rec = manifest.get(name) if manifest else None
     path = Path(rec.log) if rec else data_dir / "logs" / f"{name}.log"
     if not path.exists():

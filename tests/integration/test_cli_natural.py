@@ -258,6 +258,18 @@ def test_a_bad_invocation_is_one_line(
         assert f"(see devnet {args[0]}" in p.stderr
 
 
+def test_an_unreadable_devnet_directory_is_one_line(devnet: Devnet, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "devnet.json").write_text("{not json")
+    for args in (("status",), ("down",), ("watch", "--count", "1"), ("lien", "show", "00" * 32)):
+        p = devnet(*args, data_dir=broken, expect=None)
+        assert_one_error_line(p, 1, "devnet.json in")
+    (broken / "devnet.json").unlink()
+    (broken / "genesis.json").write_text("{}")
+    assert_one_error_line(devnet("accounts", data_dir=broken, expect=None), 1, "genesis")
+
+
 def test_no_devnet_in_the_data_dir_is_one_line(devnet: Devnet, tmp_path: Path) -> None:
     for args in ((*TRANSFER, "--amount", "1"), ("check",), ("option", "show", "00" * 32)):
         p = devnet(*args, data_dir=tmp_path / "none", expect=None)
