@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 import grpc
 from grpc import aio
 
-from devnet import launcher, network, proxy
+from devnet import launcher, network
 from devnet.cli.collect import node_status_json
-from devnet.cli.render import node_note
+from devnet.cli.render import link_text, node_note
 from devnet.explorer.describe import compute_positions, entry_json, record_json
 from devnet.explorer.follower import describe_error
 from devnet.explorer.index import ChainIndex, compute_rates, verify_summary
@@ -260,15 +260,12 @@ class Explorer:
         return row
 
     def _faults(self, processes: list[dict[str, Any]]) -> list[str]:
+        """What is in force, worded as `devnet faults` words it: each node's link
+        (partitioned, delayed, byzantine), then paused and stopped processes."""
         out = []
-        for name, doc in sorted(self.sources.faults().items()):
-            partitioned, delay, byzantine = proxy.route_state(doc)
-            if partitioned:
-                out.append(f"{name}: link to the sequencer partitioned")
-            if delay:
-                out.append(f"{name}: link delayed {delay} ms each way")
-            if byzantine:
-                out.append(f"{name}: byzantine link ({byzantine})")
+        for name, route in sorted(self.sources.faults().items()):
+            if (text := link_text(route)) != "-":
+                out.append(f"{name}: link {text}")
         for p in processes:
             if p["paused"]:
                 out.append(f"{p['name']}: paused")

@@ -177,8 +177,9 @@ def test_search_finds_blocks_ids_and_accounts(net: Net) -> None:
     assert get(f"{net.base}/search?q=hello").status == 400
 
 
-def test_a_paused_node_is_shown_down_and_the_pages_still_render(net: Net) -> None:
+def test_faults_in_force_are_listed_and_a_paused_node_is_shown_down(net: Net) -> None:
     faults.pause(net.dir, "beta")
+    faults.delay(net.dir, "alpha", 5)
     try:
         deadline = time.monotonic() + 5  # the process state settles, the health cache expires
         while True:
@@ -188,7 +189,7 @@ def test_a_paused_node_is_shown_down_and_the_pages_still_render(net: Net) -> Non
                 break
             time.sleep(0.1)
         assert (beta["up"], beta["paused"]) == (False, True)
-        assert "beta: paused" in home["faults"]
+        assert home["faults"] == ["alpha: link delay 5 ms", "beta: paused"]
         page = get(net.base + "/")
         assert page.status == 200 and "beta: paused" in page.body
         account = get(f"{net.base}/api/account/{net.options.writer}").json()
@@ -203,6 +204,7 @@ def test_a_paused_node_is_shown_down_and_the_pages_still_render(net: Net) -> Non
         assert option.status == 503 and "beta down" in option.body
     finally:
         faults.resume(net.dir, "beta")
+        faults.heal(net.dir, "alpha")
 
 
 def test_an_explorer_given_endpoints_alone_works_and_exits_0_on_sigterm(
