@@ -114,11 +114,18 @@ def _reason_text(code: int) -> str:
         return f"reason code {code}"
 
 
-async def _node_record(node: NodeClient, bundle_id: bytes) -> npb.BundleRecord | None:
+# A node that does not know the bundle, is down, or does not answer in time (paused)
+# is left out of the timeline rather than failing it.
+_NO_RECORD = (StatusCode.NOT_FOUND, StatusCode.UNAVAILABLE, StatusCode.DEADLINE_EXCEEDED)
+
+
+async def _node_record(
+    node: NodeClient, bundle_id: bytes, timeout: float
+) -> npb.BundleRecord | None:
     try:
-        return await node.bundle(bundle_id)
+        return await node.bundle(bundle_id, timeout=timeout)
     except aio.AioRpcError as e:
-        if e.code() in (StatusCode.NOT_FOUND, StatusCode.UNAVAILABLE):
+        if e.code() in _NO_RECORD:
             return None
         raise
 
@@ -128,10 +135,12 @@ async def trace_bundle(
     nodes: Mapping[str, tuple[str, NodeClient]],
     bundle_id: bytes,
     max_scan_blocks: int = 64,
+    node_timeout: float = 1.0,
 ) -> BundleTrace:
     """The timeline of `bundle_id`. `nodes` maps a node's name to (its rollup, a
     client); a node that is down or has not applied the bundle yet is left out of
-    the stages that need it. Reads at most `max_scan_blocks` blocks after the one
+    the stages that need it (one that does not answer within `node_timeout`
+    seconds too, as a paused one). Reads at most `max_scan_blocks` blocks after the one
     that ordered the bundle, looking for its votes and decision (a bundle is
     decided within the genesis deadline, 50 blocks by default)."""
     try:
@@ -162,7 +171,9 @@ async def trace_bundle(
     ]
 
     names = list(nodes)
-    found = await asyncio.gather(*(_node_record(nodes[n][1], bundle_id) for n in names))
+    found = await asyncio.gather(
+        *(_node_record(nodes[n][1], bundle_id, node_timeout) for n in names)
+    )
     records = {n: r for n, r in zip(names, found, strict=True) if r is not None}
     by_rollup: dict[str, npb.BundleRecord] = {}
     for n, r in records.items():
