@@ -12,9 +12,9 @@ import click
 from rich.table import Table
 
 from devnet import faults, tamper
-from devnet.cli.collect import node_refusals
 from devnet.cli.common import DATA_DIR_OPTION, JSON_OPTION, handle_errors, read_manifest, run
-from devnet.cli.render import console, emit_json, link_text, node_note
+from devnet.cli.render import console, emit_json
+from devnet.status import link_text, node_note, node_refusals
 
 
 def _fault_command(verb: str, action: Callable[[Path, str], Any], doc: str) -> click.Command:
@@ -123,7 +123,7 @@ def delay(name: str, ms: int, data_dir: Path, as_json: bool) -> None:
 
 def read_faults(data_dir: Path) -> list[dict[str, Any]]:
     """Every process with what is in force on it (devnet.faults.list_faults) and,
-    for a running node, what it refuses (collect.node_refusals)."""
+    for a running node, what it refuses (status.node_refusals)."""
     rows = faults.list_faults(data_dir)
     manifest = read_manifest(data_dir)
     endpoints = {

@@ -13,7 +13,6 @@ import click
 from rich.table import Table
 
 from devnet import network
-from devnet.cli.collect import collect_status
 from devnet.cli.common import (
     BASE_UNITS_OPTION,
     DATA_DIR_OPTION,
@@ -27,6 +26,7 @@ from devnet.cli.common import (
     run,
 )
 from devnet.cli.render import console, emit_json, styled_health, styled_node_note
+from devnet.status import collect_status
 from xrollup.client import node_clients
 from xrollup.genesis import DEV_ACCOUNT_COUNT, Genesis
 from xrollup.keys import derive_dev_account, encode_address

@@ -23,7 +23,6 @@ from rich.table import Table
 from rich.text import Text
 
 from devnet import faults
-from devnet.cli.collect import collect_status
 from devnet.cli.common import (
     DATA_DIR_OPTION,
     JSON_OPTION,
@@ -40,10 +39,8 @@ from devnet.cli.render import (
     bundle_json,
     console,
     emit_json,
-    health_word,
-    link_text,
-    node_note,
 )
+from devnet.status import collect_status, health_word, link_text, node_note
 from xrollup.client import Client, NodeClient
 from xrollup.v1 import node_pb2 as npb
 

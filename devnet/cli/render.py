@@ -12,6 +12,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from devnet.status import health_word, node_note
 from xrollup.v1 import node_pb2 as npb
 
 # Outside a terminal (pipes, CI logs) rich would wrap at 80 columns; tables need more.
@@ -72,35 +73,9 @@ def bundle_json(records: dict[str, npb.BundleRecord]) -> dict[str, Any]:
 HEALTH_COLORS = {"SERVING": "green", "paused": "yellow", "not serving": "yellow", "down": "red"}
 
 
-def health_word(r: dict[str, Any]) -> str:
-    """SERVING, paused, not serving or down, from a collect_status row."""
-    if r["healthy"]:
-        return "SERVING"
-    if not r["running"]:
-        return "down"
-    return "paused" if r["paused"] else "not serving"
-
-
 def styled_health(r: dict[str, Any]) -> str:
     word = health_word(r)
     return f"[{HEALTH_COLORS[word]}]{word}[/{HEALTH_COLORS[word]}]"
-
-
-def node_note(info: dict[str, Any]) -> str:
-    """Why a node stopped or refuses, and at which height, from what
-    collect.node_status read (devnet status, faults and watch): evidence of
-    equivocation, a refused block, a block stream that fails."""
-    r, ev = info.get("refusal"), info.get("equivocation")
-    if r and r["code"] == "EQUIVOCATION":
-        return f"stopped: the sequencer equivocated at {r['height']} (evidence kept; restart)"
-    parts = []
-    if r:
-        parts.append(f"refusing block {r['height']}: {r['code']} ({info['refused_blocks']}x)")
-    if ev:
-        parts.append(f"holds evidence of equivocation at {ev['height']}")
-    if info.get("stream_error"):
-        parts.append(f"stream: {info['stream_error'][:60]}")
-    return "; ".join(parts)
 
 
 def styled_node_note(info: dict[str, Any]) -> str:
@@ -108,15 +83,3 @@ def styled_node_note(info: dict[str, Any]) -> str:
     note = node_note(info)
     color = "red" if info.get("refusal") or info.get("equivocation") else "yellow"
     return f"[{color}]{note}[/{color}]" if note else ""
-
-
-def link_text(route: dict[str, Any]) -> str:
-    """A link's faults in words: "partitioned, delay 100 ms, byzantine corrupt", or "-"."""
-    parts = []
-    if route.get("partitioned"):
-        parts.append("partitioned")
-    if route.get("delay_ms"):
-        parts.append(f"delay {route['delay_ms']} ms")
-    if route.get("byzantine"):
-        parts.append(f"byzantine {route['byzantine']}")
-    return ", ".join(parts) or "-"

@@ -17,13 +17,12 @@ import grpc
 from grpc import aio
 
 from devnet import launcher, network
-from devnet.cli.collect import node_status_json
-from devnet.cli.render import link_text, node_note
 from devnet.explorer.describe import compute_positions, entry_json, record_json
 from devnet.explorer.follower import describe_error
 from devnet.explorer.index import ChainIndex, compute_rates, verify_summary
 from devnet.explorer.sources import NODE, SEQUENCER, NodeRef, Sources
 from devnet.lifecycle import trace_bundle
+from devnet.status import link_text, node_note, node_status_json
 from xrollup import codec
 from xrollup.blocks import GENESIS_PARENT
 from xrollup.client import NodeClient

@@ -1,6 +1,8 @@
-"""What `devnet status`, `devnet faults` and `devnet watch` read from the running
-processes, in one place: each process's liveness and health, the sequencer's head
-and each node's applied height, lag, connection and refusal (GetNodeStatus)."""
+"""What `devnet status`, `devnet faults`, `devnet watch` and the explorer read
+from the running processes, in one place: each process's liveness and health, the
+sequencer's head and each node's applied height, lag, connection and refusal
+(GetNodeStatus); and the one wording of a process's health, a node's refusal and a
+link's faults (the command line colours it, the explorer shows it as is)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ from typing import Any
 from grpc import aio
 
 from devnet import launcher, network
-from devnet.cli.common import run
 from devnet.manifest import Manifest
 from xrollup.client import Client, NodeClient
 from xrollup.v1 import node_pb2 as npb
@@ -98,9 +99,9 @@ def collect_status(manifest: Manifest) -> list[dict[str, Any]]:
             "log": rec.log,
         }
         if healthy and rec.role == "sequencer":
-            row.update(run(sequencer_status(rec.endpoint)))
+            row.update(asyncio.run(sequencer_status(rec.endpoint)))
         elif healthy and rec.role == "node":
-            row.update(run(node_status(rec.endpoint)))
+            row.update(asyncio.run(node_status(rec.endpoint)))
         rows.append(row)
     return rows
 
@@ -113,3 +114,41 @@ async def node_refusals(endpoints: dict[str, str]) -> dict[str, dict[str, Any]]:
         name: {k: r[k] for k in REFUSAL_KEYS if k in r}
         for name, r in zip(endpoints, results, strict=True)
     }
+
+
+def health_word(r: dict[str, Any]) -> str:
+    """SERVING, paused, not serving or down, from a collect_status row."""
+    if r["healthy"]:
+        return "SERVING"
+    if not r["running"]:
+        return "down"
+    return "paused" if r["paused"] else "not serving"
+
+
+def node_note(info: dict[str, Any]) -> str:
+    """Why a node stopped or refuses, and at which height, from what
+    status.node_status read (devnet status, faults and watch): evidence of
+    equivocation, a refused block, a block stream that fails."""
+    r, ev = info.get("refusal"), info.get("equivocation")
+    if r and r["code"] == "EQUIVOCATION":
+        return f"stopped: the sequencer equivocated at {r['height']} (evidence kept; restart)"
+    parts = []
+    if r:
+        parts.append(f"refusing block {r['height']}: {r['code']} ({info['refused_blocks']}x)")
+    if ev:
+        parts.append(f"holds evidence of equivocation at {ev['height']}")
+    if info.get("stream_error"):
+        parts.append(f"stream: {info['stream_error'][:60]}")
+    return "; ".join(parts)
+
+
+def link_text(route: dict[str, Any]) -> str:
+    """A link's faults in words: "partitioned, delay 100 ms, byzantine corrupt", or "-"."""
+    parts = []
+    if route.get("partitioned"):
+        parts.append("partitioned")
+    if route.get("delay_ms"):
+        parts.append(f"delay {route['delay_ms']} ms")
+    if route.get("byzantine"):
+        parts.append(f"byzantine {route['byzantine']}")
+    return ", ".join(parts) or "-"
