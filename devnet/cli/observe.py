@@ -6,6 +6,7 @@ timeline, devnet/lifecycle.py) is to join the `bundle` group here."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import json
@@ -22,7 +23,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from devnet import faults
+from devnet import faults, lifecycle, network
 from devnet.cli.common import (
     DATA_DIR_OPTION,
     JSON_OPTION,
@@ -32,6 +33,7 @@ from devnet.cli.common import (
     read_genesis,
     read_manifest,
     resolve_node,
+    resolve_sequencer,
     run,
 )
 from devnet.cli.render import (
@@ -311,7 +313,102 @@ def bundle_status(bundle_id: str, data_dir: Path, as_json: bool) -> None:
             )
 
 
-# `devnet bundle trace BUNDLE_ID` (the timeline of devnet/lifecycle.py) goes here:
-# `@bundle.command("trace")`, beside `bundle status`.
+_STAGE_WORDS = {
+    lifecycle.SUBMITTED: "admitted by the sequencer",
+    lifecycle.ORDERED: "ordered",
+    lifecycle.PREPARED: "prepared, vote ordered",
+    lifecycle.DECIDED: "decided",
+    lifecycle.FINISHED: "finished on node",
+}
+
+
+def _outcome_text(s: lifecycle.Stage) -> Text:
+    if s.name == lifecycle.PREPARED:
+        if s.ok is None:
+            return Text("")
+        return Text("yes", "green") if s.ok else Text(f"no: {s.reason}", "red")
+    if s.name in (lifecycle.DECIDED, lifecycle.FINISHED) and s.ok is not None:
+        if s.ok:
+            return Text("commit", "green")
+        return Text("abort" + (f": {s.reason}" if s.reason else ""), "red")
+    return Text("")
+
+
+def render_trace(trace: lifecycle.BundleTrace) -> RenderableType:
+    """The timeline as a table: stage, where, height, ms since the previous stage,
+    and the vote or decision with its reason."""
+    table = Table(
+        title=f"bundle {trace.id.hex()}: {trace.state}"
+        + (f", {trace.total_ms} ms in all" if trace.total_ms is not None else ""),
+        title_justify="left",
+    )
+    for col in ("stage", "where", "height", "+ms"):
+        table.add_column(col, justify="right" if col in ("height", "+ms") else "left")
+    table.add_column("outcome", overflow="fold")
+    for s in trace.stages:
+        table.add_row(
+            _STAGE_WORDS.get(s.name, s.name),
+            s.rollup or ("sequencer" if s.name != lifecycle.DECIDED else "log"),
+            "-" if s.height is None else str(s.height),
+            "-" if s.ms_since_previous is None else str(s.ms_since_previous),
+            _outcome_text(s),
+        )
+    return table
+
+
+def _trace_done(trace: lifecycle.BundleTrace, node_count: int) -> bool:
+    finished = sum(1 for s in trace.stages if s.name == lifecycle.FINISHED)
+    return trace.state in ("committed", "aborted") and finished >= node_count
+
+
+@bundle.command("trace")
+@click.argument("bundle_id")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for the bundle to be decided and finished on every node.",
+)
+@DATA_DIR_OPTION
+@JSON_OPTION
+@handle_errors
+def bundle_trace(bundle_id: str, wait: float, data_dir: Path, as_json: bool) -> None:
+    """A bundle's lifecycle: admitted, ordered at height h, prepared on each rollup
+    (its vote and why), decided (commit or abort, why, at which height), finished on
+    each node; block heights and milliseconds per stage (the explorer's bundle page
+    shows the same timeline). Exit 1 when the sequencer never saw the bundle."""
+    data_dir = data_dir.resolve()
+    bid = parse_id(bundle_id)
+    sequencer = resolve_sequencer(data_dir, None)
+    manifest = read_manifest(data_dir)
+    nodes = {
+        p.name: (p.rollup, p.endpoint)
+        for p in (manifest.processes if manifest else [])
+        if p.role == "node" and p.rollup and network.is_running(p)
+    }
+
+    async def go() -> lifecycle.BundleTrace:
+        async with Client(sequencer) as seq:
+            clients = {n: (r, NodeClient(ep)) for n, (r, ep) in nodes.items()}
+            try:
+                deadline = time.monotonic() + wait
+                while True:
+                    trace = await lifecycle.trace_bundle(seq, clients, bid)
+                    if _trace_done(trace, len(clients)) or time.monotonic() >= deadline:
+                        return trace
+                    await asyncio.sleep(0.1)
+            finally:
+                for _, c in clients.values():
+                    await c.close()
+
+    trace = run(go())
+    if trace.state == "unknown":
+        fail(f"the sequencer has no submission {bid.hex()} (never submitted, or refused)")
+    if as_json:
+        emit_json(trace.to_json())
+        return
+    console.print(render_trace(trace))
+
 
 COMMANDS = (watch, bundle)

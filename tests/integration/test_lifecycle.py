@@ -2,15 +2,21 @@
 an option open that commits and an under-collateralized one that aborts, traced
 from the public gRPC APIs only. The stages come in order with heights that agree
 with the nodes' records and milliseconds that add up; the abort names the rollup
-that voted no and why; an unknown id is "unknown"."""
+that voted no and why; an unknown id is "unknown". `devnet bundle trace` prints
+the same timeline (table and --json); an unknown or malformed id is one line."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from devnet import network
 from devnet.lifecycle import DECIDED, FINISHED, ORDERED, PREPARED, SUBMITTED, trace_bundle
 from devnet.manifest import Manifest
 from xrollup.client import Client, NodeClient, build_open_option, build_price_update
@@ -69,13 +75,31 @@ async def _trace_two(manifest: Manifest) -> tuple[dict, dict]:  # type: ignore[t
     return traces["good"], traces["thin"]
 
 
+DEVNET = str(Path(sys.executable).parent / "devnet")
+
+
+@pytest.fixture(scope="module")
+def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict, dict]]:  # type: ignore[type-arg]
+    """One devnet for the module; the two bundles' traces."""
+    d = tmp_path_factory.mktemp("lifecycle") / "dn"
+    try:
+        manifest = network.start_devnet(d)
+        good, thin = asyncio.run(_trace_two(manifest))
+        print(good, thin, sep="\n")
+        yield d, good, thin
+    finally:
+        network.stop_devnet(d, grace=5.0)
+
+
+def _devnet(d: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [DEVNET, *args, "--data-dir", str(d)], capture_output=True, text=True, timeout=60
+    )
+
+
 @pytest.mark.timeout(120)
-def test_trace_shows_commit_and_abort_with_reason(
-    start_devnet: Callable[..., Manifest],
-) -> None:
-    manifest = start_devnet()
-    good, thin = asyncio.run(_trace_two(manifest))
-    print(good, thin, sep="\n")
+def test_trace_shows_commit_and_abort_with_reason(traced: tuple[Path, dict, dict]) -> None:  # type: ignore[type-arg]
+    _, good, thin = traced
 
     for t, state in ((good, "committed"), (thin, "aborted")):
         assert t["state"] == state
@@ -113,3 +137,37 @@ def test_trace_shows_commit_and_abort_with_reason(
     assert all(f"{r} voted no" in decided["reason"] for r in no)
     assert all(h[(PREPARED, r)]["reason"] for r in no)
     assert all(not s["ok"] for s in thin["stages"] if s["name"] == FINISHED)
+
+
+@pytest.mark.timeout(120)
+def test_devnet_bundle_trace_prints_the_timeline(traced: tuple[Path, dict, dict]) -> None:  # type: ignore[type-arg]
+    d, good, thin = traced
+    p = _devnet(d, "bundle", "trace", thin["id"], "--json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["state"] == "aborted"
+    # Heights and outcomes are consensus data: the command agrees with the library.
+    same = [(s["name"], s["rollup"], s["height"], s["ok"], s["code"]) for s in out["stages"]]
+    assert same == [
+        (s["name"], s["rollup"], s["height"], s["ok"], s["code"]) for s in thin["stages"]
+    ]
+
+    text = _devnet(d, "bundle", "trace", thin["id"])
+    assert text.returncode == 0, text.stderr
+    decided = next(s for s in thin["stages"] if s["name"] == DECIDED)
+    assert f"bundle {thin['id']}: aborted" in text.stdout
+    assert "decided" in text.stdout and "abort" in text.stdout and "margin" in text.stdout
+    assert str(decided["height"]) in text.stdout
+    assert all(r in text.stdout for r in ("alpha", "beta"))
+
+    ok = _devnet(d, "bundle", "trace", good["id"], "--wait", "5")
+    assert ok.returncode == 0 and "committed" in ok.stdout and "commit" in ok.stdout
+
+    unknown = _devnet(d, "bundle", "trace", "07" * 32)
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip().count("\n") == 0 and unknown.stderr.startswith("error:")
+    assert "no submission" in unknown.stderr and "Traceback" not in unknown.stderr
+
+    bad = _devnet(d, "bundle", "trace", "xyz")
+    assert bad.returncode == 2, bad.stderr
+    assert bad.stderr.strip().count("\n") == 0 and bad.stderr.startswith("error:")
