@@ -77,7 +77,8 @@ def node_status_json(s: npb.GetNodeStatusResponse) -> dict[str, Any]:
 def collect_status(manifest: Manifest) -> list[dict[str, Any]]:
     """One row per process of devnet.json, in its order: name, role, rollup, pid
     (None when down), endpoint, running, paused, healthy, height, state_root, log,
-    and what the sequencer (head_hash, pending) or node (node_status) says."""
+    metrics (its Prometheus URL or None), and what the sequencer (head_hash,
+    pending) or node (node_status) says."""
     rows = []
     for rec in manifest.processes:
         alive = network.is_running(rec)
@@ -97,6 +98,8 @@ def collect_status(manifest: Manifest) -> list[dict[str, Any]]:
             "height": None,
             "state_root": None,
             "log": rec.log,
+            # Prometheus metrics URL (xrollup_<process>_*); None when it serves none.
+            "metrics": rec.metrics or None,
         }
         if healthy and rec.role == "sequencer":
             row.update(asyncio.run(sequencer_status(rec.endpoint)))
@@ -152,3 +155,9 @@ def link_text(route: dict[str, Any]) -> str:
     if route.get("byzantine"):
         parts.append(f"byzantine {route['byzantine']}")
     return ", ".join(parts) or "-"
+
+
+def explorer_url(manifest: Manifest | None) -> str | None:
+    """The web explorer's URL, from devnet.json; None when there is none."""
+    rec = manifest.get(network.EXPLORER) if manifest else None
+    return f"http://{rec.endpoint}/" if rec else None

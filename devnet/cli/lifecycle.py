@@ -26,7 +26,7 @@ from devnet.cli.common import (
     run,
 )
 from devnet.cli.render import console, emit_json, styled_health, styled_node_note
-from devnet.status import collect_status
+from devnet.status import collect_status, explorer_url
 from xrollup.client import node_clients
 from xrollup.genesis import DEV_ACCOUNT_COUNT, Genesis
 from xrollup.keys import derive_dev_account, encode_address
@@ -114,19 +114,38 @@ def down(data_dir: Path, wipe: bool, as_json: bool) -> None:
 @JSON_OPTION
 @handle_errors
 def status(data_dir: Path, as_json: bool) -> None:
-    """Each process: role, rollup, pid, endpoint, health, height, state root."""
+    """Each process: role, rollup, pid, endpoint, health, height, state root, its
+    Prometheus metrics URL; and the explorer's URL (--json: keys "explorer" and,
+    per process, "metrics")."""
     data_dir = data_dir.resolve()
     manifest = read_manifest(data_dir)
     rows = collect_status(manifest) if manifest else []
+    explorer = explorer_url(manifest)
     if as_json:
         running = any(r["running"] for r in rows)
-        emit_json({"data_dir": str(data_dir), "running": running, "processes": rows})
+        emit_json(
+            {
+                "data_dir": str(data_dir),
+                "running": running,
+                "explorer": explorer,
+                "processes": rows,
+            }
+        )
         return
     if not rows:
         console.print(f"no devnet in {data_dir}")
         return
     table = Table(
-        "name", "role", "rollup", "pid", "endpoint", "health", "height", "state root", "note"
+        "name",
+        "role",
+        "rollup",
+        "pid",
+        "endpoint",
+        "health",
+        "height",
+        "state root",
+        "metrics",
+        "note",
     )
     for r in rows:
         table.add_row(
@@ -137,10 +156,13 @@ def status(data_dir: Path, as_json: bool) -> None:
             r["endpoint"],
             styled_health(r),
             "-" if r["height"] is None else str(r["height"]),
-            "-" if r["state_root"] is None else r["state_root"][:16],
+            "-" if r["state_root"] is None else r["state_root"][:12],
+            r["metrics"] or "-",
             styled_node_note(r),
         )
     console.print(table)
+    if explorer:
+        console.print(f"explorer: {explorer}")
 
 
 @click.command()

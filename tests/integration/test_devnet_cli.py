@@ -101,6 +101,13 @@ def test_up_then_a_second_up_says_already_running_and_status_lists_every_process
             assert r["state_root"] is None
         else:
             assert len(bytes.fromhex(r["state_root"])) == 32
+        # Every process but the explorer serves Prometheus metrics on its own port.
+        assert r["metrics"].startswith("http://127.0.0.1:") and r["metrics"].endswith("/metrics")
+    assert rows["proxy"]["metrics"].startswith("http://127.0.0.1:")
+    doc = as_json(devnet("status", "--json"))
+    assert doc["explorer"] == f"http://{rows['explorer']['endpoint']}/"
+    text = devnet("status").stdout
+    assert rows["sequencer"]["metrics"] in text and f"explorer: {doc['explorer']}" in text
 
 
 def test_transfer_receipt_accounts_blocks_and_logs(devnet: Devnet) -> None:
