@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from devnet.cli.render import (
     console,
     emit_json,
 )
+from devnet.scrape import compute_scrape_config
 from devnet.status import collect_status, health_word, link_text, node_note
 from xrollup.client import Client, NodeClient
 from xrollup.v1 import node_pb2 as npb
@@ -411,4 +413,44 @@ def bundle_trace(bundle_id: str, wait: float, data_dir: Path, as_json: bool) -> 
     console.print(render_trace(trace))
 
 
-COMMANDS = (watch, bundle)
+@click.command()
+@click.option(
+    "--prometheus-config",
+    "as_config",
+    is_flag=True,
+    help="Print a prometheus.yml that scrapes every process of the devnet.",
+)
+@click.option(
+    "--scrape-interval",
+    default="5s",
+    show_default=True,
+    help="The config's scrape interval (a Prometheus duration: 1s, 500ms, ...).",
+)
+@DATA_DIR_OPTION
+@JSON_OPTION
+@handle_errors
+def metrics(as_config: bool, scrape_interval: str, data_dir: Path, as_json: bool) -> None:
+    """Each process's Prometheus metrics URL, or (--prometheus-config) a
+    configuration for a Prometheus server to scrape them all:
+    `prometheus --config.file <(devnet metrics --prometheus-config)`."""
+    if not re.fullmatch(r"([0-9]+(ms|s|m|h))+", scrape_interval):
+        raise click.BadParameter(
+            f"{scrape_interval!r} is not a Prometheus duration (say 1s or 500ms)",
+            param_hint="--scrape-interval",
+        )
+    data_dir = data_dir.resolve()
+    manifest = read_manifest(data_dir)
+    if manifest is None:
+        fail(f"no devnet in {data_dir} (run `devnet up`)")
+    if as_config:
+        click.echo(compute_scrape_config(manifest, scrape_interval), nl=False)
+        return
+    urls = {p.name: p.metrics or None for p in manifest.processes if p.role != network.EXPLORER}
+    if as_json:
+        emit_json(urls)
+        return
+    for name, url in urls.items():
+        click.echo(f"{name:<16} {url or '- (serves no metrics)'}")
+
+
+COMMANDS = (watch, bundle, metrics)

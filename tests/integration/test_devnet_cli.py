@@ -108,6 +108,14 @@ def test_up_then_a_second_up_says_already_running_and_status_lists_every_process
     assert doc["explorer"] == f"http://{rows['explorer']['endpoint']}/"
     text = devnet("status").stdout
     assert rows["sequencer"]["metrics"] in text and f"explorer: {doc['explorer']}" in text
+    # devnet metrics: the same URLs, and a Prometheus config naming each as a target.
+    urls = as_json(devnet("metrics", "--json"))
+    assert urls == {n: r["metrics"] for n, r in rows.items() if n != "explorer"}
+    config = devnet("metrics", "--prometheus-config", "--scrape-interval", "1s").stdout
+    assert '"xrollup_sequencer"' in config and '"xrollup_node"' in config
+    assert all(u.split("/")[2] in config for u in urls.values())
+    bad = devnet("metrics", "--prometheus-config", "--scrape-interval", "soon", expect=2)
+    assert bad.stderr.count("\n") == 1 and "Prometheus duration" in bad.stderr
 
 
 def test_transfer_receipt_accounts_blocks_and_logs(devnet: Devnet) -> None:
