@@ -175,7 +175,8 @@ def main() -> int:
     args = ap.parse_args()
     genesis = dev_genesis()
     with tempfile.TemporaryDirectory(prefix="bench-bundles-") as tmp:
-        manifest = network.start_devnet(Path(tmp))
+        # The devnet without its observer (the explorer), as the figures before it were.
+        manifest = network.start_devnet(Path(tmp), explorer=False)
         try:
             seq = manifest.get("sequencer")
             assert seq is not None

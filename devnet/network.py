@@ -154,9 +154,11 @@ def start_devnet(
     replicas: bool = False,
     block_interval_ms: int | None = None,
     timeout: float = 30.0,
+    explorer: bool = True,
 ) -> Manifest:
-    """Start the sequencer and the nodes, wait until each is healthy, write
-    devnet.json. On any failure, stop what was started and raise LaunchError."""
+    """Start the sequencer and the nodes (and, unless explorer=False, the web
+    explorer), wait until each is healthy, write devnet.json. On any failure, stop
+    what was started and raise LaunchError."""
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     genesis_path, genesis = ensure_genesis(data_dir)
@@ -196,7 +198,8 @@ def start_devnet(
                     timeout,
                 )
             )
-        started.append(_start_explorer(data_dir, seq.endpoint, old_listen(EXPLORER), timeout))
+        if explorer:
+            started.append(_start_explorer(data_dir, seq.endpoint, old_listen(EXPLORER), timeout))
     except BaseException:
         for proc in reversed(started):
             launcher.stop_pid(proc.pid, grace=5.0, argv_hint=proc.argv)

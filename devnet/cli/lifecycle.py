@@ -41,6 +41,12 @@ from xrollup.keys import derive_dev_account, encode_address
 @click.option(
     "--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for health."
 )
+@click.option(
+    "--explorer/--no-explorer",
+    default=True,
+    show_default=True,
+    help="Also start the web explorer (its URL is printed).",
+)
 @BASE_UNITS_OPTION
 @JSON_OPTION
 @handle_errors
@@ -49,6 +55,7 @@ def up(
     replicas: bool,
     block_interval_ms: int | None,
     timeout: float,
+    explorer: bool,
     base_units: bool,
     as_json: bool,
 ) -> None:
@@ -66,7 +73,7 @@ def up(
                 f"devnet in {data_dir} is already running ({names}); `devnet down` stops it"
             )
         return
-    manifest = network.start_devnet(data_dir, replicas, block_interval_ms, timeout)
+    manifest = network.start_devnet(data_dir, replicas, block_interval_ms, timeout, explorer)
     genesis = read_genesis(data_dir)
     units = Units(genesis, base_units)
     accs = accounts_from_genesis(genesis)
@@ -79,9 +86,9 @@ def up(
     for p in manifest.processes:
         what = f"rollup {p.rollup}" if p.role == "node" else roles.get(p.role, p.role)
         console.print(f"  {p.name:<14} {p.endpoint:<16} pid {p.pid:<7} {what:<17} log {p.log}")
-    explorer = manifest.get(network.EXPLORER)
-    if explorer is not None:
-        console.print(f"\nexplorer: [bold]http://{explorer.endpoint}/[/bold]")
+    url = explorer_url(manifest)
+    if url is not None:
+        console.print(f"\nexplorer: [bold]{url}[/bold]")
     console.print()
     print_accounts(genesis, accs, units, "dev accounts (genesis)")
     console.print(

@@ -8,6 +8,8 @@ exits 0 on SIGTERM; `devnet down` stops it."""
 from __future__ import annotations
 
 import html
+import json
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -243,3 +245,30 @@ def test_devnet_down_stops_the_explorer(net: Net) -> None:  # last: it stops the
     assert "explorer" in stopped
     assert not launcher.is_alive(rec.pid, rec.argv)
     assert "explorer stopped" in Path(rec.log).read_text()  # SIGTERM, not SIGKILL
+
+
+def test_up_without_the_explorer_starts_none(tmp_path: Path) -> None:
+    """`devnet up --no-explorer` (start_devnet(explorer=False), as the benchmarks
+    run): no explorer process, and status says there is none."""
+    d = tmp_path / "dn"
+    devnet = str(Path(sys.executable).parent / "devnet")
+    try:
+        up = subprocess.run(
+            [devnet, "up", "--no-explorer", "--data-dir", str(d)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert up.returncode == 0, up.stderr
+        assert "explorer:" not in up.stdout
+        status = subprocess.run(
+            [devnet, "status", "--json", "--data-dir", str(d)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        doc = json.loads(status.stdout)
+        assert doc["explorer"] is None
+        assert network.EXPLORER not in {p["name"] for p in doc["processes"]}
+    finally:
+        network.stop_devnet(d, grace=5.0)
