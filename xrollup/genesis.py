@@ -100,6 +100,21 @@ class Genesis:
         return None
 
 
+def compute_option_rollups(genesis: Genesis) -> tuple[str, str]:
+    """(option rollup, collateral rollup): the one rule every tool uses when it is not
+    told which rollups an option spans. The option lives on the last rollup of
+    genesis and locks its collateral on the first other one; oracle prices go to the
+    option rollup (the dev genesis: beta and alpha). An option spans two rollups, so
+    a genesis with one has no such pair: InvalidInput."""
+    names = genesis.rollup_names
+    if len(names) < 2:
+        raise InvalidInput(
+            f"genesis has one rollup ({', '.join(names)}): an option needs two, its own"
+            " and its collateral's"
+        )
+    return names[-1], names[0]
+
+
 def dev_genesis(block_interval_ms: int = 20) -> Genesis:
     """The embedded default: rollups alpha (collateral) and beta (options), USDC
     (6 decimals) and ETH (9 decimals, so amounts fit in 64 bits), and ten dev

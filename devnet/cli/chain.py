@@ -22,7 +22,6 @@ from devnet.cli.common import (
     SEQUENCER_OPTION,
     Units,
     asset_decimals,
-    compute_option_rollups,
     fail,
     handle_errors,
     node_or_fail,
@@ -38,6 +37,7 @@ from devnet.cli.render import emit_json, receipt_json
 from devnet.demo import run_demo
 from devnet.load import run_load
 from xrollup.client import Client, NodeClient, build_price_update, build_transfer
+from xrollup.genesis import compute_option_rollups
 from xrollup.keys import derive_dev_account, derive_oracle_key, encode_address
 from xrollup.v1 import types_pb2 as pb
 
@@ -286,7 +286,8 @@ def price(
     data_dir = data_dir.resolve()
     genesis = read_genesis(data_dir)
     units = Units(genesis, base_units)
-    rollup = pick_rollup(genesis, rollup, "--rollup", default=compute_option_rollups(genesis)[0])
+    # the rule only without --rollup: a genesis of one rollup has no option rollup
+    rollup = pick_rollup(genesis, rollup, "--rollup") or compute_option_rollups(genesis)[0]
     asset_decimals(genesis, base)  # an asset of genesis, or exit 2
     value = units.parse_positive(price_text, quote, "--price")
     endpoint = resolve_sequencer(data_dir, sequencer_endpoint)

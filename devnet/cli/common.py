@@ -176,15 +176,6 @@ def parse_id(text: str) -> bytes:
     return raw
 
 
-def compute_option_rollups(genesis: Genesis) -> tuple[str, str]:
-    """The default (option rollup, collateral rollup): an option lives on the last
-    rollup of genesis and locks its collateral on the first other one (the dev
-    genesis: beta and alpha). Oracle prices go to the option rollup."""
-    names = genesis.rollup_names
-    option = names[-1]
-    return option, next((n for n in names if n != option), option)
-
-
 def pick_rollup(genesis: Genesis, name: str | None, flag: str, default: str = "") -> str:
     """`name` given by `flag` if it is a rollup of genesis (else exit 2), or `default`."""
     if name is None:

@@ -1,7 +1,7 @@
 """Options commands: `devnet option open | settle | show` (an option on one rollup
 against collateral locked on another, in one bundle) and `devnet lien show |
 reclaim` (that collateral). Which rollups: --option-rollup, --collateral-rollup,
-by default common.compute_option_rollups (the last rollup of genesis holds the
+by default xrollup.genesis.compute_option_rollups (the last rollup of genesis holds the
 option, the first other one the collateral)."""
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from devnet.cli.common import (
     SEQUENCER_OPTION,
     Units,
     asset_decimals,
-    compute_option_rollups,
     handle_errors,
     node_or_fail,
     parse_dev_index,
@@ -40,6 +39,7 @@ from xrollup.client import (
     node_clients,
     wait_for_decision,
 )
+from xrollup.genesis import compute_option_rollups
 from xrollup.keys import derive_dev_account, encode_address
 from xrollup.model import OptionKind
 from xrollup.options import collateral_asset, compute_payout

@@ -1,7 +1,7 @@
 """The pure helpers behind the command line's amounts and rollup defaults:
 decimal text <-> base units exactly (devnet.amounts), how an invocation shows
 amounts (Units, with and without --base-units), and which rollups an option uses
-when none is named (compute_option_rollups)."""
+when none is named (xrollup.genesis.compute_option_rollups)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from devnet.amounts import format_units, parse_units
-from devnet.cli.common import Units, compute_option_rollups, pick_rollup
+from devnet.cli.common import Units, pick_rollup
 from xrollup.errors import InvalidInput
-from xrollup.genesis import Rollup, dev_genesis
+from xrollup.genesis import Rollup, compute_option_rollups, dev_genesis
 
 
 @pytest.mark.parametrize(
@@ -99,7 +99,8 @@ def test_an_option_defaults_to_the_last_rollup_and_collateral_to_the_first_other
 
     assert compute_option_rollups(genesis) == (names[-1], names[0])
     assert compute_option_rollups(three) == ("gamma", names[0])
-    assert compute_option_rollups(one) == (names[0], names[0])
+    with pytest.raises(InvalidInput, match="one rollup"):
+        compute_option_rollups(one)
 
 
 def test_pick_rollup_takes_a_rollup_of_genesis_or_the_default() -> None:
