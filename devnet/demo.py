@@ -1,14 +1,16 @@
 """`devnet demo`: the option story end to end on a running devnet, every step
-checked. A writer whose capital sits on alpha writes a cash-secured put on beta
-to a holder who pays the premium on beta; an under-collateralized attempt
-aborts and changes nothing; the price falls; settlement pays the holder on
-alpha from the lien and releases the rest to the writer. No bridge, no
+checked. The rollups come from genesis (xrollup.genesis.compute_option_rollups;
+the dev genesis: collateral on alpha, option on beta). A writer whose capital
+sits on the collateral rollup writes a cash-secured put on the option rollup to
+a holder who pays the premium there; an under-collateralized attempt aborts and
+changes nothing; the price falls; settlement pays the holder on the collateral
+rollup from the lien and releases the rest to the writer. No bridge, no
 transfer of the collateral."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +23,8 @@ from xrollup.client import (
     build_settle_option,
     wait_for_decision,
 )
-from xrollup.genesis import Genesis
+from xrollup.errors import InvalidInput
+from xrollup.genesis import Genesis, compute_option_rollups
 from xrollup.keys import Address, derive_dev_account, derive_oracle_key, encode_address
 from xrollup.model import OptionKind
 from xrollup.options import compute_collateral, compute_payout
@@ -51,13 +54,18 @@ class DemoResult:
 
 async def run_demo(
     sequencer: str,
-    alpha: str,
-    beta: str,
+    nodes: Mapping[str, str],
     genesis: Genesis,
     say: Callable[[str], None] = print,
     expiry_blocks: int = 40,
 ) -> DemoResult:
+    """Run the story; `nodes` maps rollup name -> node endpoint and must hold the
+    option rollup and the collateral rollup of genesis."""
     result = DemoResult()
+    on, locked_on = compute_option_rollups(genesis)
+    missing = [r for r in (locked_on, on) if r not in nodes]
+    if missing:
+        raise InvalidInput(f"the demo needs a node of {' and '.join(missing)}")
     usdc = genesis.get_asset("USDC")
     eth = genesis.get_asset("ETH")
     assert usdc is not None and eth is not None, "the demo needs USDC and ETH in genesis"
@@ -78,18 +86,22 @@ async def run_demo(
     premium = 50 * 10**usdc.decimals
     chain = genesis.chain_id
 
-    async with Client(sequencer, chain) as seq, NodeClient(alpha) as a, NodeClient(beta) as b:
-        nodes = {"alpha": a, "beta": b}
+    async with (
+        Client(sequencer, chain) as seq,
+        NodeClient(nodes[locked_on]) as a,
+        NodeClient(nodes[on]) as b,
+    ):
+        clients = {locked_on: a, on: b}
 
         async def usdc_of(node: NodeClient, who: Address) -> int:
             return (await node.balances(who)).get("USDC", 0)
 
         async def snapshot() -> dict[str, int]:
             return {
-                "writer@alpha": await usdc_of(a, writer.address),
-                "writer@beta": await usdc_of(b, writer.address),
-                "holder@alpha": await usdc_of(a, holder.address),
-                "holder@beta": await usdc_of(b, holder.address),
+                f"writer@{locked_on}": await usdc_of(a, writer.address),
+                f"writer@{on}": await usdc_of(b, writer.address),
+                f"holder@{locked_on}": await usdc_of(a, holder.address),
+                f"holder@{on}": await usdc_of(b, holder.address),
             }
 
         def show(snap: dict[str, int]) -> None:
@@ -98,25 +110,25 @@ async def run_demo(
         async def post_price(price: int) -> None:
             head = (await seq.status()).height
             ack = await seq.submit_tx(
-                build_price_update(oracle, "beta", "ETH", "USDC", price, head + 100, chain)
+                build_price_update(oracle, on, "ETH", "USDC", price, head + 100, chain)
             )
             receipt = await b.wait_for_receipt(ack.id)
-            check(receipt.ok, f"price ETH/USDC {usd(price)} posted on beta at height {ack.height}")
+            check(receipt.ok, f"price ETH/USDC {usd(price)} posted on {on} at height {ack.height}")
 
         async def submit_and_decide(bundle: Any, label: str) -> tuple[bytes, dict[str, Any]]:
             loop = asyncio.get_running_loop()
             started = loop.time()
             ack = await seq.submit_bundle(bundle)
-            records = await wait_for_decision(nodes, ack.id)
+            records = await wait_for_decision(clients, ack.id)
             result.latencies_ms[label] = round((loop.time() - started) * 1000, 1)
             result.decision_blocks[label] = (
                 max(r.decision_height for r in records.values()) - ack.height
             )
             return ack.id, records
 
-        say(f"writer  {encode_address(writer.address)} (dev 2): capital on alpha")
-        say(f"holder  {encode_address(holder.address)} (dev 3): buys protection on beta")
-        say("1. The oracle posts a price on beta")
+        say(f"writer  {encode_address(writer.address)} (dev 2): capital on {locked_on}")
+        say(f"holder  {encode_address(holder.address)} (dev 3): buys protection on {on}")
+        say(f"1. The oracle posts a price on {on}")
         await post_price(3_000 * 10**usdc.decimals)
 
         before = await snapshot()
@@ -125,7 +137,7 @@ async def run_demo(
         need = compute_collateral(OptionKind.PUT, strike, size, eth.decimals)
         say(
             f"2. Open: a put on 2 ETH at strike {usd(strike)}, expiry height {expiry},"
-            f" premium {usd(premium)}; {usd(need)} locked on alpha as collateral"
+            f" premium {usd(premium)}; {usd(need)} locked on {locked_on} as collateral"
         )
         show(before)
         bundle = build_open_option(
@@ -138,13 +150,16 @@ async def run_demo(
             premium,
             head + 200,
             underlying_decimals=eth.decimals,
+            collateral_rollup=locked_on,
+            option_rollup=on,
             chain_id=chain,
         )
         option_id, records = await submit_and_decide(bundle, "open")
         result.option_id = option_id.hex()
         say(f"    option / lien id {option_id.hex()}")
         check(
-            all(r.status == COMMITTED for r in records.values()), "open committed on alpha and beta"
+            all(r.status == COMMITTED for r in records.values()),
+            f"open committed on {locked_on} and {on}",
         )
         lien = await a.lien(option_id)
         position = await b.option(option_id)
@@ -152,22 +167,22 @@ async def run_demo(
             lien.status == npb.Lien.STATUS_LOCKED
             and lien.amount == need
             and lien.owner == writer.address,
-            f"lien on alpha: {usd(lien.amount)} of the writer's, controlled by beta",
+            f"lien on {locked_on}: {usd(lien.amount)} of the writer's, controlled by {on}",
         )
-        check(position.status == npb.OptionPosition.STATUS_OPEN, "option open on beta")
+        check(position.status == npb.OptionPosition.STATUS_OPEN, f"option open on {on}")
         after_open = await snapshot()
         show(after_open)
         check(
-            after_open["writer@alpha"] == before["writer@alpha"] - need,
-            "collateral left writer's alpha balance",
+            after_open[f"writer@{locked_on}"] == before[f"writer@{locked_on}"] - need,
+            f"collateral left writer's {locked_on} balance",
         )
         check(
-            after_open["holder@beta"] == before["holder@beta"] - premium,
-            "holder paid the premium on beta",
+            after_open[f"holder@{on}"] == before[f"holder@{on}"] - premium,
+            f"holder paid the premium on {on}",
         )
         check(
-            after_open["writer@beta"] == before["writer@beta"] + premium,
-            "writer received the premium on beta",
+            after_open[f"writer@{on}"] == before[f"writer@{on}"] + premium,
+            f"writer received the premium on {on}",
         )
 
         say("3. A second put with too little collateral (1,000 USDC)")
@@ -181,11 +196,13 @@ async def run_demo(
             premium,
             head + 200,
             underlying_decimals=eth.decimals,
+            collateral_rollup=locked_on,
+            option_rollup=on,
             collateral=1_000 * 10**usdc.decimals,
             chain_id=chain,
         )
         _, records = await submit_and_decide(thin, "thin")
-        reason = records["beta"].reason  # the rollup that voted no says why
+        reason = records[on].reason  # the option rollup checks the margin and says why
         check(all(r.status == ABORTED for r in records.values()), f"aborted: {reason}")
         check(await snapshot() == after_open, "nothing changed on either rollup")
 
@@ -198,22 +215,29 @@ async def run_demo(
         say(f"5. Settle (submitted by dev 4, anyone may): payout {usd(payout)} to the holder")
         head = (await seq.status()).height
         settle = build_settle_option(
-            keeper, option_id, payout, holder.address, head + 100, chain_id=chain
+            keeper,
+            option_id,
+            payout,
+            holder.address,
+            head + 100,
+            option_rollup=on,
+            collateral_rollup=locked_on,
+            chain_id=chain,
         )
         _, records = await submit_and_decide(settle, "settle")
         check(
             all(r.status == COMMITTED for r in records.values()),
-            "settle committed on alpha and beta",
+            f"settle committed on {locked_on} and {on}",
         )
         final = await snapshot()
         show(final)
         check(
-            final["holder@alpha"] == after_open["holder@alpha"] + payout,
-            f"holder paid {usd(payout)} on alpha",
+            final[f"holder@{locked_on}"] == after_open[f"holder@{locked_on}"] + payout,
+            f"holder paid {usd(payout)} on {locked_on}",
         )
         check(
-            final["writer@alpha"] == after_open["writer@alpha"] + need - payout,
-            f"writer got the rest back on alpha: {usd(need - payout)}",
+            final[f"writer@{locked_on}"] == after_open[f"writer@{locked_on}"] + need - payout,
+            f"writer got the rest back on {locked_on}: {usd(need - payout)}",
         )
         lien = await a.lien(option_id)
         position = await b.option(option_id)

@@ -1,6 +1,8 @@
 """The load driver the fault suite and users share (`devnet load`): a seeded,
 mixed workload of transfers, option opens (some under-collateralized),
-settlements, oracle prices and deliberately invalid submissions.
+settlements, oracle prices and deliberately invalid submissions, over the
+rollups of genesis: transfers on any of them, options and prices by
+xrollup.genesis.compute_option_rollups.
 
 It rides through faults: every operation is signed once and, when the
 sequencer is unreachable, retried with the same bytes (the same id, never a new
@@ -30,7 +32,7 @@ from xrollup.client import (
     build_settle_option,
     build_transfer,
 )
-from xrollup.genesis import Genesis
+from xrollup.genesis import Genesis, compute_option_rollups
 from xrollup.keys import derive_dev_account, derive_oracle_key
 from xrollup.model import Decision, OptionKind
 from xrollup.options import compute_payout
@@ -110,6 +112,7 @@ async def run_load(
     journal = Journal(journal_path)
     chain = genesis.chain_id
     oracle = derive_oracle_key()
+    option_rollup, collateral_rollup = compute_option_rollups(genesis)
     bundles: dict[bytes, str] = {}  # our bundle ids -> kind
     decided: dict[bytes, bool] = {}
     opens_committed: dict[bytes, tuple[int, int]] = {}  # option id -> (expiry, holder index)
@@ -147,7 +150,9 @@ async def run_load(
                 price[0] = rng.randint(1_500, 2_500) * 10**6  # a price at or below the strike
                 return (
                     "price",
-                    build_price_update(oracle, "beta", "ETH", "USDC", price[0], expiry, chain),
+                    build_price_update(
+                        oracle, option_rollup, "ETH", "USDC", price[0], expiry, chain
+                    ),
                     False,
                 )
             sender, to = derive_dev_account(a), derive_dev_account(b).address
@@ -156,15 +161,15 @@ async def run_load(
                 return build_transfer(sender, rollup, to, asset, amount, expiry, chain)
 
             if r < 0.50:
-                rollup = rng.choice(("alpha", "beta"))
+                rollup = rng.choice(genesis.rollup_names)
                 asset, amount = rng.choice(
                     (("USDC", rng.randint(1, 10**8)), ("ETH", rng.randint(1, 10**8)))
                 )
                 return "transfer", transfer(rollup, asset, amount), False
             if r < 0.58:
-                return "overspend", transfer("alpha", "USDC", 10**15), False
+                return "overspend", transfer(collateral_rollup, "USDC", 10**15), False
             if r < 0.66:
-                bad = transfer("beta", "USDC", 5)
+                bad = transfer(option_rollup, "USDC", 5)
                 sig = bytearray(bad.signatures[0].signature)
                 sig[0] ^= 0xFF
                 bad.signatures[0].signature = bytes(sig)
@@ -181,6 +186,8 @@ async def run_load(
                     payout,
                     derive_dev_account(holder).address,
                     expiry,
+                    option_rollup=option_rollup,
+                    collateral_rollup=collateral_rollup,
                     chain_id=chain,
                 )
                 bundles[codec.decode_bundle(bundle).id] = "settle"
@@ -197,6 +204,8 @@ async def run_load(
                 10_000,
                 expiry,
                 collateral=(10**6 if thin else None),
+                collateral_rollup=collateral_rollup,
+                option_rollup=option_rollup,
                 chain_id=chain,
                 nonce=rng.getrandbits(63),
             )

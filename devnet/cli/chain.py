@@ -389,9 +389,7 @@ def demo(data_dir: Path, as_json: bool, expiry_blocks: int) -> None:
     data_dir = data_dir.resolve()
     genesis = read_genesis(data_dir)
     endpoint = resolve_sequencer(data_dir, None)
-    option_rollup, collateral_rollup = compute_option_rollups(genesis)
-    a = node_or_fail(data_dir, collateral_rollup, None)
-    b = node_or_fail(data_dir, option_rollup, None)
+    nodes = {r: node_or_fail(data_dir, r, None) for r in compute_option_rollups(genesis)}
     lines: list[str] = []
 
     def say(line: str) -> None:
@@ -399,7 +397,7 @@ def demo(data_dir: Path, as_json: bool, expiry_blocks: int) -> None:
         if not as_json:
             click.echo(line)
 
-    result = run(run_demo(endpoint, a, b, genesis, say, expiry_blocks))
+    result = run(run_demo(endpoint, nodes, genesis, say, expiry_blocks))
     if as_json:
         emit_json({**result.to_json(), "steps": lines})
     elif result.ok:
