@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from devnet.amounts import format_units
+from xrollup.amounts import format_units
 from xrollup.client import (
     Client,
     NodeClient,

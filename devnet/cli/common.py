@@ -18,9 +18,9 @@ import click
 from grpc import aio
 
 from devnet import launcher, network
-from devnet.amounts import format_units, parse_units
 from devnet.cli.group import echo_error, exit_usage
 from devnet.manifest import GENESIS, Manifest, load_manifest
+from xrollup.amounts import format_units, parse_units
 from xrollup.errors import InvalidInput, XrollupError
 from xrollup.genesis import Genesis, decode_genesis, dev_genesis
 from xrollup.keys import Address, decode_address, derive_dev_account

@@ -21,7 +21,6 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from devnet.amounts import format_units
 from devnet.explorer.follower import describe_error, follow_chain
 from devnet.explorer.index import ChainIndex
 from devnet.explorer.sources import Sources
@@ -33,6 +32,7 @@ from devnet.explorer.views import (
     parse_height,
     parse_id,
 )
+from xrollup.amounts import format_units
 
 log = logging.getLogger("explorer")
 HERE = Path(__file__).parent

@@ -26,6 +26,7 @@ from typing import Any
 from rollup_node.core import bank, collateral, options, oracle
 from rollup_node.core.state import BUNDLE, ESCROW, State, StateReader, encode_record
 from xrollup import checks
+from xrollup.amounts import format_units
 from xrollup.blocks import BlockRefused, RefusalCode
 from xrollup.errors import ArithmeticOverflow, BadSignature, Expired, WrongSigners, XrollupError
 from xrollup.genesis import Genesis
@@ -46,6 +47,13 @@ from xrollup.numeric import Amount, Height
 PREPARED = "prepared"
 COMMITTED = "committed"
 ABORTED = "aborted"
+
+
+def _units(genesis: Genesis, amount: int, symbol: str) -> str:
+    """An amount in words for a receipt: '5,600 USDC' (the asset's units, as the
+    command line and the explorer show them; never consensus data)."""
+    asset = genesis.get_asset(symbol)
+    return f"{format_units(int(amount), asset.decimals) if asset else int(amount)} {symbol}"
 
 
 class LegRefused(XrollupError):
@@ -391,9 +399,10 @@ def _prepare_open(
     if lock.asset != need_asset or lock.amount < need:
         raise LegRefused(
             ReasonCode.MARGIN,
-            f"margin: a {a.kind.name.lower()} of size {int(a.size)} at strike {int(a.strike)}"
-            f" needs {int(need)} {need_asset} locked,"
-            f" the lien locks {int(lock.amount)} {lock.asset}",
+            f"margin: a {a.kind.name.lower()} of size {_units(genesis, a.size, a.underlying)}"
+            f" at strike {_units(genesis, a.strike, a.quote)}"
+            f" needs {_units(genesis, need, need_asset)} locked,"
+            f" the lien locks {_units(genesis, lock.amount, lock.asset)}",
         )
     escrow.hold(state, leg.sender, a.quote, a.premium)
     escrow.commit.append(Credit(a.writer, a.quote, int(a.premium)))

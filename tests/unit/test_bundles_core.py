@@ -359,7 +359,7 @@ def test_thin_margin_beta_votes_no_and_the_abort_returns_alphas_lock() -> None:
     assert (b_out.votes[0].yes, b_out.votes[0].code) == (False, ReasonCode.MARGIN)
     text = receipt_of(b_out, b.id).reason
     assert text.startswith("legs[1] on beta: margin:")
-    assert f"needs {NEED} USDC locked, the lien locks {NEED - 1} USDC" in text
+    assert "needs 5,600 USDC locked, the lien locks 5,599.999999 USDC" in text  # asset units
 
     a_out, b_out = p.decide(b.id, False)
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from devnet.amounts import format_units, parse_units
 from devnet.cli.common import Units, pick_rollup
+from xrollup.amounts import format_units, parse_units
 from xrollup.errors import InvalidInput
 from xrollup.genesis import Rollup, compute_option_rollups, dev_genesis
 
