@@ -334,18 +334,17 @@ def option_show(
     as_json: bool,
 ) -> None:
     """An option position, from the node of the rollup it lives on."""
-    data_dir = data_dir.resolve()
-    genesis = read_genesis(data_dir)
-    on = pick_rollup(genesis, option_rollup, "--option-rollup", compute_option_rollups(genesis)[0])
-    oid = parse_id(option_id)
-    node = node_or_fail(data_dir, on, node_endpoint)
-
-    async def go() -> npb.OptionPosition:
-        async with NodeClient(node) as n:
-            return await n.option(oid)
-
-    d = option_json(run(go()), Units(genesis, base_units))
-    emit_json(d) if as_json else print_record("option", d)
+    _show_position(
+        "option",
+        option_id,
+        option_rollup,
+        "--option-rollup",
+        0,
+        data_dir,
+        node_endpoint,
+        base_units,
+        as_json,
+    )
 
 
 @click.group()
@@ -370,18 +369,40 @@ def lien_show(
     as_json: bool,
 ) -> None:
     """A lien (its id is the id of the bundle that opened the option)."""
+    _show_position(
+        "lien", lien_id, rollup, "--rollup", 1, data_dir, node_endpoint, base_units, as_json
+    )
+
+
+def _show_position(
+    kind: str,
+    position_id: str,
+    rollup: str | None,
+    flag: str,
+    default_role: int,
+    data_dir: Path,
+    node_endpoint: str | None,
+    base_units: bool,
+    as_json: bool,
+) -> None:
+    """`option show` and `lien show`: the position `kind` from the node of `rollup`
+    (default: compute_option_rollups(genesis)[default_role], the option's rollup or
+    its collateral's)."""
     data_dir = data_dir.resolve()
     genesis = read_genesis(data_dir)
-    on = pick_rollup(genesis, rollup, "--rollup", compute_option_rollups(genesis)[1])
-    lid = parse_id(lien_id)
+    on = pick_rollup(genesis, rollup, flag, compute_option_rollups(genesis)[default_role])
+    pid = parse_id(position_id)
     node = node_or_fail(data_dir, on, node_endpoint)
+    units = Units(genesis, base_units)
 
-    async def go() -> npb.Lien:
+    async def go() -> dict[str, Any]:
         async with NodeClient(node) as n:
-            return await n.lien(lid)
+            if kind == "option":
+                return option_json(await n.option(pid), units)
+            return lien_json(await n.lien(pid), units)
 
-    d = lien_json(run(go()), Units(genesis, base_units))
-    emit_json(d) if as_json else print_record("lien", d)
+    d = run(go())
+    emit_json(d) if as_json else print_record(kind, d)
 
 
 @lien.command("reclaim", epilog=AMOUNTS)
