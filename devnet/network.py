@@ -5,6 +5,7 @@ stopped by pid. The `devnet` command and the tests share this."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import signal
@@ -14,7 +15,14 @@ from typing import Any
 
 from devnet import launcher, proxy
 from devnet.manifest import GENESIS, Manifest, ProcessRecord, load_manifest, save_manifest
-from xrollup.genesis import Genesis, decode_genesis, dev_genesis, encode_genesis
+from xrollup.errors import InvalidInput, Refused
+from xrollup.genesis import (
+    Genesis,
+    decode_genesis,
+    dev_genesis,
+    encode_genesis,
+    validate_dev_keys,
+)
 
 ANY_PORT = "127.0.0.1:0"
 PROXY = "proxy"
@@ -30,12 +38,38 @@ def running_processes(manifest: Manifest | None) -> list[ProcessRecord]:
     return [p for p in manifest.processes if is_running(p)] if manifest else []
 
 
-def ensure_genesis(data_dir: Path) -> tuple[Path, Genesis]:
-    """The devnet's genesis file, written from the embedded default on first up."""
+def ensure_genesis(data_dir: Path, wanted: Genesis | None = None) -> tuple[Path, Genesis]:
+    """The devnet's genesis file, written on first up from `wanted` (else the
+    embedded default). An existing one must equal `wanted` when given (Refused:
+    wipe the devnet first). Either must name the dev keys devnet up starts the
+    processes with (InvalidInput, xrollup.genesis.validate_dev_keys)."""
     path = data_dir / GENESIS
     if not path.exists():
-        path.write_text(encode_genesis(dev_genesis()))
-    return path, decode_genesis(path.read_text())
+        genesis = wanted or dev_genesis()
+        validate_dev_keys(genesis)
+        path.write_text(encode_genesis(genesis))
+        return path, genesis
+    try:
+        genesis = decode_genesis(path.read_text())
+    except InvalidInput as e:
+        raise InvalidInput(f"{path}: {e}") from None
+    if wanted is not None and wanted != genesis:
+        raise Refused(_describe_other_genesis(data_dir, genesis, wanted))
+    validate_dev_keys(genesis)
+    return path, genesis
+
+
+def _describe_other_genesis(data_dir: Path, have: Genesis, wanted: Genesis) -> str:
+    differ = [
+        f.name
+        for f in dataclasses.fields(Genesis)
+        if getattr(have, f.name) != getattr(wanted, f.name)
+    ]
+    return (
+        f"the devnet in {data_dir} has another genesis (chain {have.chain_id}, rollups"
+        f" {', '.join(have.rollup_names)}; it differs in {', '.join(differ)}):"
+        f" `devnet down --wipe --data-dir {data_dir}` first, or use another --data-dir"
+    )
 
 
 def node_names(genesis: Genesis, replicas: bool) -> list[tuple[str, str]]:
@@ -155,13 +189,14 @@ def start_devnet(
     block_interval_ms: int | None = None,
     timeout: float = 30.0,
     explorer: bool = True,
+    genesis: Genesis | None = None,
 ) -> Manifest:
     """Start the sequencer and the nodes (and, unless explorer=False, the web
     explorer), wait until each is healthy, write devnet.json. On any failure, stop
-    what was started and raise LaunchError."""
+    what was started and raise LaunchError. `genesis`: see ensure_genesis."""
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    genesis_path, genesis = ensure_genesis(data_dir)
+    genesis_path, genesis = ensure_genesis(data_dir, genesis)
     previous = load_manifest(data_dir)
 
     def old_listen(name: str) -> str:

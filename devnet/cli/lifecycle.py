@@ -1,9 +1,11 @@
-"""Lifecycle commands: `devnet up`, `down`, `status`, `logs` and `accounts` (the
-dev accounts and their balances, live or from genesis)."""
+"""Lifecycle commands: `devnet up` (the dev genesis over --rollups, or --genesis
+FILE), `down`, `status`, `logs`, `accounts` (the dev accounts and their balances,
+live or from genesis) and `genesis` (the embedded default, a starting file)."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import time
 from pathlib import Path
@@ -28,12 +30,85 @@ from devnet.cli.common import (
 from devnet.cli.render import console, emit_json, styled_health, styled_node_note
 from devnet.status import collect_status, explorer_url
 from xrollup.client import node_clients
-from xrollup.genesis import DEV_ACCOUNT_COUNT, Genesis
+from xrollup.errors import InvalidInput
+from xrollup.genesis import (
+    DEV_ACCOUNT_COUNT,
+    DEV_ROLLUPS,
+    MAX_ROLLUPS,
+    Genesis,
+    compute_rollup_names,
+    decode_genesis,
+    dev_genesis,
+    encode_genesis,
+    validate_dev_keys,
+    validate_rollup_name,
+)
 from xrollup.keys import derive_dev_account, encode_address
+
+ROLLUPS_OPTION = click.option(
+    "--rollups",
+    "rollups_text",
+    default=None,
+    metavar="N|NAMES",
+    help="The dev genesis over these rollups: a count (4: alpha, beta, gamma, delta, the"
+    " Greek letters in order) or names (alpha,beta,gamma). Default: alpha,beta.",
+)
+
+
+def parse_rollups(text: str) -> tuple[str, ...]:
+    """--rollups: a count (xrollup.genesis.compute_rollup_names) or names, comma-separated."""
+    if text.isascii() and text.isdigit():
+        try:
+            return compute_rollup_names(int(text))
+        except InvalidInput as e:
+            fail(f"--rollups {text}: {e}", code=2)
+    names = tuple(n.strip() for n in text.split(","))
+    if len(names) > MAX_ROLLUPS:
+        fail(f"--rollups names {len(names)} rollups: a devnet has 1 to {MAX_ROLLUPS}", code=2)
+    for i, name in enumerate(names):
+        try:
+            validate_rollup_name(name, "--rollups")
+        except InvalidInput as e:
+            fail(str(e), code=2)
+        if name in names[:i]:
+            fail(f"--rollups names {name!r} twice", code=2)
+    return names
+
+
+def wanted_genesis(rollups_text: str | None, genesis_file: Path | None) -> Genesis | None:
+    """The genesis `up` was asked for: the dev genesis over --rollups, or --genesis
+    FILE (valid, and with the dev keys the devnet's processes run with); None for
+    neither (the devnet's own genesis, the embedded default on first up)."""
+    if rollups_text is not None and genesis_file is not None:
+        fail("--rollups and --genesis conflict: a genesis file names its own rollups", code=2)
+    if rollups_text is not None:
+        return dev_genesis(rollups=parse_rollups(rollups_text))
+    if genesis_file is None:
+        return None
+    try:
+        text = genesis_file.read_text()
+    except OSError as e:
+        fail(f"cannot read genesis {genesis_file}: {e.strerror or e}", code=2)
+    try:
+        genesis = decode_genesis(text)
+        validate_dev_keys(genesis)
+    except InvalidInput as e:
+        fail(f"{genesis_file}: {e}", code=2)
+    return genesis
 
 
 @click.command()
 @DATA_DIR_OPTION
+@ROLLUPS_OPTION
+@click.option(
+    "--genesis",
+    "genesis_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="Start from this genesis (rollups, assets, allocations, limits, block interval;"
+    " `devnet genesis` prints a starting file), copied to DIR/genesis.json.",
+)
 @click.option("--replicas", is_flag=True, help="Also run a replica node of each rollup.")
 @click.option(
     "--block-interval-ms", type=int, default=None, help="Block interval (default: genesis, 20 ms)."
@@ -52,6 +127,8 @@ from xrollup.keys import derive_dev_account, encode_address
 @handle_errors
 def up(
     data_dir: Path,
+    rollups_text: str | None,
+    genesis_file: Path | None,
     replicas: bool,
     block_interval_ms: int | None,
     timeout: float,
@@ -60,11 +137,18 @@ def up(
     as_json: bool,
 ) -> None:
     """Start the sequencer and a node per rollup of genesis in the background; wait
-    until healthy. Prints every process and the dev accounts' genesis balances."""
+    until healthy. Prints every process and the dev accounts' genesis balances.
+
+    Genesis is DIR/genesis.json, written on first up from the embedded default, the
+    dev genesis over --rollups, or --genesis FILE; a devnet of another genesis is
+    refused (`devnet down --wipe` first). --rollups and --genesis conflict."""
     data_dir = data_dir.resolve()
+    wanted = wanted_genesis(rollups_text, genesis_file)
     manifest = read_manifest(data_dir)
     running = network.running_processes(manifest)
     if manifest is not None and running:
+        if wanted is not None:
+            network.ensure_genesis(data_dir, wanted)  # refused when it is another genesis
         names = ", ".join(p.name for p in running)
         if as_json:
             emit_json({"already_running": True, **manifest.to_json()})
@@ -73,7 +157,9 @@ def up(
                 f"devnet in {data_dir} is already running ({names}); `devnet down` stops it"
             )
         return
-    manifest = network.start_devnet(data_dir, replicas, block_interval_ms, timeout, explorer)
+    manifest = network.start_devnet(
+        data_dir, replicas, block_interval_ms, timeout, explorer, wanted
+    )
     genesis = read_genesis(data_dir)
     units = Units(genesis, base_units)
     accs = accounts_from_genesis(genesis)
@@ -276,4 +362,29 @@ def accounts(data_dir: Path, base_units: bool, as_json: bool) -> None:
         print_accounts(genesis, accs, units, f"dev accounts ({source})")
 
 
-COMMANDS = (up, down, status, logs, accounts)
+@click.command("genesis")
+@ROLLUPS_OPTION
+@handle_errors
+def genesis_command(rollups_text: str | None) -> None:
+    """Print the embedded dev genesis as JSON: a starting file to edit for `devnet up
+    --genesis FILE` (rollups, assets and decimals, allocations in base units, limits,
+    block interval). Keys are the dev keys, which `devnet up` requires."""
+    names = parse_rollups(rollups_text) if rollups_text is not None else DEV_ROLLUPS
+    doc = json.loads(encode_genesis(dev_genesis(rollups=names)))
+    click.echo(json.dumps({k: doc[k] for k in GENESIS_KEY_ORDER}, indent=2))
+
+
+# `devnet genesis` prints the keys in reading order (encode_genesis sorts them).
+GENESIS_KEY_ORDER = (
+    "chain_id",
+    "block_interval_ms",
+    "rollups",
+    "assets",
+    "limits",
+    "oracle_key",
+    "sequencer_key",
+    "allocations",
+)
+
+
+COMMANDS = (up, down, status, logs, accounts, genesis_command)
