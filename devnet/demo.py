@@ -68,7 +68,9 @@ async def run_demo(
         raise InvalidInput(f"the demo needs a node of {' and '.join(missing)}")
     usdc = genesis.get_asset("USDC")
     eth = genesis.get_asset("ETH")
-    assert usdc is not None and eth is not None, "the demo needs USDC and ETH in genesis"
+    if usdc is None or eth is None:
+        have = ", ".join(a.symbol for a in genesis.assets)
+        raise InvalidInput(f"the demo writes an ETH put paid in USDC: genesis has {have}")
 
     def usd(x: int) -> str:
         return f"{format_units(x, usdc.decimals)} USDC"

@@ -2,7 +2,8 @@
 mixed workload of transfers, option opens (some under-collateralized),
 settlements, oracle prices and deliberately invalid submissions, over the
 rollups of genesis: transfers on any of them, options and prices by
-xrollup.genesis.compute_option_rollups.
+xrollup.genesis.compute_option_rollups. Its options are ETH puts paid in USDC, so
+genesis must have both assets (any decimals); transfers move every asset of genesis.
 
 It rides through faults: every operation is signed once and, when the
 sequencer is unreachable, retried with the same bytes (the same id, never a new
@@ -32,15 +33,16 @@ from xrollup.client import (
     build_settle_option,
     build_transfer,
 )
-from xrollup.genesis import Genesis, compute_option_rollups
+from xrollup.errors import InvalidInput
+from xrollup.genesis import Asset, Genesis, compute_option_rollups
 from xrollup.keys import derive_dev_account, derive_oracle_key
 from xrollup.model import Decision, OptionKind
 from xrollup.options import compute_payout
 from xrollup.v1 import types_pb2 as pb
 
 OPTION_EXPIRY_BLOCKS = 25
-STRIKE = 2_000 * 10**6
-SIZE = 10**7  # 0.01 ETH: 20 USDC of collateral per put
+STRIKE = 2_000  # USDC per ETH
+SIZE_PER_ETH = 100  # 0.01 ETH per put: 20 USDC of collateral
 
 
 @dataclass
@@ -113,11 +115,19 @@ async def run_load(
     chain = genesis.chain_id
     oracle = derive_oracle_key()
     option_rollup, collateral_rollup = compute_option_rollups(genesis)
+    usdc, eth = (_asset(genesis, s) for s in ("USDC", "ETH"))
+    strike = STRIKE * 10**usdc.decimals
+    size = max(1, 10**eth.decimals // SIZE_PER_ETH)
+    # more USDC than the collateral rollup holds in all, within the amount limit
+    supply = sum(
+        a.amount for a in genesis.allocations if (a.rollup, a.asset) == (collateral_rollup, "USDC")
+    )
+    overspend = min(genesis.limits.max_amount, max(10**15, supply + 1))
     bundles: dict[bytes, str] = {}  # our bundle ids -> kind
     decided: dict[bytes, bool] = {}
     opens_committed: dict[bytes, tuple[int, int]] = {}  # option id -> (expiry, holder index)
     opens_pending: dict[bytes, tuple[int, int]] = {}
-    price = [3_000 * 10**6]
+    price = [3_000 * 10**usdc.decimals]
     loop = asyncio.get_running_loop()
 
     async with Client(sequencer, chain) as client:
@@ -147,7 +157,7 @@ async def run_load(
             r = rng.random()
             a, b = rng.sample(range(10), 2)
             if i % 40 == 0:
-                price[0] = rng.randint(1_500, 2_500) * 10**6  # a price at or below the strike
+                price[0] = rng.randint(1_500, 2_500) * 10**usdc.decimals  # at or below strike
                 return (
                     "price",
                     build_price_update(
@@ -162,12 +172,11 @@ async def run_load(
 
             if r < 0.50:
                 rollup = rng.choice(genesis.rollup_names)
-                asset, amount = rng.choice(
-                    (("USDC", rng.randint(1, 10**8)), ("ETH", rng.randint(1, 10**8)))
-                )
+                amounts = [(a.symbol, rng.randint(1, 10**8)) for a in genesis.assets]
+                asset, amount = rng.choice(amounts)
                 return "transfer", transfer(rollup, asset, amount), False
             if r < 0.58:
-                return "overspend", transfer(collateral_rollup, "USDC", 10**15), False
+                return "overspend", transfer(collateral_rollup, "USDC", overspend), False
             if r < 0.66:
                 bad = transfer(option_rollup, "USDC", 5)
                 sig = bytearray(bad.signatures[0].signature)
@@ -179,7 +188,7 @@ async def run_load(
                 # settle an expired option at the last price posted (aborts if it moved)
                 oid = rng.choice(ready)
                 _, holder = opens_committed.pop(oid)
-                payout = compute_payout(OptionKind.PUT, STRIKE, SIZE, price[0], 9)
+                payout = compute_payout(OptionKind.PUT, strike, size, price[0], eth.decimals)
                 bundle = build_settle_option(
                     derive_dev_account(a),
                     oid,
@@ -198,12 +207,13 @@ async def run_load(
                 derive_dev_account(a),
                 derive_dev_account(b),
                 OptionKind.PUT,
-                STRIKE,
-                SIZE,
+                strike,
+                size,
                 oexp,
                 10_000,
                 expiry,
-                collateral=(10**6 if thin else None),
+                underlying_decimals=eth.decimals,
+                collateral=(10**usdc.decimals if thin else None),
                 collateral_rollup=collateral_rollup,
                 option_rollup=option_rollup,
                 chain_id=chain,
@@ -272,6 +282,16 @@ async def run_load(
     summary.aborted = sum(1 for b in bundles if decided.get(b) is False)
     summary.undecided = sum(1 for b in bundles if b not in decided)
     return summary
+
+
+def _asset(genesis: Genesis, symbol: str) -> Asset:
+    asset = genesis.get_asset(symbol)
+    if asset is None:
+        have = ", ".join(a.symbol for a in genesis.assets)
+        raise InvalidInput(
+            f"the load's options are ETH puts paid in USDC: genesis has no {symbol} ({have})"
+        )
+    return asset
 
 
 async def _head(client: Client, timeout: float) -> int:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc import aio
 from grpc_health.v1 import health_pb2
 
@@ -114,6 +115,15 @@ def route_state(doc: dict[str, Any]) -> tuple[bool, int, str | None]:
 # ---------------------------------------------------------------- the gRPC relay
 
 
+def _stream_rollup(request: bytes) -> str:
+    """The rollup a StreamBlocks request filters to ("" for every entry, or when
+    the request does not parse: the sequencer answers that one itself)."""
+    try:
+        return sequencer_pb2.StreamBlocksRequest.FromString(request).rollup
+    except DecodeError:
+        return ""
+
+
 class Relay:
     """One route's gRPC layer: a server on 127.0.0.1 that forwards every call to
     the sequencer as raw bytes (identity serializers: nothing is decoded),
@@ -176,13 +186,14 @@ class Relay:
             request: bytes, context: aio.ServicerContext[bytes, bytes]
         ) -> AsyncIterator[bytes]:
             call = upstream(request, timeout=context.time_remaining())
+            rollup = _stream_rollup(request) if tamper else ""
             try:
                 async for raw in call:
                     mode = self.route.byzantine if tamper else None
                     if mode is None:
                         yield raw
                         continue
-                    for out in self._tamper(mode, raw):
+                    for out in self._tamper(mode, raw, rollup):
                         yield out
             except aio.AioRpcError as e:
                 await context.abort(e.code(), e.details() or "")
@@ -191,9 +202,9 @@ class Relay:
 
         return stream
 
-    def _tamper(self, mode: str, raw: bytes) -> list[bytes]:
+    def _tamper(self, mode: str, raw: bytes, rollup: str) -> list[bytes]:
         try:
-            return self.tamperer.apply_bytes(mode, raw)
+            return self.tamperer.apply_bytes(mode, raw, rollup)
         except Exception:  # a bug here must not cut the link: say so and pass it on
             log.exception(
                 "byzantine %s on %s: tampering failed; block passed on", mode, self.route.name

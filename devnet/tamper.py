@@ -12,30 +12,38 @@ must refuse what is not the sequencer's honest, committed, signed block
 |                | sequencer's (derive_keypair("forger"))                   |                |
 | forge-decision | the block re-sealed with the dev sequencer key, plus a   | BAD_DECISION   |
 |                | commit decision the logged votes do not give (a bundle   |                |
-|                | of this very block, or an id never ordered)              |                |
+|                | of this very block, or the last the stream ordered)      |                |
 | equivocate     | the honest block h, then a second block h signed with    | EQUIVOCATION   |
 |                | the dev sequencer key (one entry dropped, or a later     | (evidence kept,|
 |                | timestamp when the block is empty)                       | node halts)    |
 
 Blocks with nothing to corrupt (no signed entry) pass unchanged under
-`corrupt`. forge-decision and equivocate sign as the sequencer, so they need
-the dev sequencer key (xrollup.keys.derive_sequencer_key) to be the key genesis
+`corrupt`, and blocks before any bundle under `forge-decision`. A stream filtered
+to one rollup (StreamBlocksRequest.rollup) is forged as such: the protocol's and
+that rollup's commitments recomputed, the others copied from the honest header.
+forge-decision and equivocate sign as the sequencer, so they need the dev
+sequencer key (xrollup.keys.derive_sequencer_key) to be the key genesis
 names; `require_signing_key` says so before a mode is turned on."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import blake3
+from dataclasses import replace
 
 from xrollup import codec
-from xrollup.blocks import compute_id
+from xrollup.blocks import (
+    PROTOCOL,
+    compute_block_hash,
+    compute_commitments,
+    compute_id,
+    sign_block,
+)
 from xrollup.errors import InvalidInput
 from xrollup.genesis import Genesis, compute_genesis_hash
 from xrollup.keys import Keypair, derive_keypair, derive_sequencer_key
 from xrollup.model import ReasonCode
 from xrollup.v1 import types_pb2 as pb
-from xrollup.verify import seal_block
+from xrollup.verify import compute_block_spaces, seal_block
 
 CORRUPT = "corrupt"
 FORGE_BLOCK = "forge-block"
@@ -85,19 +93,24 @@ class Tamperer:
         self.genesis_hash = compute_genesis_hash(genesis)
         self.sequencer_key = sequencer_key or derive_sequencer_key()
         self.forger_key = forger_key or derive_keypair("forger")
-        self._modes: dict[str, Callable[[pb.Block], list[pb.Block]]] = {
+        # The bundles seen ordered, per stream rollup ("" for the whole stream), newest
+        # last: what forge-decision targets in a block that orders none.
+        self._seen_bundles: dict[str, list[bytes]] = {}
+        self._modes: dict[str, Callable[[pb.Block, str], list[pb.Block]]] = {
             CORRUPT: self.corrupt,
             FORGE_BLOCK: self.forge_block,
             FORGE_DECISION: self.forge_decision,
             EQUIVOCATE: self.equivocate,
         }
 
-    def apply(self, mode: str, msg: pb.Block) -> list[pb.Block]:
-        return self._modes[check_mode(mode)](msg)
+    def apply(self, mode: str, msg: pb.Block, rollup: str = "") -> list[pb.Block]:
+        """The blocks to send instead of `msg`, a block of the stream asked for
+        `rollup` ("" for every entry; else filtered: xrollup.verify.filter_block)."""
+        return self._modes[check_mode(mode)](msg, rollup)
 
-    def apply_bytes(self, mode: str, raw: bytes) -> list[bytes]:
+    def apply_bytes(self, mode: str, raw: bytes, rollup: str = "") -> list[bytes]:
         """As apply, on a block's wire bytes (what the proxy relays)."""
-        return [b.SerializeToString() for b in self.apply(mode, pb.Block.FromString(raw))]
+        return [b.SerializeToString() for b in self.apply(mode, pb.Block.FromString(raw), rollup)]
 
     def reseal(
         self,
@@ -105,22 +118,48 @@ class Tamperer:
         entries: list[pb.Entry],
         key: Keypair,
         timestamp_ms: int | None = None,
+        rollup: str = "",
+        positions: list[int] | None = None,
     ) -> pb.Block:
-        """A block at msg's height and parent with these entries, signed by `key`."""
+        """A block at msg's height and parent with these entries, signed by `key`.
+        For a filtered stream (`rollup`), the entries sent at `positions` (default:
+        msg's): the protocol's and the rollup's commitments are recomputed from
+        them, the other namespaces' copied from msg's header, as a sequencer
+        forging a block for that rollup's nodes would."""
         h = msg.header
-        return seal_block(
-            entries,
-            h.height,
-            bytes(h.parent_hash),
-            h.timestamp_ms if timestamp_ms is None else timestamp_ms,
-            self.genesis,
-            self.genesis_hash,
-            key,
+        ts = h.timestamp_ms if timestamp_ms is None else timestamp_ms
+        if not rollup:
+            return seal_block(
+                entries, h.height, bytes(h.parent_hash), ts, self.genesis, self.genesis_hash, key
+            )
+        at = list(msg.indices) if positions is None else positions
+        header = codec.decode_header(h)
+        raw = [e.SerializeToString() for e in entries]
+        spaces = compute_block_spaces(pb.Block(entries=entries), self.genesis.rollup_names)
+        kept = {
+            c.rollup: c
+            for c in compute_commitments(
+                list(zip(raw, spaces, strict=True)), (), at, (PROTOCOL, rollup)
+            )
+        }
+        sent = sum(len(e.SerializeToString()) for e in msg.entries)
+        forged = replace(
+            header,
+            timestamp_ms=ts,
+            entry_count=max(header.entry_count, at[-1] + 1 if at else 0),
+            byte_count=header.byte_count - sent + sum(len(r) for r in raw),
+            namespaces=tuple(kept.get(c.rollup, c) for c in header.namespaces),
         )
+        block_hash = compute_block_hash(forged)
+        out = codec.encode_block(
+            forged, entries, block_hash, sign_block(key, self.genesis_hash, block_hash)
+        )
+        out.indices.extend(at)
+        return out
 
     # ------------------------------------------------------------ the modes
 
-    def corrupt(self, msg: pb.Block) -> list[pb.Block]:
+    def corrupt(self, msg: pb.Block, rollup: str) -> list[pb.Block]:
         out = pb.Block()
         out.CopyFrom(msg)
         for e in out.entries:
@@ -135,34 +174,57 @@ class Tamperer:
                 e.vote.signature.signature = flip(e.vote.signature.signature)
         return [out]
 
-    def forge_block(self, msg: pb.Block) -> list[pb.Block]:
-        return [self.reseal(msg, list(msg.entries), self.forger_key)]
+    def forge_block(self, msg: pb.Block, rollup: str) -> list[pb.Block]:
+        return [self.reseal(msg, list(msg.entries), self.forger_key, rollup=rollup)]
 
-    def forge_decision(self, msg: pb.Block) -> list[pb.Block]:
+    def forge_decision(self, msg: pb.Block, rollup: str) -> list[pb.Block]:
         """The block plus commit(B) for the first bundle it orders (no rollup can
-        have voted on it yet), or for an id never ordered when it orders none;
-        validly signed, so only the decision rule can catch it."""
+        have voted on it yet); in a block that orders none, for the last bundle this
+        stream ordered before (decided by now, or undecided without all its votes:
+        either way not a commit the votes give). Blocks before the stream has shown
+        any bundle pass unchanged: a node judges only the decisions of bundles it
+        tracks (a leg on its rollup). Validly signed, so only the decision rule can
+        catch it."""
         entries = list(msg.entries)
-        bundle_id = next(
-            (compute_id(e.bundle.body) for e in entries if e.WhichOneof("kind") == "bundle"),
-            None,
-        )
-        if bundle_id is None:  # an id never ordered, the same for each retry of this block
-            bundle_id = blake3.blake3(b"xrollup/forged-decision" + bytes(msg.hash)).digest()
+        ordered = [compute_id(e.bundle.body) for e in entries if e.WhichOneof("kind") == "bundle"]
+        seen = self._seen_bundles.setdefault(rollup, [])
+        bundle_id = ordered[0] if ordered else (seen[-1] if seen else None)
+        seen[:] = (seen + ordered)[-16:]
+        if bundle_id is None:
+            return [msg]  # no bundle to decide yet: passed on as it is
         decision = codec.encode_decision(bundle_id, True, ReasonCode.ALL_YES)
         # Stay within the block byte budget, or the node would refuse it as TOO_LARGE.
         budget = self.genesis.limits.max_block_bytes - decision.ByteSize()
-        size = sum(e.ByteSize() for e in entries)
+        positions = list(msg.indices)
+        size = msg.header.byte_count if rollup else sum(e.ByteSize() for e in entries)
         while entries and size > budget:
             size -= entries.pop().ByteSize()
-        return [self.reseal(msg, [*entries, decision], self.sequencer_key)]
+            if positions:
+                positions.pop()
+        if not rollup:
+            return [self.reseal(msg, [*entries, decision], self.sequencer_key)]
+        last = max(msg.header.entry_count, (positions[-1] + 1) if positions else 0)
+        return [
+            self.reseal(
+                msg,
+                [*entries, decision],
+                self.sequencer_key,
+                rollup=rollup,
+                positions=[*positions, last],
+            )
+        ]
 
-    def equivocate(self, msg: pb.Block) -> list[pb.Block]:
+    def equivocate(self, msg: pb.Block, rollup: str) -> list[pb.Block]:
         """The honest block, then another one for the same height, also signed by
         the sequencer key: two signed headers for one height."""
         entries = list(msg.entries)
         if entries:
-            other = self.reseal(msg, entries[:-1], self.sequencer_key)
+            positions = list(msg.indices)[:-1] if rollup else None
+            other = self.reseal(
+                msg, entries[:-1], self.sequencer_key, rollup=rollup, positions=positions
+            )
         else:
-            other = self.reseal(msg, entries, self.sequencer_key, msg.header.timestamp_ms + 1)
+            other = self.reseal(
+                msg, entries, self.sequencer_key, msg.header.timestamp_ms + 1, rollup=rollup
+            )
         return [msg, other]

@@ -44,6 +44,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="file with the hex Ed25519 seed of this rollup's vote key (default: the dev key)",
     )
+    p.add_argument(
+        "--full-stream",
+        action="store_true",
+        help="follow every entry of the log instead of the stream filtered to this rollup"
+        " (the same state; for comparisons)",
+    )
     p.add_argument("--grace", type=float, default=2.0)
     add_metrics_argument(p)
     p.add_argument("--log-level", default="INFO")
@@ -64,7 +70,7 @@ async def serve(args: argparse.Namespace) -> int:
             f"the vote key does not match genesis for {args.rollup}; pass --vote-key"
         )
     store = NodeStore(args.data_dir, compute_genesis_hash(genesis))
-    follower = Follower(store, genesis, args.rollup, args.sequencer, vote_key)
+    follower = Follower(store, genesis, args.rollup, args.sequencer, vote_key, args.full_stream)
     server = serving.build_server(genesis.limits.max_message_bytes)
     node_pb2_grpc.add_RollupNodeServiceServicer_to_server(RollupNodeService(follower), server)
     health = serving.add_health_and_reflection(server, [SERVICE_NAME])

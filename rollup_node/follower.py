@@ -84,12 +84,21 @@ def compute_vote_chunks(
 
 class Follower:
     def __init__(
-        self, store: NodeStore, genesis: Genesis, rollup: str, sequencer: str, vote_key: Keypair
+        self,
+        store: NodeStore,
+        genesis: Genesis,
+        rollup: str,
+        sequencer: str,
+        vote_key: Keypair,
+        full_stream: bool = False,
     ) -> None:
         self.store = store
         self.genesis = genesis
         self.genesis_hash = compute_genesis_hash(genesis)
         self.rollup = rollup
+        # The stream this node asks for: its rollup's entries and the protocol's
+        # (the default), or every entry (full_stream; the state reached is the same).
+        self.stream_rollup = "" if full_stream else rollup
         self.sequencer = sequencer
         self.vote_key = vote_key
         self.connected = False
@@ -134,6 +143,7 @@ class Follower:
                 self.genesis_hash,
                 self.applied.height + 1,
                 self.applied.block_hash,
+                self.stream_rollup or None,
             )
         except BlockRefused as e:
             if e.code == RefusalCode.BAD_LINK:
@@ -237,7 +247,8 @@ class Follower:
                         await asyncio.sleep(1.0)
                         continue
                     try:
-                        async for msg in client.stream_blocks(self.applied.height + 1):
+                        stream = client.stream_blocks(self.applied.height + 1, self.stream_rollup)
+                        async for msg in stream:
                             self.connected = True
                             self.stream_error = ""
                             self.sequencer_height = max(self.sequencer_height, msg.header.height)

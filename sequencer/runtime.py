@@ -26,7 +26,7 @@ from xrollup.genesis import Genesis, compute_genesis_hash
 from xrollup.keys import Keypair
 from xrollup.model import Bundle, Decision, Vote
 from xrollup.v1 import types_pb2 as pb
-from xrollup.verify import seal_entries
+from xrollup.verify import compute_block_spaces, filter_block, seal_entries
 
 if TYPE_CHECKING:
     from sequencer.metrics import SequencerMetrics
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECENT_BLOCKS = 512  # kept decoded in memory for live followers
+# Blocks filtered per rollup kept for the streams that ask for them, in bytes.
+FILTERED_CACHE_BYTES = 16 * 1024 * 1024
 # Admission times kept for GetSubmission (operational, never in blocks): the last this many.
 ADMITTED_TIMES = 65_536
 # Bytes a decision entry may take in a block (it is ~45): reserved out of the
@@ -72,6 +74,11 @@ class Sequencer:
         self._head_timestamp = 0
         self._waiters: dict[bytes, asyncio.Future[Ack]] = {}
         self._recent: deque[pb.Block] = deque(maxlen=RECENT_BLOCKS)
+        # Each recent block's entries' namespaces (parallel to _recent), and the
+        # blocks filtered per rollup that streams asked for, bounded in bytes.
+        self._recent_spaces: deque[list[tuple[str, ...]]] = deque(maxlen=RECENT_BLOCKS)
+        self._filtered: dict[tuple[int, str], tuple[pb.Block, int]] = {}
+        self._filtered_bytes = 0
         self._new_block = asyncio.Condition()
         self._wake = asyncio.Event()
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seal-io")
@@ -291,6 +298,7 @@ class Sequencer:
             timestamp_ms,
         )
         self._recent.append(block)
+        self._recent_spaces.append(spaces)
         if self.metrics is not None:
             self._observe_block(block, taken.included)
         for index, p in enumerate(taken.included):
@@ -358,6 +366,30 @@ class Sequencer:
         if raw is None:
             raise NotFound(f"no block at height {height}; the head is {self.head_height}")
         return codec.decode_block_bytes(raw)
+
+    def get_filtered_block(self, height: int, rollup: str) -> pb.Block:
+        """Block `height` as streamed to `rollup`'s nodes (xrollup.verify.filter_block):
+        built once per rollup and kept while it is recent, so a rollup's primary and
+        replicas share it; a block read back from the store is decoded to find its
+        entries' namespaces."""
+        key = (height, rollup)
+        found = self._filtered.get(key)
+        if found is not None:
+            return found[0]
+        block = self.get_block(height)
+        first = self._recent[0].header.height if self._recent else 0
+        if self._recent and first <= height <= self._recent[-1].header.height:
+            spaces = self._recent_spaces[height - first]
+        else:
+            spaces = compute_block_spaces(block, self.genesis.rollup_names)
+        out = filter_block(block, spaces, rollup)
+        size = out.ByteSize()
+        while self._filtered and self._filtered_bytes + size > FILTERED_CACHE_BYTES:
+            self._filtered_bytes -= self._filtered.pop(next(iter(self._filtered)))[1]
+        if size <= FILTERED_CACHE_BYTES:
+            self._filtered[key] = (out, size)
+            self._filtered_bytes += size
+        return out
 
     async def wait_for_height(self, height: int) -> bool:
         """Wait until block `height` exists; False when the sequencer is stopping."""

@@ -210,13 +210,23 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
         limit = self.genesis.limits.max_subscribers
         if self.seq.subscribers >= limit:
             raise LimitExceeded(f"{limit} block subscribers already; retry later")
+        rollup = request.rollup
+        if rollup and rollup not in self.genesis.rollup_names:
+            raise InvalidInput(
+                f"rollup {rollup[:64]!r} is not a rollup of genesis"
+                f" ({', '.join(self.genesis.rollup_names)}); empty for every entry"
+            )
         self.seq.subscribers += 1
         try:
             height = max(1, request.from_height)
             while True:
                 if height > self.seq.head_height and not await self.seq.wait_for_height(height):
                     return  # shutting down: the stream ends, the client resumes elsewhere
-                block = self.seq.get_block(height)
+                block = (
+                    self.seq.get_filtered_block(height, rollup)
+                    if rollup
+                    else self.seq.get_block(height)
+                )
                 size, budget = block.header.byte_count, self.genesis.limits.max_block_bytes
                 if size > budget:
                     # Sealing keeps blocks within the budget (which genesis keeps 64 KiB

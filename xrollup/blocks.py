@@ -86,17 +86,24 @@ def compute_entry_namespaces(entry: Entry, rollups: Sequence[str]) -> tuple[str,
 
 
 def compute_commitments(
-    entries: Sequence[tuple[bytes, tuple[str, ...]]], rollups: Sequence[str]
+    entries: Sequence[tuple[bytes, tuple[str, ...]]],
+    rollups: Sequence[str],
+    positions: Sequence[int] | None = None,
+    names: Sequence[str] | None = None,
 ) -> tuple[Commitment, ...]:
     """The namespace commitments of a block's entries, each given as (encoded
     bytes, namespaces): the protocol namespace first, then each genesis rollup in
-    genesis order."""
-    names = (PROTOCOL, *rollups)
+    genesis order. `positions`: each entry's position in the whole block (default:
+    the entries are the whole block). `names`: only these namespaces' commitments
+    (the ones a block filtered to one rollup carries whole)."""
+    names = (PROTOCOL, *rollups) if names is None else tuple(names)
     parts: dict[str, list[bytes]] = {n: [] for n in names}
-    for index, (raw, spaces) in enumerate(entries):
+    at = range(len(entries)) if positions is None else positions
+    for index, (raw, spaces) in zip(at, entries, strict=True):
         item = _ITEM.pack(index, len(raw))
         for n in spaces:
-            parts[n] += (item, raw)
+            if n in parts:
+                parts[n] += (item, raw)
     hashers = {}
     for n in names:
         h = blake3.blake3(_NAMESPACE_TAG + struct.pack(">H", len(n)) + n.encode())
@@ -208,4 +215,58 @@ def validate_commitments(
                 height,
                 f"the {name} entries do not match the header's commitment"
                 " (altered, added or removed bytes)",
+            )
+
+
+def validate_filtered_commitments(
+    header: Header,
+    entries: Sequence[tuple[bytes, tuple[str, ...]]],
+    positions: Sequence[int],
+    rollup: str,
+) -> None:
+    """A block filtered to `rollup`: the entries sent (encoded bytes, namespaces) at
+    their `positions` in the whole block are exactly what the header commits to for
+    the protocol namespace and `rollup`'s, none missing, altered or added, and
+    nothing else was sent. Raises BlockRefused."""
+    height = int(header.height)
+    if len(positions) != len(entries):
+        raise BlockRefused(
+            RefusalCode.BAD_HEADER,
+            height,
+            f"{len(entries)} entries with {len(positions)} positions",
+        )
+    previous = -1
+    for p in positions:
+        if not previous < p < header.entry_count:
+            raise BlockRefused(
+                RefusalCode.BAD_HEADER,
+                height,
+                f"entry position {p} is out of order or past the header's {header.entry_count}",
+            )
+        previous = p
+    kept = (PROTOCOL, rollup)
+    for p, (_, spaces) in zip(positions, entries, strict=True):
+        if not any(n in kept for n in spaces):
+            raise BlockRefused(
+                RefusalCode.BAD_COMMITMENT,
+                height,
+                f"entry {p} belongs to neither {rollup} nor the protocol namespace",
+            )
+    size = sum(len(raw) for raw, _ in entries)
+    if size > header.byte_count:
+        raise BlockRefused(
+            RefusalCode.BAD_COMMITMENT,
+            height,
+            f"{size} bytes of entries sent, the header commits to {header.byte_count} in all",
+        )
+    got = compute_commitments(entries, (), positions, kept)
+    theirs = {c.rollup: c for c in header.namespaces}
+    for mine in got:
+        if theirs.get(mine.rollup) != mine:
+            name = mine.rollup or "protocol"
+            raise BlockRefused(
+                RefusalCode.BAD_COMMITMENT,
+                height,
+                f"the {name} entries sent do not match the header's commitment"
+                " (altered, added or withheld)",
             )

@@ -419,9 +419,14 @@ class Client(_Connection):
 
         return await poll_until(ordered, timeout, poll, f"{submission_id.hex()} ordered")
 
-    async def stream_blocks(self, from_height: int = 1) -> AsyncIterator[pb.Block]:
-        """One stream of blocks from `from_height`; ends when the server ends it."""
-        call = self.stub.StreamBlocks(spb.StreamBlocksRequest(from_height=from_height))
+    async def stream_blocks(
+        self, from_height: int = 1, rollup: str = ""
+    ) -> AsyncIterator[pb.Block]:
+        """One stream of blocks from `from_height`; ends when the server ends it.
+        `rollup`: each block filtered to that rollup's and the protocol's entries
+        (verify with xrollup.verify.verify_block(..., rollup=rollup))."""
+        request = spb.StreamBlocksRequest(from_height=from_height, rollup=rollup)
+        call = self.stub.StreamBlocks(request)
         try:
             async for block in call:
                 yield block
@@ -429,15 +434,20 @@ class Client(_Connection):
             call.cancel()
 
     async def follow(
-        self, from_height: int = 1, retry_delay: float = 0.05, max_delay: float = 2.0
+        self,
+        from_height: int = 1,
+        retry_delay: float = 0.05,
+        max_delay: float = 2.0,
+        rollup: str = "",
     ) -> AsyncIterator[pb.Block]:
         """Blocks from `from_height` in order, each exactly once, resuming after
-        disconnects and sequencer restarts with exponential backoff."""
+        disconnects and sequencer restarts with exponential backoff (`rollup`: as
+        stream_blocks)."""
         next_height = max(1, from_height)
         delay = retry_delay
         while True:
             try:
-                async for block in self.stream_blocks(next_height):
+                async for block in self.stream_blocks(next_height, rollup):
                     if block.header.height != next_height:
                         raise RuntimeError(
                             f"stream gave height {block.header.height}, want {next_height}"

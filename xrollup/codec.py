@@ -285,6 +285,7 @@ def decode_block(msg: pb.Block) -> Block:
         tuple(decode_entry_tolerant(e) for e in msg.entries),
         bytes(msg.hash),
         bytes(msg.signature),
+        tuple(msg.indices),
     )
 
 

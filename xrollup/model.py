@@ -5,6 +5,7 @@ a _pb2 type."""
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from xrollup.keys import Address
@@ -261,10 +262,17 @@ class Block:
     entries: tuple[Entry, ...]
     hash: bytes
     signature: bytes
+    # A block streamed filtered to one rollup: each entry's position in the whole
+    # block; empty for a whole block.
+    indices: tuple[int, ...] = ()
 
     @property
     def height(self) -> Height:
         return self.header.height
+
+    def positions(self) -> Sequence[int]:
+        """Each entry's position in the whole block (receipts give it)."""
+        return self.indices or range(len(self.entries))
 
     @property
     def parent_hash(self) -> bytes:

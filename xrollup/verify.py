@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from xrollup import codec
 from xrollup.blocks import (
+    PROTOCOL,
     BlockRefused,
     RefusalCode,
     compute_block_hash,
@@ -18,6 +19,7 @@ from xrollup.blocks import (
     is_valid_block_signature,
     sign_block,
     validate_commitments,
+    validate_filtered_commitments,
     validate_header,
     validate_link,
 )
@@ -34,9 +36,13 @@ def verify_block(
     genesis_hash: bytes,
     expected_height: int,
     expected_parent: bytes,
+    rollup: str | None = None,
 ) -> Block:
     """The decoded block, once it is shown to be the sequencer's, unaltered, and
-    the next block of this chain. Raises BlockRefused saying which check failed."""
+    the next block of this chain. Raises BlockRefused saying which check failed.
+    `rollup`: the block was streamed filtered to that rollup (filter_block): its
+    entries are checked against the protocol's and that rollup's commitments, at
+    the positions the block gives; the other namespaces rest on the signature."""
     header = codec.decode_header(msg.header)
     validate_link(header, expected_height, expected_parent)
     validate_header(
@@ -51,15 +57,35 @@ def verify_block(
     block = codec.decode_block(msg)
     raw = codec.encode_entries(msg)
     rollups = genesis.rollup_names
-    validate_commitments(
-        header,
-        [
-            (r, compute_entry_namespaces(e, rollups))
-            for r, e in zip(raw, block.entries, strict=True)
-        ],
-        rollups,
-    )
+    entries = [
+        (r, compute_entry_namespaces(e, rollups)) for r, e in zip(raw, block.entries, strict=True)
+    ]
+    if rollup is None:
+        if msg.indices:
+            raise BlockRefused(
+                RefusalCode.BAD_HEADER, int(header.height), "a filtered block where whole was asked"
+            )
+        validate_commitments(header, entries, rollups)
+    else:
+        validate_filtered_commitments(header, entries, list(msg.indices), rollup)
     return block
+
+
+def compute_block_spaces(msg: pb.Block, rollups: Sequence[str]) -> list[tuple[str, ...]]:
+    """Each entry's namespaces, found by decoding it (a block read from a log
+    rather than sealed here)."""
+    return [compute_entry_namespaces(codec.decode_entry_tolerant(e), rollups) for e in msg.entries]
+
+
+def filter_block(msg: pb.Block, spaces: Sequence[tuple[str, ...]], rollup: str) -> pb.Block:
+    """The block as streamed to `rollup`'s nodes: the header, hash and signature,
+    and only the entries of `rollup`'s namespace and the protocol namespace, with
+    their positions in the whole block."""
+    keep = [i for i, names in enumerate(spaces) if rollup in names or PROTOCOL in names]
+    out = strip_entries(msg)
+    out.entries.extend(msg.entries[i] for i in keep)
+    out.indices.extend(keep)
+    return out
 
 
 def seal_block(
@@ -75,7 +101,7 @@ def seal_block(
     entry's namespaces by decoding it: for tests, test stream servers and the
     byzantine fault tools (the sequencer knows them from admission)."""
     rollups = genesis.rollup_names
-    spaces = [compute_entry_namespaces(codec.decode_entry_tolerant(e), rollups) for e in entries]
+    spaces = compute_block_spaces(pb.Block(entries=entries), rollups)
     return seal_entries(
         entries, spaces, height, parent_hash, timestamp_ms, rollups, genesis_hash, key
     )
@@ -122,4 +148,12 @@ def strip_entries(msg: pb.Block) -> pb.Block:
     return pb.Block(header=msg.header, hash=msg.hash, signature=msg.signature)
 
 
-__all__ = ["BlockRefused", "RefusalCode", "is_signed_header", "strip_entries", "verify_block"]
+__all__ = [
+    "BlockRefused",
+    "RefusalCode",
+    "compute_block_spaces",
+    "filter_block",
+    "is_signed_header",
+    "strip_entries",
+    "verify_block",
+]

@@ -86,14 +86,15 @@ def apply_block(
     votes: list[BundleVote] = []
     finished: list[BundleRecord] = []
     touched: list[bytes] = []
-    for index, entry in enumerate(block.entries):
+    for index, entry in zip(block.positions(), block.entries, strict=True):
         if isinstance(entry, Tx):
             if entry.body.rollup == rollup:
                 receipt = apply_tx(state, entry, height, index, genesis, verify_signatures)
                 if receipt is not None:
                     receipts.append(receipt)
         elif isinstance(entry, Bundle):
-            protocol.observe_bundle(state, entry, height, deadline_blocks)
+            if rollup in entry.rollups:  # a node tracks the bundles with a leg on its rollup
+                protocol.observe_bundle(state, entry, height, deadline_blocks)
             prepared = bundles.prepare_bundle(
                 state, entry, rollup, height, genesis, verify_signatures
             )
@@ -103,9 +104,12 @@ def apply_block(
                 votes.append(prepared.vote)
                 receipts.append(Receipt(entry.id, height, index, prepared.vote.yes, prepared.text))
         elif isinstance(entry, Vote):
-            if is_counted_vote(entry, genesis):
+            # Only votes on bundles tracked here count (the signature is checked then).
+            if protocol.concerns_open(state, entry.body.votes) and is_counted_vote(entry, genesis):
                 touched += protocol.observe_votes(state, entry.body.rollup, entry.body.votes)
         elif isinstance(entry, Decision):
+            if not protocol.is_tracked(state, entry.bundle_id):
+                continue  # no leg here: the nodes of its rollups judge it
             protocol.accept_decision(state, entry, height)
             record = bundles.finish_bundle(state, entry.bundle_id, entry.commit, entry.code, height)
             if record is not None:

@@ -1,14 +1,19 @@
-"""The decision rule on a node: every bundle in the log is tracked in state
-(b"opn:" with a deadline index b"ddl:") with the votes counted for it, so each
-node derives every decision itself (xrollup/decisions.py) and checks each logged
-one against it. Nothing here trusts the sequencer's decisions."""
+"""The decision rule on a node: every bundle in the log with a leg on the node's
+rollup is tracked in state (b"opn:" with a deadline index b"ddl:") with the votes
+counted for it, so each node derives the decision of every bundle it takes part
+in itself (xrollup/decisions.py) and checks each logged one against it. Nothing
+here trusts the sequencer's decisions. A node's state depends only on its
+rollup's namespace and the protocol namespace, so a node following a stream
+filtered to its rollup reaches the same state as one following the whole log;
+the decisions of other rollups' bundles are their nodes' (and `devnet check`'s)
+to judge."""
 
 from __future__ import annotations
 
 import json
 import struct
 
-from rollup_node.core.state import DEADLINE, OPEN, State, deadline_key, encode_record
+from rollup_node.core.state import BUNDLE, DEADLINE, OPEN, State, deadline_key, encode_record
 from xrollup.decisions import (
     DecisionSpec,
     OpenBundle,
@@ -69,6 +74,17 @@ def observe_votes(state: State, rollup: str, votes: tuple[BundleVote, ...]) -> l
             _save_open(state, counted)
             changed.append(b.id)
     return changed
+
+
+def concerns_open(state: State, votes: tuple[BundleVote, ...]) -> bool:
+    """Whether any of these votes is on a bundle tracked here (open)."""
+    return any(state.get(OPEN + v.bundle_id) is not None for v in votes)
+
+
+def is_tracked(state: State, bundle_id: bytes) -> bool:
+    """Whether a logged decision on `bundle_id` is this node's to check: the
+    bundle is open here, or was prepared here (then a second decision is refused)."""
+    return state.get(OPEN + bundle_id) is not None or state.get(BUNDLE + bundle_id) is not None
 
 
 def close(state: State, b: OpenBundle) -> None:

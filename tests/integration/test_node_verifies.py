@@ -33,7 +33,7 @@ from xrollup.numeric import Amount, Height
 from xrollup.v1 import sequencer_pb2 as spb
 from xrollup.v1 import sequencer_pb2_grpc as spb_grpc
 from xrollup.v1 import types_pb2 as pb
-from xrollup.verify import seal_block
+from xrollup.verify import compute_block_spaces, filter_block, seal_block
 
 GENESIS = dataclasses.replace(
     dev_genesis(), limits=dataclasses.replace(dev_genesis().limits, max_block_bytes=16 * 1024)
@@ -90,6 +90,9 @@ class LogServer(spb_grpc.SequencerServiceServicer):
                 await context.abort(
                     grpc.StatusCode.RESOURCE_EXHAUSTED, f"block {height} is too large to stream"
                 )
+            if request.rollup:  # as the sequencer streams to a rollup's nodes
+                spaces = compute_block_spaces(block, GENESIS.rollup_names)
+                block = filter_block(block, spaces, request.rollup)
             yield block
             height += 1
 
@@ -162,8 +165,10 @@ CASES: dict[str, tuple[BadBlock, list[pb.Entry], RefusalCode]] = {
         honest_decision(),
         RefusalCode.BAD_DECISION,
     ),
-    "decision-before-its-bundle": (
-        lambda p: seal([commit(bytes(range(32)))], 2, p),
+    # (A decision on an id never ordered is not refused: a node judges the decisions
+    # of the bundles it tracks, those with a leg on its rollup; `devnet check` does.)
+    "decision-before-its-votes": (
+        lambda p: seal([commit(B_ID), vote("alpha", B_ID, True), vote("beta", B_ID, True)], 2, p),
         honest_decision(),
         RefusalCode.BAD_DECISION,
     ),

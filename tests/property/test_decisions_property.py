@@ -12,7 +12,9 @@ verifies them).
 - decisions: honest ones, from the sequencer's own BundleTracker.decide at the
   end of a block (sometimes omitted: the nodes derive them), and adversarial
   ones: commit or abort whatever the votes say, decisions before their bundle,
-  second decisions; and bundles ordered again.
+  second decisions; and bundles ordered again. A decision on an id no node has
+  seen ordered yet is ignored by the nodes (a node judges the decisions of the
+  bundles it tracks: those with a leg on its rollup), refused by the log's rule.
 
 A block either applies on both rollups or is refused (BlockRefused) by both and
 dropped; which of the two is predicted by a small model of the rule written here
@@ -155,6 +157,9 @@ class Tracked:
     votes: dict[str, bool] = field(default_factory=dict)  # first counted vote per rollup
 
 
+APPLY, IGNORE, REFUSE = "apply", "ignore", "refuse"
+
+
 class RuleModel:
     """The decision rule of DESIGN.md, written out plainly: a vote counts when it
     is well signed for this genesis, names a tracked bundle at the height that
@@ -192,13 +197,17 @@ class RuleModel:
         del self.open[bundle_id]
         self.first.setdefault(bundle_id, (commit, code, height))
 
-    def decision(self, d: Decision, height: int) -> bool:
-        """False when the logged decision refuses the block."""
+    def decision(self, d: Decision, height: int) -> str:
+        """APPLY, IGNORE (a decision on an id never ordered so far: a node tracks
+        only bundles it has seen, so it cannot judge it and it changes nothing; the
+        log's rule and `devnet check` refuse it) or REFUSE (the block)."""
         t = self.open.get(d.bundle_id)
+        if t is None and d.bundle_id not in self.first:
+            return IGNORE
         if t is None or self.due(t, height) != (d.commit, d.code):
-            return False
+            return REFUSE
         self.close(d.bundle_id, d.commit, d.code, height)
-        return True
+        return APPLY
 
     def end_of_block(self, height: int) -> None:
         for bundle_id, t in sorted(self.open.items(), key=lambda kv: (kv[1].height, kv[0])):
@@ -287,12 +296,13 @@ def run_block(w: World, entries: list[Entry | LoggedVote], with_decisions: bool)
             else:
                 assert not item.signed_ok
         elif isinstance(entry, Decision) and ok:
-            ok = model.decision(entry, height)
+            verdict = model.decision(entry, height)
+            ok = verdict != REFUSE
             try:
                 tracker.observe_decision(entry, height)
-                assert ok, "the tracker accepts a decision the model refuses"
+                assert verdict == APPLY, f"the tracker accepts a decision the model would {verdict}"
             except BlockRefused as e:
-                assert not ok, f"the tracker refuses a decision the model accepts: {e}"
+                assert verdict != APPLY, f"the tracker refuses a decision the model accepts: {e}"
     if ok:
         for spec in tracker.decide(height):  # what the sequencer appends
             if with_decisions:

@@ -7,6 +7,7 @@ line and before starting anything."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import re
@@ -19,8 +20,11 @@ from typing import Any
 
 import pytest
 
+from devnet.demo import run_demo
+from devnet.load import run_load
 from xrollup.errors import InvalidInput
 from xrollup.genesis import (
+    Asset,
     Rollup,
     compute_rollup_names,
     decode_genesis,
@@ -319,3 +323,16 @@ def test_devnet_genesis_prints_the_embedded_default_as_a_starting_file() -> None
     assert plain.returncode == 0 and four.returncode == 0, plain.stderr + four.stderr
     assert decode_genesis(plain.stdout) == dev_genesis()
     assert decode_genesis(four.stdout) == dev_genesis(rollups=compute_rollup_names(4))
+
+
+@pytest.mark.parametrize("which", ["load", "demo"])
+def test_load_and_demo_refuse_a_genesis_without_their_assets_before_connecting(which: str) -> None:
+    wbtc_only = replace(dev_genesis(), assets=(Asset("WBTC", 8),), allocations=())
+    unreachable = "127.0.0.1:1"
+
+    with pytest.raises(InvalidInput, match=r"ETH puts? paid in USDC: genesis has"):
+        if which == "load":
+            asyncio.run(run_load(unreachable, wbtc_only, seed=1, count=1))
+        else:
+            nodes = dict.fromkeys(wbtc_only.rollup_names, unreachable)
+            asyncio.run(run_demo(unreachable, nodes, wbtc_only, say=lambda _: None))

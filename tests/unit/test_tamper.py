@@ -20,7 +20,13 @@ from xrollup.keys import derive_dev_account, derive_keypair, derive_sequencer_ke
 from xrollup.model import Bundle, Decision, Leg, ReasonCode, Transfer
 from xrollup.numeric import Amount
 from xrollup.v1 import types_pb2 as pb
-from xrollup.verify import is_signed_header, seal_block, verify_block
+from xrollup.verify import (
+    compute_block_spaces,
+    filter_block,
+    is_signed_header,
+    seal_block,
+    verify_block,
+)
 
 A, B = derive_dev_account(0), derive_dev_account(1)
 
@@ -116,20 +122,23 @@ def test_forge_decision_is_validly_signed_and_contradicts_the_votes() -> None:
     assert "no vote yet" in str(e.value)
 
 
-def test_forge_decision_without_a_bundle_commits_an_id_never_ordered() -> None:
+def test_forge_decision_without_a_bundle_decides_the_last_one_seen() -> None:
+    # A node judges only the decisions of bundles it tracks, so a forged decision
+    # targets a bundle the stream ordered: none yet, the block passes unchanged.
     g = dev_genesis()
-    honest = sealed(g, entries(bundle=False))
     t = tamper.Tamperer(g)
-    [bad] = t.apply(tamper.FORGE_DECISION, honest)
-    assert t.apply(tamper.FORGE_DECISION, honest) == [bad]  # the same for every retry
+    empty = sealed(g, entries(bundle=False))
+    assert t.apply(tamper.FORGE_DECISION, empty) == [empty]
+    with_bundle = sealed(g, entries())
+    t.apply(tamper.FORGE_DECISION, with_bundle)
+    [bad] = t.apply(tamper.FORGE_DECISION, empty)
+    assert t.apply(tamper.FORGE_DECISION, empty) == [bad]  # the same for every retry
     verify(g, bad)
-    with pytest.raises(BlockRefused, match="no undecided bundle") as e:
-        replay_decisions(bad, g)
-    assert e.value.code == RefusalCode.BAD_DECISION
+    assert bad.entries[-1].decision.bundle_id == compute_id(with_bundle.entries[-1].bundle.body)
 
 
 def test_forge_decision_stays_within_the_block_byte_budget() -> None:
-    wire = entries(n_tx=3, bundle=False)
+    wire = entries(n_tx=3)
     size = sum(e.ByteSize() for e in wire)
     g = replace(dev_genesis(), limits=Limits(max_block_bytes=size + 10))
     honest = sealed(g, wire)
@@ -161,3 +170,71 @@ def test_modes_that_sign_as_the_sequencer_need_the_dev_key() -> None:
         tamper.require_signing_key(other, mode)
     with pytest.raises(InvalidInput, match="unknown byzantine mode"):
         tamper.check_mode("lie")
+
+
+# ---------------------------------------------------------------- filtered streams
+
+
+@pytest.mark.parametrize("rollup", ["alpha", "beta"])
+def test_each_mode_on_a_stream_filtered_to_one_rollup(rollup: str) -> None:
+    """The relay tampers what the sequencer streams to `rollup`'s nodes: each mode
+    is still refused by a node verifying that filtered stream, with the mode's code
+    (equivocate: the second block is a valid, signed one for the same height)."""
+    g = dev_genesis()
+    gh = compute_genesis_hash(g)
+    wire = [
+        *entries(),
+        codec.encode_canonical_tx(build_transfer(B, "beta", A.address, "ETH", 1, 100, nonce=9)),
+    ]
+    honest = sealed(g, wire)
+    sent = filter_block(honest, compute_block_spaces(honest, g.rollup_names), rollup)
+    assert 0 < len(sent.entries) < len(honest.entries)
+    verify_block(sent, g, gh, 1, GENESIS_PARENT, rollup)
+
+    def refused(msg: pb.Block) -> BlockRefused:
+        with pytest.raises(BlockRefused) as e:
+            verify_block(msg, g, gh, 1, GENESIS_PARENT, rollup)
+            replay_decisions(msg, g)
+        return e.value
+
+    t = tamper.Tamperer(g)
+    for mode in (tamper.CORRUPT, tamper.FORGE_BLOCK, tamper.FORGE_DECISION):
+        [bad] = t.apply(mode, sent, rollup)
+        assert refused(bad).code == RefusalCode[tamper.EXPECTED_REFUSAL[mode]], mode
+    first, second = t.apply(tamper.EQUIVOCATE, sent, rollup)
+    assert first == sent and second.hash != sent.hash
+    verify_block(second, g, gh, 1, GENESIS_PARENT, rollup)
+
+
+def test_a_filtered_block_that_withholds_or_adds_an_entry_is_refused() -> None:
+    g = dev_genesis()
+    gh = compute_genesis_hash(g)
+    honest = sealed(g, entries())
+    spaces = compute_block_spaces(honest, g.rollup_names)
+    sent = filter_block(honest, spaces, "alpha")
+
+    withheld = pb.Block()
+    withheld.CopyFrom(sent)
+    del withheld.entries[0]
+    del withheld.indices[0]
+    out_of_order = pb.Block()
+    out_of_order.CopyFrom(sent)
+    out_of_order.indices[0], out_of_order.indices[1] = sent.indices[1], sent.indices[0]
+    foreign = filter_block(honest, spaces, "beta")  # beta's view handed to an alpha node
+    foreign.entries.append(
+        codec.encode_canonical_tx(build_transfer(B, "beta", A.address, "ETH", 1, 100, nonce=9))
+    )
+    foreign.indices.append(len(honest.entries))
+    whole = honest  # a whole block where a filtered one was asked for
+    for msg, code in (
+        (withheld, RefusalCode.BAD_COMMITMENT),
+        (out_of_order, RefusalCode.BAD_HEADER),
+        (foreign, RefusalCode.BAD_HEADER),
+        (whole, RefusalCode.BAD_HEADER),
+    ):
+        with pytest.raises(BlockRefused) as e:
+            verify_block(msg, g, gh, 1, GENESIS_PARENT, "alpha")
+        assert e.value.code == code, (msg.indices, e.value)
+    with pytest.raises(BlockRefused) as e:  # a filtered block where a whole one was asked
+        verify_block(sent, g, gh, 1, GENESIS_PARENT)
+    assert e.value.code == RefusalCode.BAD_HEADER

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from xrollup.v1 import types_pb2 as xrollup_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1axrollup/v1/sequencer.proto\x12\nxrollup.v1\x1a\x16xrollup/v1/types.proto\"<\n\x18SubmitTransactionRequest\x12 \n\x02tx\x18\x01 \x01(\x0b\x32\x14.xrollup.v1.SignedTx\"?\n\x13SubmitBundleRequest\x12(\n\x06\x62undle\x18\x01 \x01(\x0b\x32\x18.xrollup.v1.SignedBundle\"9\n\x11SubmitVoteRequest\x12$\n\x04vote\x18\x01 \x01(\x0b\x32\x16.xrollup.v1.SignedVote\"N\n\x0eSubmitResponse\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\x0e\n\x06height\x18\x02 \x01(\x04\x12\r\n\x05index\x18\x03 \x01(\r\x12\x11\n\tduplicate\x18\x04 \x01(\x08\"7\n\x12SubmitBatchRequest\x12!\n\x03txs\x18\x01 \x03(\x0b\x32\x14.xrollup.v1.SignedTx\"j\n\x0b\x42\x61tchResult\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\x0c\n\x04\x63ode\x18\x02 \x01(\r\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0e\n\x06height\x18\x04 \x01(\x04\x12\r\n\x05index\x18\x05 \x01(\r\x12\x11\n\tduplicate\x18\x06 \x01(\x08\"?\n\x13SubmitBatchResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.xrollup.v1.BatchResult\"!\n\x0fGetBlockRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\"*\n\x13StreamBlocksRequest\x12\x13\n\x0b\x66rom_height\x18\x01 \x01(\x04\"\"\n\x14GetSubmissionRequest\x12\n\n\x02id\x18\x01 \x01(\x0c\"\xda\x01\n\x15GetSubmissionResponse\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\x36\n\x05state\x18\x02 \x01(\x0e\x32\'.xrollup.v1.GetSubmissionResponse.State\x12\x0e\n\x06height\x18\x03 \x01(\x04\x12\r\n\x05index\x18\x04 \x01(\r\x12\x18\n\x10\x61\x64mitted_unix_ms\x18\x05 \x01(\x04\"D\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_PENDING\x10\x01\x12\x11\n\rSTATE_ORDERED\x10\x02\"\x12\n\x10GetStatusRequest\"\x85\x01\n\x11GetStatusResponse\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x0e\n\x06height\x18\x02 \x01(\x04\x12\x11\n\thead_hash\x18\x03 \x01(\x0c\x12\x0f\n\x07pending\x18\x04 \x01(\r\x12\x19\n\x11\x62lock_interval_ms\x18\x05 \x01(\r\x12\x0f\n\x07rollups\x18\x06 \x03(\t2\xf1\x04\n\x10SequencerService\x12U\n\x11SubmitTransaction\x12$.xrollup.v1.SubmitTransactionRequest\x1a\x1a.xrollup.v1.SubmitResponse\x12K\n\x0cSubmitBundle\x12\x1f.xrollup.v1.SubmitBundleRequest\x1a\x1a.xrollup.v1.SubmitResponse\x12N\n\x0bSubmitBatch\x12\x1e.xrollup.v1.SubmitBatchRequest\x1a\x1f.xrollup.v1.SubmitBatchResponse\x12G\n\nSubmitVote\x12\x1d.xrollup.v1.SubmitVoteRequest\x1a\x1a.xrollup.v1.SubmitResponse\x12:\n\x08GetBlock\x12\x1b.xrollup.v1.GetBlockRequest\x1a\x11.xrollup.v1.Block\x12\x44\n\x0cStreamBlocks\x12\x1f.xrollup.v1.StreamBlocksRequest\x1a\x11.xrollup.v1.Block0\x01\x12T\n\rGetSubmission\x12 .xrollup.v1.GetSubmissionRequest\x1a!.xrollup.v1.GetSubmissionResponse\x12H\n\tGetStatus\x12\x1c.xrollup.v1.GetStatusRequest\x1a\x1d.xrollup.v1.GetStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1axrollup/v1/sequencer.proto\x12\nxrollup.v1\x1a\x16xrollup/v1/types.proto\"<\n\x18SubmitTransactionRequest\x12 \n\x02tx\x18\x01 \x01(\x0b\x32\x14.xrollup.v1.SignedTx\"?\n\x13SubmitBundleRequest\x12(\n\x06\x62undle\x18\x01 \x01(\x0b\x32\x18.xrollup.v1.SignedBundle\"9\n\x11SubmitVoteRequest\x12$\n\x04vote\x18\x01 \x01(\x0b\x32\x16.xrollup.v1.SignedVote\"N\n\x0eSubmitResponse\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\x0e\n\x06height\x18\x02 \x01(\x04\x12\r\n\x05index\x18\x03 \x01(\r\x12\x11\n\tduplicate\x18\x04 \x01(\x08\"7\n\x12SubmitBatchRequest\x12!\n\x03txs\x18\x01 \x03(\x0b\x32\x14.xrollup.v1.SignedTx\"j\n\x0b\x42\x61tchResult\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\x0c\n\x04\x63ode\x18\x02 \x01(\r\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0e\n\x06height\x18\x04 \x01(\x04\x12\r\n\x05index\x18\x05 \x01(\r\x12\x11\n\tduplicate\x18\x06 \x01(\x08\"?\n\x13SubmitBatchResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.xrollup.v1.BatchResult\"!\n\x0fGetBlockRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\":\n\x13StreamBlocksRequest\x12\x13\n\x0b\x66rom_height\x18\x01 \x01(\x04\x12\x0e\n\x06rollup\x18\x02 \x01(\t\"\"\n\x14GetSubmissionRequest\x12\n\n\x02id\x18\x01 \x01(\x0c\"\xda\x01\n\x15GetSubmissionResponse\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\x36\n\x05state\x18\x02 \x01(\x0e\x32\'.xrollup.v1.GetSubmissionResponse.State\x12\x0e\n\x06height\x18\x03 \x01(\x04\x12\r\n\x05index\x18\x04 \x01(\r\x12\x18\n\x10\x61\x64mitted_unix_ms\x18\x05 \x01(\x04\"D\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_PENDING\x10\x01\x12\x11\n\rSTATE_ORDERED\x10\x02\"\x12\n\x10GetStatusRequest\"\x85\x01\n\x11GetStatusResponse\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x0e\n\x06height\x18\x02 \x01(\x04\x12\x11\n\thead_hash\x18\x03 \x01(\x0c\x12\x0f\n\x07pending\x18\x04 \x01(\r\x12\x19\n\x11\x62lock_interval_ms\x18\x05 \x01(\r\x12\x0f\n\x07rollups\x18\x06 \x03(\t2\xf1\x04\n\x10SequencerService\x12U\n\x11SubmitTransaction\x12$.xrollup.v1.SubmitTransactionRequest\x1a\x1a.xrollup.v1.SubmitResponse\x12K\n\x0cSubmitBundle\x12\x1f.xrollup.v1.SubmitBundleRequest\x1a\x1a.xrollup.v1.SubmitResponse\x12N\n\x0bSubmitBatch\x12\x1e.xrollup.v1.SubmitBatchRequest\x1a\x1f.xrollup.v1.SubmitBatchResponse\x12G\n\nSubmitVote\x12\x1d.xrollup.v1.SubmitVoteRequest\x1a\x1a.xrollup.v1.SubmitResponse\x12:\n\x08GetBlock\x12\x1b.xrollup.v1.GetBlockRequest\x1a\x11.xrollup.v1.Block\x12\x44\n\x0cStreamBlocks\x12\x1f.xrollup.v1.StreamBlocksRequest\x1a\x11.xrollup.v1.Block0\x01\x12T\n\rGetSubmission\x12 .xrollup.v1.GetSubmissionRequest\x1a!.xrollup.v1.GetSubmissionResponse\x12H\n\tGetStatus\x12\x1c.xrollup.v1.GetStatusRequest\x1a\x1d.xrollup.v1.GetStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -49,17 +49,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETBLOCKREQUEST']._serialized_start=562
   _globals['_GETBLOCKREQUEST']._serialized_end=595
   _globals['_STREAMBLOCKSREQUEST']._serialized_start=597
-  _globals['_STREAMBLOCKSREQUEST']._serialized_end=639
-  _globals['_GETSUBMISSIONREQUEST']._serialized_start=641
-  _globals['_GETSUBMISSIONREQUEST']._serialized_end=675
-  _globals['_GETSUBMISSIONRESPONSE']._serialized_start=678
-  _globals['_GETSUBMISSIONRESPONSE']._serialized_end=896
-  _globals['_GETSUBMISSIONRESPONSE_STATE']._serialized_start=828
-  _globals['_GETSUBMISSIONRESPONSE_STATE']._serialized_end=896
-  _globals['_GETSTATUSREQUEST']._serialized_start=898
-  _globals['_GETSTATUSREQUEST']._serialized_end=916
-  _globals['_GETSTATUSRESPONSE']._serialized_start=919
-  _globals['_GETSTATUSRESPONSE']._serialized_end=1052
-  _globals['_SEQUENCERSERVICE']._serialized_start=1055
-  _globals['_SEQUENCERSERVICE']._serialized_end=1680
+  _globals['_STREAMBLOCKSREQUEST']._serialized_end=655
+  _globals['_GETSUBMISSIONREQUEST']._serialized_start=657
+  _globals['_GETSUBMISSIONREQUEST']._serialized_end=691
+  _globals['_GETSUBMISSIONRESPONSE']._serialized_start=694
+  _globals['_GETSUBMISSIONRESPONSE']._serialized_end=912
+  _globals['_GETSUBMISSIONRESPONSE_STATE']._serialized_start=844
+  _globals['_GETSUBMISSIONRESPONSE_STATE']._serialized_end=912
+  _globals['_GETSTATUSREQUEST']._serialized_start=914
+  _globals['_GETSTATUSREQUEST']._serialized_end=932
+  _globals['_GETSTATUSRESPONSE']._serialized_start=935
+  _globals['_GETSTATUSRESPONSE']._serialized_end=1068
+  _globals['_SEQUENCERSERVICE']._serialized_start=1071
+  _globals['_SEQUENCERSERVICE']._serialized_end=1696
 # @@protoc_insertion_point(module_scope)

@@ -213,16 +213,23 @@ class StreamBlocksRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     FROM_HEIGHT_FIELD_NUMBER: _builtins.int
+    ROLLUP_FIELD_NUMBER: _builtins.int
     from_height: _builtins.int
     """0 or 1: from the first block"""
+    rollup: _builtins.str
+    """Empty: every entry. A genesis rollup's name: only the entries of that rollup's
+    namespace and of the protocol namespace (votes, decisions), each block with
+    `indices` set, so the node verifies both commitments and the signed header.
+    """
     def __init__(
         self,
         *,
         from_height: _builtins.int = ...,
+        rollup: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_height", b"from_height"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_height", b"from_height", "rollup", b"rollup"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -832,12 +832,22 @@ class Block(_message.Message):
     ENTRIES_FIELD_NUMBER: _builtins.int
     HASH_FIELD_NUMBER: _builtins.int
     SIGNATURE_FIELD_NUMBER: _builtins.int
+    INDICES_FIELD_NUMBER: _builtins.int
     hash: _builtins.bytes
     signature: _builtins.bytes
     @_builtins.property
     def header(self) -> Global___BlockHeader: ...
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___Entry]: ...
+    @_builtins.property
+    def indices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Set on a block streamed for one rollup (StreamBlocksRequest.rollup): the
+        position in the whole block of each entry sent, increasing. The namespace
+        commitments are over these positions, so the node recomputes its rollup's and
+        the protocol's from what it received; the other namespaces it trusts to the
+        signed header and never executes.
+        """
+
     def __init__(
         self,
         *,
@@ -845,10 +855,11 @@ class Block(_message.Message):
         entries: _abc.Iterable[Global___Entry] | None = ...,
         hash: _builtins.bytes = ...,
         signature: _builtins.bytes = ...,
+        indices: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["header", b"header"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "hash", b"hash", "header", b"header", "signature", b"signature"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "hash", b"hash", "header", b"header", "indices", b"indices", "signature", b"signature"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
