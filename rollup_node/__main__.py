@@ -12,16 +12,18 @@ from pathlib import Path
 from rollup_node.follower import Follower
 from rollup_node.metrics import NodeMetrics
 from rollup_node.service import RollupNodeService
+from rollup_node.snapshots import NodeSnapshotService, open_from_snapshot
 from rollup_node.store import NodeStore
 from xrollup import serving
 from xrollup.errors import InvalidInput, XrollupError
 from xrollup.genesis import compute_genesis_hash, load_genesis
 from xrollup.keys import derive_rollup_vote_key, load_keypair
 from xrollup.metrics import MetricsServer, add_metrics_argument, serve_metrics
-from xrollup.v1 import node_pb2, node_pb2_grpc
+from xrollup.v1 import node_pb2, node_pb2_grpc, snapshot_pb2, snapshot_pb2_grpc
 
 log = logging.getLogger("rollup_node")
 SERVICE_NAME = node_pb2.DESCRIPTOR.services_by_name["RollupNodeService"].full_name
+SNAPSHOT_SERVICE = snapshot_pb2.DESCRIPTOR.services_by_name["SnapshotService"].full_name
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,6 +52,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="follow every entry of the log instead of the stream filtered to this rollup"
         " (the same state; for comparisons)",
     )
+    p.add_argument(
+        "--from-snapshot",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="start from another node's snapshot (a snapshot's node folder) when --data-dir"
+        " holds no store yet; verified against --source-node",
+    )
+    p.add_argument(
+        "--source-node",
+        default=None,
+        metavar="HOST:PORT",
+        help="with --from-snapshot: a node of the same rollup whose state root at the"
+        " snapshot's height the copy must match, or this node refuses to start",
+    )
     p.add_argument("--grace", type=float, default=2.0)
     add_metrics_argument(p)
     p.add_argument("--log-level", default="INFO")
@@ -69,11 +86,19 @@ async def serve(args: argparse.Namespace) -> int:
         raise InvalidInput(
             f"the vote key does not match genesis for {args.rollup}; pass --vote-key"
         )
-    store = NodeStore(args.data_dir, compute_genesis_hash(genesis))
+    if args.from_snapshot is not None:
+        store = await open_from_snapshot(
+            args.from_snapshot, args.source_node, args.data_dir, genesis, args.rollup
+        )
+    else:
+        store = NodeStore(args.data_dir, compute_genesis_hash(genesis))
     follower = Follower(store, genesis, args.rollup, args.sequencer, vote_key, args.full_stream)
     server = serving.build_server(genesis.limits.max_message_bytes)
     node_pb2_grpc.add_RollupNodeServiceServicer_to_server(RollupNodeService(follower), server)
-    health = serving.add_health_and_reflection(server, [SERVICE_NAME])
+    snapshot_pb2_grpc.add_SnapshotServiceServicer_to_server(
+        NodeSnapshotService(follower, args.data_dir), server
+    )
+    health = serving.add_health_and_reflection(server, [SERVICE_NAME, SNAPSHOT_SERVICE])
     following: asyncio.Task[None] | None = None
     failure: BaseException | None = None
     metrics_server: MetricsServer | None = None

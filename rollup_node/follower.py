@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
 
@@ -25,10 +25,11 @@ from rollup_node.core import bundles
 from rollup_node.core.execute import apply_block, apply_genesis
 from rollup_node.core.root import compute_state_root, update_accumulator
 from rollup_node.core.state import BUNDLE
-from rollup_node.store import Applied, NodeStore
+from rollup_node.store import Applied, Frozen, NodeStore
 from xrollup import codec
 from xrollup.blocks import GENESIS_PARENT, BlockRefused, RefusalCode
 from xrollup.client import TRANSIENT, Client, sign_vote
+from xrollup.errors import Refused
 from xrollup.genesis import Genesis, compute_genesis_hash
 from xrollup.keys import Keypair
 from xrollup.model import BundleVote, VoteBody
@@ -113,6 +114,7 @@ class Follower:
         self._vote_tasks: set[asyncio.Task[None]] = set()
         self._applied_ms: dict[int, int] = {}
         self.metrics: NodeMetrics | None = None  # set by __main__ with --metrics-listen
+        self._snapshot_due: tuple[int, Future[tuple[Frozen, Applied, bytes]]] | None = None
         applied = store.applied()
         if applied is None:
             applied = self._apply_genesis()
@@ -162,6 +164,7 @@ class Follower:
         self.applied = Applied(block.height, block.hash, acc)
         self.state_root = root
         self._note_applied(block.height)
+        self._take_due_snapshot()
         if self.metrics is not None:
             self.metrics.observe_block(outcome, escrow, time.perf_counter() - started)
         if self.refusal is not None and block.height >= self.refusal.height:
@@ -180,6 +183,38 @@ class Follower:
     def applied_ms(self, height: int) -> int:
         """Unix ms at which this node applied `height`; 0 when not remembered."""
         return self._applied_ms.get(height, 0)
+
+    def request_snapshot(self, height: int) -> Future[tuple[Frozen, Applied, bytes]]:
+        """The store frozen right after `height` is applied, with that height and
+        root: taken on the apply thread between two blocks (at once when `height`
+        is the applied height), so it costs a block only the time to take a LevelDB
+        snapshot. Fails with Refused when the node is past `height`. One request
+        at a time (rollup_node/snapshots.py bounds them); cancel it to drop it."""
+        due: Future[tuple[Frozen, Applied, bytes]] = Future()
+        self._snapshot_due = (height, due)
+        self._apply_thread.submit(self._take_due_snapshot)
+        return due
+
+    def _take_due_snapshot(self) -> None:
+        """On the apply thread, after each block: serve a snapshot request due now."""
+        pending = self._snapshot_due  # read once: the loop thread may replace it
+        if pending is None or pending[0] > self.applied.height:
+            return
+        height, due = pending
+        if self._snapshot_due is pending:
+            self._snapshot_due = None
+        if not due.set_running_or_notify_cancel():
+            return
+        if height < self.applied.height:
+            due.set_exception(
+                Refused(
+                    f"{self.rollup} node has applied up to height {self.applied.height}, past"
+                    f" {height}: a node snapshots its state right after applying the height"
+                    " asked, so ask for a height it has not applied yet"
+                )
+            )
+            return
+        due.set_result((self.store.freeze(), self.applied, self.state_root))
 
     def _check_fork(self, msg: pb.Block) -> None:
         """A sequencer-signed header for the next height naming another parent than

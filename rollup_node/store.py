@@ -13,7 +13,10 @@ Keys (integers big-endian):
 A block's state writes, receipts, root and new applied height go into one
 transactional write batch: a node killed at any instant restarts on a block
 boundary. Unsynced: kill -9 loses nothing LevelDB was handed; a machine crash
-may lose the tail, which the node replays from the sequencer."""
+may lose the tail, which the node replays from the sequencer.
+
+A snapshot (`freeze`, then `Frozen.save_copy`) is a new store of every key as
+they were between two blocks."""
 
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ _META = b"m"
 _GENESIS = b"g"
 _HEADER = b"h"
 _EVIDENCE = b"e"
+_COPY_BATCH = 10_000  # keys per write batch when copying the store
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,35 @@ class _Reader:
     def iterate(self, start: bytes, stop: bytes) -> Iterator[tuple[bytes, bytes]]:
         for key, value in self._db.iterator(start=_STATE + start, stop=_STATE + stop):
             yield key[1:], value
+
+
+class Frozen:
+    """The whole store at one instant, for a copy taken while blocks keep applying."""
+
+    def __init__(self, snap: plyvel.Snapshot) -> None:
+        self._snap = snap
+
+    def save_copy(self, path: Path) -> int:
+        """Write every key (state, receipts, roots, headers, evidence, applied height
+        and genesis) to a new store at `path`; the number of keys. The copy is
+        written whole before anyone opens it, so its batches need not be atomic."""
+        db = plyvel.DB(str(path), create_if_missing=True, error_if_exists=True)
+        n = 0
+        try:
+            wb = db.write_batch()
+            for key, value in self._snap.iterator():
+                wb.put(key, value)
+                n += 1
+                if n % _COPY_BATCH == 0:
+                    wb.write()
+                    wb = db.write_batch()
+            wb.write()
+        finally:
+            db.close()
+        return n
+
+    def close(self) -> None:
+        self._snap.close()
 
 
 class NodeStore:
@@ -158,6 +191,10 @@ class NodeStore:
 
     def iterate_state(self) -> Iterator[tuple[bytes, bytes]]:
         yield from self.state.iterate(b"", b"\xff" * 8)
+
+    def freeze(self) -> Frozen:
+        """The whole store as it is now (a LevelDB snapshot: cheap to take)."""
+        return Frozen(self._db.snapshot())
 
     def close(self) -> None:
         self._db.close()

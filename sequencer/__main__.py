@@ -14,16 +14,18 @@ from sequencer.admitter import Admitter
 from sequencer.metrics import SequencerMetrics
 from sequencer.runtime import Sequencer
 from sequencer.service import SequencerService
+from sequencer.snapshots import SequencerSnapshotService
 from sequencer.store import LevelDBBlockStore
 from xrollup import serving
 from xrollup.errors import InvalidInput, XrollupError
 from xrollup.genesis import load_genesis
 from xrollup.keys import derive_sequencer_key, load_keypair
 from xrollup.metrics import MetricsServer, add_metrics_argument, serve_metrics
-from xrollup.v1 import sequencer_pb2, sequencer_pb2_grpc
+from xrollup.v1 import sequencer_pb2, sequencer_pb2_grpc, snapshot_pb2, snapshot_pb2_grpc
 
 log = logging.getLogger("sequencer")
 SERVICE_NAME = sequencer_pb2.DESCRIPTOR.services_by_name["SequencerService"].full_name
+SNAPSHOT_SERVICE = snapshot_pb2.DESCRIPTOR.services_by_name["SnapshotService"].full_name
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -84,7 +86,10 @@ async def serve(args: argparse.Namespace) -> int:
     service = SequencerService(seq, admitter, metrics)
     server = serving.build_server(genesis.limits.max_message_bytes)
     sequencer_pb2_grpc.add_SequencerServiceServicer_to_server(service, server)
-    health = serving.add_health_and_reflection(server, [SERVICE_NAME])
+    snapshot_pb2_grpc.add_SnapshotServiceServicer_to_server(
+        SequencerSnapshotService(seq, args.data_dir), server
+    )
+    health = serving.add_health_and_reflection(server, [SERVICE_NAME, SNAPSHOT_SERVICE])
     failure: BaseException | None = None
     metrics_server: MetricsServer | None = None
     try:

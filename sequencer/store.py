@@ -6,12 +6,16 @@ LevelDB keys (all integers big-endian):
     b"B" + height u64          -> encoded Block
     b"I" + id (32 bytes)       -> height u64 + index u32
     b"H"                       -> head height u64 + head hash (32 bytes)
+
+A snapshot (`save_copy`) is a new store of the same keys: the blocks up to its
+height, the ids they order, and that block as head.
 """
 
 from __future__ import annotations
 
+import itertools
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -24,6 +28,7 @@ from xrollup.v1 import types_pb2 as pb
 _BLOCK = b"B"
 _ID = b"I"
 _HEAD = b"H"
+_COPY_BATCH = 10_000  # keys per write batch when copying a store
 
 
 class BlockStore(Protocol):
@@ -42,11 +47,30 @@ class BlockStore(Protocol):
     def find(self, entry_id: bytes) -> tuple[int, int] | None:
         """(height, index) of an ordered id, or None."""
 
+    def save_copy(self, height: int, path: Path) -> tuple[bytes, int]:
+        """Write the log up to `height` (<= head) as a new store at `path`, while
+        appends go on: (hash of block `height`, keys written)."""
+
     def close(self) -> None: ...
 
 
 def _height_key(height: int) -> bytes:
     return _BLOCK + struct.pack(">Q", height)
+
+
+def _write_all(db: plyvel.DB, items: Iterable[tuple[bytes, bytes]]) -> int:
+    """Put every item into a new store, in batches; how many. (The copy is written
+    under a temporary name and renamed when whole, so batches need not be atomic.)"""
+    n = 0
+    wb = db.write_batch()
+    for key, value in items:
+        wb.put(key, value)
+        n += 1
+        if n % _COPY_BATCH == 0:
+            wb.write()
+            wb = db.write_batch()
+    wb.write()
+    return n
 
 
 class LevelDBBlockStore:
@@ -102,6 +126,34 @@ class LevelDBBlockStore:
             return None
         height, index = struct.unpack(">QI", raw)
         return height, index
+
+    def save_copy(self, height: int, path: Path) -> tuple[bytes, int]:
+        # Blocks never change once appended, so a LevelDB snapshot taken any time
+        # after `height` holds blocks 1..height as they will always be; the copy's id
+        # index keeps the ids ordered up to `height`, and its head is block `height`.
+        assert 1 <= height <= self._head[0], f"copy at {height} past head {self._head[0]}"
+        snap = self._db.snapshot()
+        try:
+            raw = snap.get(_height_key(height))
+            assert raw is not None, f"block {height} missing from store"
+            block_hash = bytes(pb.Block.FromString(raw).hash)
+            blocks = snap.iterator(start=_height_key(1), stop=_height_key(height + 1))
+            ids = (
+                (k, v)
+                for k, v in snap.iterator(prefix=_ID)
+                if struct.unpack(">Q", v[:8])[0] <= height
+            )
+            head = [(_HEAD, struct.pack(">Q", height) + block_hash)]
+            out = plyvel.DB(
+                str(path), create_if_missing=True, error_if_exists=True, bloom_filter_bits=10
+            )
+            try:
+                keys = _write_all(out, itertools.chain(blocks, ids, head))
+            finally:
+                out.close()
+        finally:
+            snap.close()
+        return block_hash, keys
 
     def close(self) -> None:
         self._db.close()

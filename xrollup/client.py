@@ -48,6 +48,8 @@ from xrollup.v1 import node_pb2 as npb
 from xrollup.v1 import node_pb2_grpc as npb_grpc
 from xrollup.v1 import sequencer_pb2 as spb
 from xrollup.v1 import sequencer_pb2_grpc as spb_grpc
+from xrollup.v1 import snapshot_pb2 as snpb
+from xrollup.v1 import snapshot_pb2_grpc as snpb_grpc
 from xrollup.v1 import types_pb2 as pb
 
 DEFAULT_EXPIRY_BLOCKS = 3000
@@ -544,6 +546,23 @@ class NodeClient(_Connection):
             return int(s.applied_height) if s.applied_height >= height else None
 
         return await poll_until(applied, timeout, poll, f"{self.endpoint} at height {height}")
+
+
+class SnapshotClient(_Connection):
+    """An async connection to the SnapshotService of a sequencer or a node."""
+
+    def __init__(self, endpoint: str) -> None:
+        super().__init__(endpoint)
+        self.stub = snpb_grpc.SnapshotServiceStub(self.channel)
+
+    async def save(
+        self, name: str, height: int, timeout: float | None = 120.0
+    ) -> snpb.SaveSnapshotResponse:
+        """Copy the server's storage at `height` into its data dir's snapshots/`name`/;
+        waits for `height` when the server is not there yet."""
+        return await self.stub.SaveSnapshot(
+            snpb.SaveSnapshotRequest(name=name, height=height), timeout=timeout
+        )
 
 
 @contextlib.asynccontextmanager

@@ -40,6 +40,10 @@ class Conflict(XrollupError):
     """A conflict: retry the whole operation (ABORTED)."""
 
 
+class AlreadyExists(XrollupError):
+    """A create that would replace something that exists, e.g. a snapshot name (ALREADY_EXISTS)."""
+
+
 class NotFound(XrollupError):
     """The thing asked for does not exist (NOT_FOUND)."""
 

@@ -26,6 +26,7 @@ STATUS_TABLE: tuple[tuple[type[errors.XrollupError], grpc.StatusCode], ...] = (
     (errors.NotAuthorized, grpc.StatusCode.PERMISSION_DENIED),
     (errors.Refused, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.Conflict, grpc.StatusCode.ABORTED),
+    (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (errors.NotFound, grpc.StatusCode.NOT_FOUND),
     (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
     (errors.LimitExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED),
