@@ -42,7 +42,8 @@ def verify_block(
     the next block of this chain. Raises BlockRefused saying which check failed.
     `rollup`: the block was streamed filtered to that rollup (filter_block): its
     entries are checked against the protocol's and that rollup's commitments, at
-    the positions the block gives; the other namespaces rest on the signature."""
+    the positions the block gives; the other namespaces rest on the signature. A
+    whole block is checked whole either way."""
     header = codec.decode_header(msg.header)
     validate_link(header, expected_height, expected_parent)
     validate_header(
@@ -60,14 +61,14 @@ def verify_block(
     entries = [
         (r, compute_entry_namespaces(e, rollups)) for r, e in zip(raw, block.entries, strict=True)
     ]
-    if rollup is None:
-        if msg.indices:
-            raise BlockRefused(
-                RefusalCode.BAD_HEADER, int(header.height), "a filtered block where whole was asked"
-            )
-        validate_commitments(header, entries, rollups)
-    else:
+    if rollup is not None and (msg.indices or len(entries) != header.entry_count):
         validate_filtered_commitments(header, entries, list(msg.indices), rollup)
+    elif msg.indices:
+        raise BlockRefused(
+            RefusalCode.BAD_HEADER, int(header.height), "a filtered block where whole was asked"
+        )
+    else:  # a whole block (also accepted where a filtered one was asked: checked whole)
+        validate_commitments(header, entries, rollups)
     return block
 
 

@@ -209,9 +209,13 @@ def test_each_mode_on_a_stream_filtered_to_one_rollup(rollup: str) -> None:
 def test_a_filtered_block_that_withholds_or_adds_an_entry_is_refused() -> None:
     g = dev_genesis()
     gh = compute_genesis_hash(g)
-    honest = sealed(g, entries())
+    beta_tx = codec.encode_canonical_tx(
+        build_transfer(B, "beta", A.address, "ETH", 1, 100, nonce=9)
+    )
+    honest = sealed(g, [*entries(), beta_tx])
     spaces = compute_block_spaces(honest, g.rollup_names)
     sent = filter_block(honest, spaces, "alpha")
+    assert list(sent.indices) == [0, 1, 2]
 
     withheld = pb.Block()
     withheld.CopyFrom(sent)
@@ -220,17 +224,19 @@ def test_a_filtered_block_that_withholds_or_adds_an_entry_is_refused() -> None:
     out_of_order = pb.Block()
     out_of_order.CopyFrom(sent)
     out_of_order.indices[0], out_of_order.indices[1] = sent.indices[1], sent.indices[0]
-    foreign = filter_block(honest, spaces, "beta")  # beta's view handed to an alpha node
-    foreign.entries.append(
-        codec.encode_canonical_tx(build_transfer(B, "beta", A.address, "ETH", 1, 100, nonce=9))
-    )
-    foreign.indices.append(len(honest.entries))
-    whole = honest  # a whole block where a filtered one was asked for
+    foreign = pb.Block()  # alpha's view plus beta's transfer at its place
+    foreign.CopyFrom(sent)
+    foreign.entries.append(beta_tx)
+    foreign.indices.append(3)
+    past_the_end = pb.Block()
+    past_the_end.CopyFrom(sent)
+    past_the_end.entries.append(beta_tx)
+    past_the_end.indices.append(len(honest.entries))
     for msg, code in (
         (withheld, RefusalCode.BAD_COMMITMENT),
         (out_of_order, RefusalCode.BAD_HEADER),
-        (foreign, RefusalCode.BAD_HEADER),
-        (whole, RefusalCode.BAD_HEADER),
+        (foreign, RefusalCode.BAD_COMMITMENT),
+        (past_the_end, RefusalCode.BAD_HEADER),
     ):
         with pytest.raises(BlockRefused) as e:
             verify_block(msg, g, gh, 1, GENESIS_PARENT, "alpha")
@@ -238,3 +244,4 @@ def test_a_filtered_block_that_withholds_or_adds_an_entry_is_refused() -> None:
     with pytest.raises(BlockRefused) as e:  # a filtered block where a whole one was asked
         verify_block(sent, g, gh, 1, GENESIS_PARENT)
     assert e.value.code == RefusalCode.BAD_HEADER
+    verify_block(honest, g, gh, 1, GENESIS_PARENT, "alpha")  # a whole one is checked whole
