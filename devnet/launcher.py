@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,9 +36,6 @@ class Launched:
     popen: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
     info: dict[str, Any] = field(default_factory=dict)  # the ready file's contents
 
-
-ArgvFor = Callable[[str, Path, Path], list[str]]
-"""Builds a process's argv from (listen, data dir, ready file)."""
 
 METRICS_ANY_PORT = "127.0.0.1:0"  # what the argv builders pass to --metrics-listen
 
@@ -86,6 +82,49 @@ def start_process(
     health=False, for the proxy) its grpc.health.v1 status. The returned argv has
     --listen and --metrics-listen pinned to what was bound, so a restart reuses
     the ports."""
+    starting = spawn_process(
+        name, role, rollup, argv, data_dir, log, ready_file, timeout, detach, health
+    )
+    while (launched := poll_started(starting)) is None:
+        time.sleep(POLL_S)
+    return launched
+
+
+POLL_S = 0.005
+"""How often a starting process's ready file is looked for: a stat() each time."""
+
+
+@dataclass
+class Starting:
+    """A process spawned and not yet known to be up (spawn_process, poll_started)."""
+
+    name: str
+    role: str
+    rollup: str | None
+    argv: list[str]
+    data_dir: Path
+    log: Path
+    ready_file: Path
+    popen: subprocess.Popen[bytes]
+    timeout: float
+    deadline: float
+    health: bool
+
+
+def spawn_process(
+    name: str,
+    role: str,
+    rollup: str | None,
+    argv: list[str],
+    data_dir: Path,
+    log: Path,
+    ready_file: Path,
+    timeout: float = 20.0,
+    detach: bool = True,
+    health: bool = True,
+) -> Starting:
+    """Start `argv` with output to `log` and return at once; poll_started says
+    when it is up. Several processes can start side by side this way."""
     with contextlib.suppress(FileNotFoundError):
         ready_file.unlink()
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -99,25 +138,38 @@ def start_process(
             cwd=os.getcwd(),
         )
     deadline = time.monotonic() + timeout
-    endpoint = None
-    info: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        if popen.poll() is not None:
-            raise LaunchError(f"{name} exited with code {popen.returncode} at start; see {log}")
-        if ready_file.exists():
-            with contextlib.suppress(ValueError, OSError, KeyError):
-                info = json.loads(ready_file.read_text())
-                endpoint = info["endpoint"]
-                break
-        time.sleep(0.02)
-    healthy = endpoint is not None and (
-        not health or wait_healthy(endpoint, max(0.5, deadline - time.monotonic()))
+    return Starting(
+        name, role, rollup, argv, data_dir, log, ready_file, popen, timeout, deadline, health
     )
-    if not healthy or endpoint is None:
-        stop_pid(popen.pid, popen=popen)
-        raise LaunchError(f"{name} did not become healthy within {timeout}s; see {log}")
-    pinned = pin_metrics_listen(pin_listen(argv, endpoint), info)
-    return Launched(name, role, rollup, popen.pid, endpoint, data_dir, log, pinned, popen, info)
+
+
+def poll_started(s: Starting) -> Launched | None:
+    """The process once its ready file names its endpoint and (unless health=False)
+    it answers SERVING; None while it is still starting. When it exited, or is not
+    up by its deadline, it is stopped and LaunchError says so."""
+    if s.popen.poll() is not None:
+        raise LaunchError(f"{s.name} exited with code {s.popen.returncode} at start; see {s.log}")
+    info = _read_ready_file(s.ready_file)
+    if info is None:
+        if time.monotonic() < s.deadline:
+            return None
+    elif not s.health or wait_healthy(info["endpoint"], max(0.5, s.deadline - time.monotonic())):
+        endpoint = info["endpoint"]
+        argv = pin_metrics_listen(pin_listen(s.argv, endpoint), info)
+        return Launched(
+            s.name, s.role, s.rollup, s.popen.pid, endpoint, s.data_dir, s.log, argv, s.popen, info
+        )
+    stop_pid(s.popen.pid, popen=s.popen)
+    raise LaunchError(f"{s.name} did not become healthy within {s.timeout}s; see {s.log}")
+
+
+def _read_ready_file(path: Path) -> dict[str, Any] | None:
+    """The ready file's contents once it names an endpoint (it may be half written)."""
+    try:
+        info: dict[str, Any] = json.loads(path.read_text())
+    except (ValueError, OSError):
+        return None
+    return info if isinstance(info, dict) and "endpoint" in info else None
 
 
 def pin_listen(argv: list[str], endpoint: str) -> list[str]:

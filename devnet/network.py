@@ -10,6 +10,9 @@ import functools
 import os
 import signal
 import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,34 +83,97 @@ def node_names(genesis: Genesis, replicas: bool) -> list[tuple[str, str]]:
     return names
 
 
-def _start(
+@dataclass
+class _Start:
+    """One process of the devnet to start: its argv on its previous ports, and the
+    argv on any port to start it again with when those are taken (None: it had no
+    previous port)."""
+
+    name: str
+    role: str
+    rollup: str | None
+    proc_dir: Path
+    argv: list[str]
+    argv_any_port: list[str] | None
+    health: bool = True
+
+
+def _on_ports(
     name: str,
     role: str,
     rollup: str | None,
-    argv_for: launcher.ArgvFor,
+    proc_dir: Path,
     listen: str,
-    data_dir: Path,
-    timeout: float,
-) -> launcher.Launched:
-    """Start one process, on its previous port when it had one and it is free."""
-    ready = data_dir / f"{name}.ready"
-    log = data_dir / "logs" / f"{name}.log"
-    proc_dir = data_dir / name
-    try:
-        return launcher.start_process(
-            name, role, rollup, argv_for(listen, proc_dir, ready), proc_dir, log, ready, timeout
-        )
-    except launcher.LaunchError:
-        if listen == ANY_PORT:
-            raise
-        return launcher.start_process(
-            name, role, rollup, argv_for(ANY_PORT, proc_dir, ready), proc_dir, log, ready, timeout
-        )
+    argv_for: Callable[[str], list[str]],
+    health: bool = True,
+) -> _Start:
+    """A process listening on one port: `listen` (its previous one), else any."""
+    retry = argv_for(ANY_PORT) if listen != ANY_PORT else None
+    return _Start(name, role, rollup, proc_dir, argv_for(listen), retry, health)
 
 
-def _start_proxy(
-    data_dir: Path, target: str, names: list[str], previous: Manifest | None, timeout: float
-) -> launcher.Launched:
+class _Starter:
+    """The devnet's processes starting side by side: spawn() one, wait() until some
+    are up while watching every one (a failure anywhere raises at once), stop() all
+    of them. One that fails on its previous ports starts again once on any port:
+    another program may hold them now."""
+
+    def __init__(self, data_dir: Path, timeout: float) -> None:
+        self.data_dir = data_dir
+        self.timeout = timeout
+        self.starting: dict[str, tuple[_Start, launcher.Starting]] = {}
+        self.up: dict[str, launcher.Launched] = {}
+        self.spawned: list[launcher.Starting] = []  # every attempt, in order
+
+    def spawn(self, start: _Start, any_port: bool = False) -> None:
+        argv = start.argv_any_port if any_port else start.argv
+        assert argv is not None
+        s = launcher.spawn_process(
+            start.name,
+            start.role,
+            start.rollup,
+            argv,
+            start.proc_dir,
+            self.data_dir / "logs" / f"{start.name}.log",
+            _ready_file(self.data_dir, start.name),
+            self.timeout,
+            health=start.health,
+        )
+        self.starting[start.name] = (start, s)
+        self.spawned.append(s)
+        if any_port:
+            start.argv_any_port = None  # once
+
+    def wait(self, names: list[str]) -> list[launcher.Launched]:
+        while True:
+            for name, (start, s) in list(self.starting.items()):
+                try:
+                    launched = launcher.poll_started(s)
+                except launcher.LaunchError:
+                    if start.argv_any_port is None:
+                        raise
+                    self.spawn(start, any_port=True)
+                    continue
+                if launched is not None:
+                    del self.starting[name]
+                    self.up[name] = launched
+            if all(n in self.up for n in names):
+                return [self.up[n] for n in names]
+            time.sleep(launcher.POLL_S)
+
+    def stop(self) -> None:
+        """Stop every process spawned, the last first (nodes before the sequencer)."""
+        for s in reversed(self.spawned):
+            launcher.stop_pid(s.popen.pid, grace=5.0, popen=s.popen)
+
+
+def _ready_file(data_dir: Path, name: str) -> Path:
+    return data_dir / f"{name}.ready"
+
+
+def _proxy_start(
+    data_dir: Path, target: str, names: list[str], previous: Manifest | None
+) -> _Start:
     """The fault proxy: one route per node to the sequencer, on the same ports as
     the previous run of this devnet when it had them."""
     old = previous.get(PROXY) if previous else None
@@ -115,25 +181,27 @@ def _start_proxy(
     faults = data_dir / FAULTS
     if not faults.exists():
         save_faults(data_dir, {})
-    ready = data_dir / f"{PROXY}.ready"
-    log = data_dir / "logs" / f"{PROXY}.log"
-
-    def start(routes: dict[str, str]) -> launcher.Launched:
-        argv = launcher.proxy_argv(target, routes, faults, ready)
-        p = launcher.start_process(
-            PROXY, PROXY, None, argv, data_dir, log, ready, timeout, health=False
-        )
-        argv = launcher.proxy_argv(target, p.info["routes"], faults, ready)
-        p.argv = launcher.pin_metrics_listen(argv, p.info)
-        return p
-
+    ready = _ready_file(data_dir, PROXY)
     wanted = {n: old_routes.get(n, ANY_PORT) for n in names}
-    try:
-        return start(wanted)
-    except launcher.LaunchError:
-        if all(v == ANY_PORT for v in wanted.values()):
-            raise
-        return start({n: ANY_PORT for n in names})
+    any_port = {n: ANY_PORT for n in names}
+    return _Start(
+        PROXY,
+        PROXY,
+        None,
+        data_dir,
+        launcher.proxy_argv(target, wanted, faults, ready),
+        None if wanted == any_port else launcher.proxy_argv(target, any_port, faults, ready),
+        health=False,
+    )
+
+
+def _pin_routes(p: launcher.Launched, data_dir: Path, target: str) -> launcher.Launched:
+    """The proxy's argv with every route on the port it bound, so a restart reuses it."""
+    argv = launcher.proxy_argv(
+        target, p.info["routes"], data_dir / FAULTS, _ready_file(data_dir, PROXY)
+    )
+    p.argv = launcher.pin_metrics_listen(argv, p.info)
+    return p
 
 
 def parse_routes(argv: list[str]) -> list[tuple[str, str]]:
@@ -154,33 +222,12 @@ def save_faults(data_dir: Path, routes: dict[str, dict[str, Any]]) -> None:
     proxy.write_faults(data_dir / FAULTS, routes)
 
 
-def _node_argv(
-    rollup: str, sequencer: str, genesis: Path, listen: str, data_dir: Path, ready: Path
-) -> list[str]:
-    return launcher.node_argv(rollup, sequencer, listen, data_dir, ready, genesis)
-
-
-def _start_explorer(
-    data_dir: Path, sequencer: str, listen: str, timeout: float
-) -> launcher.Launched:
+def _explorer_argv(data_dir: Path, sequencer: str, listen: str) -> list[str]:
     """The web explorer (devnet/explorer): no gRPC health; its ready file gives
     its endpoint and URL. It reads the rest of the devnet from devnet.json."""
-    ready = data_dir / f"{EXPLORER}.ready"
-    log = data_dir / "logs" / f"{EXPLORER}.log"
-
-    def start(listen: str) -> launcher.Launched:
-        argv = [sys.executable, "-m", "devnet.explorer", "--data-dir", str(data_dir)]
-        argv += ["--sequencer", sequencer, "--listen", listen, "--ready-file", str(ready)]
-        return launcher.start_process(
-            EXPLORER, EXPLORER, None, argv, data_dir, log, ready, timeout, health=False
-        )
-
-    try:
-        return start(listen)
-    except launcher.LaunchError:
-        if listen == ANY_PORT:
-            raise
-        return start(ANY_PORT)
+    ready = _ready_file(data_dir, EXPLORER)
+    argv = [sys.executable, "-m", "devnet.explorer", "--data-dir", str(data_dir)]
+    return [*argv, "--sequencer", sequencer, "--listen", listen, "--ready-file", str(ready)]
 
 
 def start_devnet(
@@ -203,41 +250,59 @@ def start_devnet(
         rec = previous.get(name) if previous else None
         return rec.endpoint if rec else ANY_PORT
 
-    started: list[launcher.Launched] = []
     names = node_names(genesis, replicas)
+    starter = _Starter(data_dir, timeout)
     try:
-        seq = _start(
-            "sequencer",
-            "sequencer",
-            None,
-            lambda listen, d, ready: launcher.sequencer_argv(
-                listen, d, ready, genesis_path, block_interval_ms
-            ),
-            old_listen("sequencer"),
-            data_dir,
-            timeout,
+        starter.spawn(
+            _on_ports(
+                "sequencer",
+                "sequencer",
+                None,
+                data_dir / "sequencer",
+                old_listen("sequencer"),
+                lambda listen: launcher.sequencer_argv(
+                    listen,
+                    data_dir / "sequencer",
+                    _ready_file(data_dir, "sequencer"),
+                    genesis_path,
+                    block_interval_ms,
+                ),
+            )
         )
-        started.append(seq)
-        proxy = _start_proxy(data_dir, seq.endpoint, [n for n, _ in names], previous, timeout)
-        started.append(proxy)
-        routes: dict[str, str] = proxy.info["routes"]
-        for name, rollup in names:
-            started.append(
-                _start(
-                    name,
-                    "node",
-                    rollup,
-                    functools.partial(_node_argv, rollup, routes[name], genesis_path),
-                    old_listen(name),
+        [seq] = starter.wait(["sequencer"])
+        # Once the sequencer is up, the rest start side by side: the proxy and the
+        # explorer at once, the nodes as soon as the proxy has bound their routes.
+        starter.spawn(_proxy_start(data_dir, seq.endpoint, [n for n, _ in names], previous))
+        if explorer:
+            starter.spawn(
+                _on_ports(
+                    EXPLORER,
+                    EXPLORER,
+                    None,
                     data_dir,
-                    timeout,
+                    old_listen(EXPLORER),
+                    functools.partial(_explorer_argv, data_dir, seq.endpoint),
+                    health=False,
                 )
             )
-        if explorer:
-            started.append(_start_explorer(data_dir, seq.endpoint, old_listen(EXPLORER), timeout))
+        [proxy] = starter.wait([PROXY])
+        _pin_routes(proxy, data_dir, seq.endpoint)
+        routes: dict[str, str] = proxy.info["routes"]
+        for name, rollup in names:
+            node_dir = data_dir / name
+            argv_for = functools.partial(
+                launcher.node_argv,
+                rollup,
+                routes[name],
+                data_dir=node_dir,
+                ready_file=_ready_file(data_dir, name),
+                genesis=genesis_path,
+            )
+            starter.spawn(_on_ports(name, "node", rollup, node_dir, old_listen(name), argv_for))
+        order = ["sequencer", PROXY, *(n for n, _ in names)] + ([EXPLORER] if explorer else [])
+        started = starter.wait(order)
     except BaseException:
-        for proc in reversed(started):
-            launcher.stop_pid(proc.pid, grace=5.0, argv_hint=proc.argv)
+        starter.stop()
         raise
     manifest = Manifest(
         str(data_dir),
