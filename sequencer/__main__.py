@@ -95,8 +95,6 @@ async def serve(args: argparse.Namespace) -> int:
     try:
         if metrics is not None:
             metrics_server = serve_metrics(metrics.registry, args.metrics_listen)
-        if admitter is not None:
-            await admitter.start()
         endpoint = serving.bind(server, args.listen)
         await server.start()
         seq.start()

@@ -5,9 +5,9 @@ cannot spread a batch's checks over the cores: the decoding and checks around ea
 signature check hold the GIL, so the admission threads and the event loop take turns
 (bench/sequencer.py, 2 cores: ~12,900 batched tx/s with admission on threads against
 ~17,000/s in worker processes). So a batch is split across a few worker processes
-(one per core by default), each `python -m sequencer.admitter FD` talking
-length-prefixed pickles over a socketpair that the loop reads and writes without
-blocking:
+(one per core by default, started by the first batch), each `python -m
+sequencer.admitter FD` talking length-prefixed pickles over a socketpair that the
+loop reads and writes without blocking:
 
     request:  (request id, next height, [SignedTx bytes, ...])
     response: (request id, [(id, expiry height) | XrollupError, ...])  or a str
@@ -106,7 +106,10 @@ class _Worker:
 
 
 class Admitter:
-    """Admission of transaction batches in `processes` worker processes."""
+    """Admission of transaction batches in `processes` worker processes, started
+    by the first batch: a sequencer that is never sent one (most devnets) does not
+    pay for them, and its start does not wait for them (each is a Python process
+    importing the admission checks: as much CPU as the sequencer's own start)."""
 
     def __init__(self, genesis: Genesis, processes: int) -> None:
         self.genesis = genesis
@@ -114,30 +117,53 @@ class Admitter:
         self._workers: list[_Worker] = []
         self._next_id = 0
         self._closing = False
+        self._starting: asyncio.Task[None] | None = None
 
     @property
     def available(self) -> bool:
-        return not self._closing and any(w.alive for w in self._workers)
+        """False once closed, or once every worker stopped (or never came up)."""
+        if self._closing:
+            return False
+        return self._starting is None or any(w.alive for w in self._workers)
 
     async def start(self, timeout: float = 30.0) -> None:
-        """Start the workers and wait until each has answered once."""
+        """Start the workers and wait until each has answered once. The first
+        batch does it; the batches that come meanwhile wait for the same start.
+        When it fails they get Unavailable (retry) and later ones go to threads."""
+        if self._starting is None:
+            self._starting = asyncio.create_task(self._start(timeout), name="admitter-start")
+        if not self._starting.done():
+            await asyncio.shield(self._starting)
+
+    async def _start(self, timeout: float) -> None:
         genesis_json = encode_genesis(self.genesis).encode()
-        for index in range(self.processes):
-            parent, child = socket.socketpair()
-            with child:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "sequencer.admitter", str(child.fileno())],
-                    pass_fds=[child.fileno()],
-                    stdin=subprocess.DEVNULL,
-                )
-            reader, writer = await asyncio.open_unix_connection(sock=parent)
-            w = _Worker(index, proc, parent, reader, writer)
-            w.task = asyncio.create_task(self._read(w), name=f"admitter-{index}")
-            self._workers.append(w)
-            self._send_frame(w, genesis_json)
-        await asyncio.wait_for(
-            asyncio.gather(*(self._request(w, [], 1) for w in self._workers)), timeout
-        )
+        try:
+            for index in range(self.processes):
+                if self._closing:
+                    raise Unavailable("sequencer is shutting down")
+                parent, child = socket.socketpair()
+                with child:
+                    proc = subprocess.Popen(
+                        [sys.executable, "-m", "sequencer.admitter", str(child.fileno())],
+                        pass_fds=[child.fileno()],
+                        stdin=subprocess.DEVNULL,
+                    )
+                reader, writer = await asyncio.open_unix_connection(sock=parent)
+                w = _Worker(index, proc, parent, reader, writer)
+                w.task = asyncio.create_task(self._read(w), name=f"admitter-{index}")
+                self._workers.append(w)
+                self._send_frame(w, genesis_json)
+            await asyncio.wait_for(
+                asyncio.gather(*(self._request(w, [], 1) for w in self._workers)), timeout
+            )
+        except Exception as e:
+            for w in self._workers:  # all or none: the rest exit on EOF, close() reaps them
+                w.alive = False
+                with contextlib.suppress(OSError):
+                    w.sock.shutdown(socket.SHUT_RDWR)
+            if not self._closing:
+                log.error("admission workers did not start (%r); batches go to threads", e)
+            raise Unavailable("admission workers did not start; retry") from e
         log.info("admission in %d worker processes", len(self._workers))
 
     def close(self, timeout: float = 3.0) -> None:
@@ -164,6 +190,7 @@ class Admitter:
         """Admit serialized SignedTx messages, split across the workers, in order."""
         if not raw:
             return []
+        await self.start()
         workers = sorted(self._live(), key=lambda w: w.load)
         chunks = max(1, min(len(workers), len(raw) // MIN_CHUNK))
         bounds = [len(raw) * i // chunks for i in range(chunks + 1)]
