@@ -28,6 +28,7 @@ from xrollup.snapshots import (
     SnapshotDir,
     copy_store_files,
     validate_snapshot_height,
+    validate_snapshot_name,
 )
 from xrollup.v1 import snapshot_pb2 as snpb
 from xrollup.v1 import snapshot_pb2_grpc as snpb_grpc
@@ -47,6 +48,7 @@ class NodeSnapshotService(snpb_grpc.SnapshotServiceServicer):
         self, request: snpb.SaveSnapshotRequest, context: Context
     ) -> snpb.SaveSnapshotResponse:
         height = request.height
+        validate_snapshot_name(request.name)
         validate_snapshot_height(height)
         f = self.follower
         applied = f.applied.height

@@ -20,6 +20,7 @@ from xrollup.snapshots import (
     Reservation,
     SnapshotDir,
     validate_snapshot_height,
+    validate_snapshot_name,
 )
 from xrollup.v1 import snapshot_pb2 as snpb
 from xrollup.v1 import snapshot_pb2_grpc as snpb_grpc
@@ -38,6 +39,7 @@ class SequencerSnapshotService(snpb_grpc.SnapshotServiceServicer):
         self, request: snpb.SaveSnapshotRequest, context: Context
     ) -> snpb.SaveSnapshotResponse:
         height = request.height
+        validate_snapshot_name(request.name)
         validate_snapshot_height(height)
         if height > self.seq.head_height + MAX_AHEAD_BLOCKS:
             raise LimitExceeded(

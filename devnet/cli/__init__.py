@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from devnet.cli import chain, faults, lifecycle, observe, options, verification
+from devnet.cli import chain, faults, lifecycle, observe, options, snapshots, verification
 from devnet.cli.group import SectionedGroup
 
 __all__ = ["main"]
@@ -29,6 +29,7 @@ def main() -> None:
 
 assert isinstance(main, SectionedGroup)
 main.add_section("Lifecycle", lifecycle.COMMANDS)
+main.add_section("Lifecycle", snapshots.COMMANDS)
 main.add_section("Chain", chain.COMMANDS)
 main.add_section("Options and liens", options.COMMANDS)
 main.add_section("Faults", faults.COMMANDS)

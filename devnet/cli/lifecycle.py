@@ -28,6 +28,7 @@ from devnet.cli.common import (
     run,
 )
 from devnet.cli.render import console, emit_json, styled_health, styled_node_note
+from devnet.cli.snapshots import up_from_snapshot
 from devnet.status import collect_status, explorer_url
 from xrollup.client import node_clients
 from xrollup.errors import InvalidInput
@@ -122,6 +123,13 @@ def wanted_genesis(rollups_text: str | None, genesis_file: Path | None) -> Genes
     show_default=True,
     help="Also start the web explorer (its URL is printed).",
 )
+@click.option(
+    "--from-snapshot",
+    default=None,
+    metavar="NAME|DIR",
+    help="Start from a snapshot (`devnet snapshot list`, or a snapshot's directory from"
+    " another devnet), at its height; DIR must hold no running devnet.",
+)
 @BASE_UNITS_OPTION
 @JSON_OPTION
 @handle_errors
@@ -133,6 +141,7 @@ def up(
     block_interval_ms: int | None,
     timeout: float,
     explorer: bool,
+    from_snapshot: str | None,
     base_units: bool,
     as_json: bool,
 ) -> None:
@@ -146,6 +155,10 @@ def up(
     wanted = wanted_genesis(rollups_text, genesis_file)
     manifest = read_manifest(data_dir)
     running = network.running_processes(manifest)
+    if from_snapshot is not None:
+        args = (wanted, replicas, block_interval_ms, running, timeout, explorer, as_json)
+        up_from_snapshot(data_dir, from_snapshot, *args)
+        return
     if manifest is not None and running:
         if wanted is not None:
             network.ensure_genesis(data_dir, wanted)  # refused when it is another genesis
