@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devnet import launcher, proxy
+from devnet import launcher
 from devnet.manifest import GENESIS, Manifest, ProcessRecord, load_manifest, save_manifest
 from xrollup.errors import InvalidInput, Refused
 from xrollup.genesis import (
@@ -215,10 +215,14 @@ def parse_routes(argv: list[str]) -> list[tuple[str, str]]:
 
 def load_faults(data_dir: Path) -> dict[str, dict[str, Any]]:
     """The proxy's fault state (its format lives in devnet/proxy.py)."""
+    from devnet import proxy  # here: its server (relay, metrics) would slow every command
+
     return proxy.read_faults(data_dir / FAULTS)
 
 
 def save_faults(data_dir: Path, routes: dict[str, dict[str, Any]]) -> None:
+    from devnet import proxy  # as in load_faults
+
     proxy.write_faults(data_dir / FAULTS, routes)
 
 
