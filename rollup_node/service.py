@@ -105,6 +105,16 @@ class RollupNodeService(npb_grpc.RollupNodeServiceServicer):
             base=p.base, quote=p.quote, price=p.price, posted_height=p.height
         )
 
+    def _pruned_records(self, what: str, since: str) -> str:
+        """The end of a NOT_FOUND message for a record retention may have pruned."""
+        keep = self.genesis.limits.record_retention_blocks
+        if keep == 0:
+            return ""
+        return (
+            f"; {what} are pruned {keep} blocks after {since}"
+            " (genesis limits.record_retention_blocks)"
+        )
+
     def _state(self) -> State:
         reader, _ = self.store.snapshot_reader()
         return State(reader)
@@ -117,6 +127,7 @@ class RollupNodeService(npb_grpc.RollupNodeServiceServicer):
             raise NotFound(
                 f"no bundle {request.id.hex()} with a leg on {self.follower.rollup}"
                 f" (applied up to height {self.follower.applied.height})"
+                + self._pruned_records("bundle records", "their decision")
             )
         # Consensus state holds reason codes; the text comes from the bundle's receipt.
         receipt = self.store.get_receipt(r.id)
@@ -150,7 +161,10 @@ class RollupNodeService(npb_grpc.RollupNodeServiceServicer):
         _validate_id(request.id)
         lien = collateral.get_lien(self._state(), request.id)
         if lien is None:
-            raise NotFound(f"no lien {request.id.hex()} on {self.follower.rollup}")
+            raise NotFound(
+                f"no lien {request.id.hex()} on {self.follower.rollup}"
+                + self._pruned_records("released or reclaimed liens", "that")
+            )
         return npb.Lien(
             id=lien.id,
             owner=lien.owner,
@@ -176,7 +190,12 @@ class RollupNodeService(npb_grpc.RollupNodeServiceServicer):
         _validate_id(request.id)
         o = options.get_option(self._state(), request.id)
         if o is None:
-            raise NotFound(f"no option {request.id.hex()} on {self.follower.rollup}")
+            raise NotFound(
+                f"no option {request.id.hex()} on {self.follower.rollup}"
+                + self._pruned_records(
+                    "settled options, and open ones whose claim window closed,", "that"
+                )
+            )
         return npb.OptionPosition(
             id=o.id,
             kind=int(o.kind),  # type: ignore[arg-type]

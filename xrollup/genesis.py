@@ -81,6 +81,10 @@ class Limits:
     # An option's holder may settle until expiry + this many blocks; from then on the
     # lien's owner may reclaim it on its own rollup (docs/exits.md).
     lien_grace_blocks: int = 500
+    # Finished bundle records, released or reclaimed liens, settled or unclaimable
+    # options leave the state this many blocks after they became final, on every node
+    # alike (rollup_node/core/retention.py); 0 keeps them all.
+    record_retention_blocks: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -416,15 +420,23 @@ def validate_rollup_names(names: Sequence[str], what: str) -> None:
         seen.add(name)
 
 
+ZERO_MEANS_OFF = ("record_retention_blocks",)  # limits that may be 0: off
+
+
 def validate_limits(limits: Limits) -> None:
-    """Every limit a positive integer (max_amount within 64 bits), and consistent:
+    """Every limit a positive integer (max_amount within 64 bits; the retention of
+    finished records may be 0, keeping them all), and consistent:
     a submission fits a block (max_body_bytes < max_block_bytes), and a block fits
     one stream message with 64 KiB to spare, at most 64 MiB (what clients accept)."""
     for f in dataclasses.fields(limits):
         value = getattr(limits, f.name)
         top = UINT64_MAX if f.name == "max_amount" else 2**63 - 1
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
-            raise InvalidInput(f"genesis.limits.{f.name} is {value!r}: must be within 1..{top}")
+        low = 0 if f.name in ZERO_MEANS_OFF else 1
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= top:
+            raise InvalidInput(
+                f"genesis.limits.{f.name} is {value!r}: must be within {low}..{top}"
+                + (" (0 keeps every record)" if low == 0 else "")
+            )
     if limits.max_message_bytes > MAX_MESSAGE_BYTES:
         raise InvalidInput(
             f"genesis.limits.max_message_bytes is {limits.max_message_bytes}: at most"

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rollup_node.core import bank, collateral, options, oracle
-from rollup_node.core.state import BUNDLE, ESCROW, State, StateReader, encode_record
+from rollup_node.core.state import BUNDLE, ESCROW, State, StateReader, encode_record, seen_key
 from xrollup import checks
 from xrollup.amounts import format_units
 from xrollup.blocks import BlockRefused, RefusalCode
@@ -297,7 +297,10 @@ def prepare_bundle(
     """Prepare this rollup's legs of `bundle`; the vote, or None when the bundle
     has no leg here or was prepared before (an id executes at most once)."""
     mine = [(i, leg) for i, leg in enumerate(bundle.body.legs) if leg.rollup == rollup]
-    if not mine or state.get(BUNDLE + bundle.id) is not None:
+    # Its record, or (once retention pruned the record) its seen-marker, which stays
+    # until the bundle's expiry height, after which the bundle is refused as expired.
+    done = state.get(BUNDLE + bundle.id) is not None or state.get(seen_key(bundle.id)) is not None
+    if not mine or done:
         return None
     outcomes: list[tuple[int, bool, ReasonCode]] = []
     escrow = Escrow()

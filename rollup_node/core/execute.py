@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rollup_node.core import bank, bundles, collateral, oracle, protocol
+from rollup_node.core import bank, bundles, collateral, oracle, protocol, retention
 from rollup_node.core.bundles import BundleRecord
 from rollup_node.core.state import (
     EXPIRY,
@@ -82,6 +82,7 @@ def apply_block(
     height = block.height
     deadline_blocks = genesis.limits.bundle_deadline_blocks
     prune_seen(state, height)
+    retention.prune_records(state, height, genesis.limits)
     receipts: list[Receipt] = []
     votes: list[BundleVote] = []
     finished: list[BundleRecord] = []
@@ -124,6 +125,7 @@ def apply_block(
         record = bundles.finish_bundle(state, spec.bundle_id, spec.commit, spec.code, height)
         if record is not None:
             finished.append(record)
+    retention.schedule_finished(state, height, genesis.limits)
     return BlockOutcome(height, tuple(receipts), state.writes, tuple(votes), tuple(finished))
 
 

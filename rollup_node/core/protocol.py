@@ -83,7 +83,10 @@ def concerns_open(state: State, votes: tuple[BundleVote, ...]) -> bool:
 
 def is_tracked(state: State, bundle_id: bytes) -> bool:
     """Whether a logged decision on `bundle_id` is this node's to check: the
-    bundle is open here, or was prepared here (then a second decision is refused)."""
+    bundle is open here, or was prepared here (then a second decision is refused).
+    Once retention has pruned the finished record (limits.record_retention_blocks
+    after its decision, rollup_node/core/retention.py), a second decision is
+    ignored instead, as every node prunes at the same height."""
     return state.get(OPEN + bundle_id) is not None or state.get(BUNDLE + bundle_id) is not None
 
 

@@ -18,6 +18,9 @@ are canonical JSON (sorted keys, no spaces, bytes as hex, enums as integers).
     b"opn:" + bundle id              -> OpenBundle: rollups, height, deadline,
                                         counted votes          (decision rule)
     b"ddl:" + deadline u64 + id      -> b""                   (deadline index)
+    b"ret:" + due u64 + record key   -> b""                   (retention index: a
+                                        finished bnd:/lien:/opt: record to delete
+                                        at height `due`; rollup_node/core/retention.py)
 
 A block's writes are collected in a `State` over a read-only base; a journal
 lets one transaction roll back so an invalid one changes nothing."""
@@ -42,7 +45,21 @@ ESCROW = b"esc:"
 BUNDLE = b"bnd:"
 OPEN = b"opn:"
 DEADLINE = b"ddl:"
-PREFIXES = (BALANCE, SUPPLY, PRICE, SEEN, EXPIRY, LIEN, OPTION, ESCROW, BUNDLE, OPEN, DEADLINE)
+RETIRE = b"ret:"
+PREFIXES = (
+    BALANCE,
+    SUPPLY,
+    PRICE,
+    SEEN,
+    EXPIRY,
+    LIEN,
+    OPTION,
+    ESCROW,
+    BUNDLE,
+    OPEN,
+    DEADLINE,
+    RETIRE,
+)
 
 
 def balance_key(address: Address, asset: str) -> bytes:
@@ -67,6 +84,10 @@ def expiry_key(expiry_height: int, entry_id: bytes) -> bytes:
 
 def deadline_key(deadline: int, bundle_id: bytes) -> bytes:
     return DEADLINE + struct.pack(">Q", deadline) + bundle_id
+
+
+def retire_key(due: int, record_key: bytes) -> bytes:
+    return RETIRE + struct.pack(">Q", due) + record_key
 
 
 def encode_record(fields: dict[str, object]) -> bytes:
@@ -130,6 +151,10 @@ class State:
     def get(self, key: bytes) -> bytes | None:
         if key in self.writes:
             return self.writes[key]
+        return self._base.get(key)
+
+    def get_base(self, key: bytes) -> bytes | None:
+        """The value as of the previous block (this block's writes not included)."""
         return self._base.get(key)
 
     def iterate_base(self, start: bytes, stop: bytes) -> Iterator[tuple[bytes, bytes]]:

@@ -36,7 +36,16 @@ from statesupport import (
 
 from rollup_node.core import bundles, collateral, options
 from rollup_node.core.execute import BlockOutcome, Receipt, apply_tx
-from rollup_node.core.state import DEADLINE, EXPIRY, OPEN, SEEN, MemoryState, State, deadline_key
+from rollup_node.core.state import (
+    DEADLINE,
+    EXPIRY,
+    OPEN,
+    RETIRE,
+    SEEN,
+    MemoryState,
+    State,
+    deadline_key,
+)
 from rollup_node.core.supply import SupplyReport, compute_supply
 from rollup_node.follower import compute_vote_chunks
 from xrollup.blocks import RefusalCode
@@ -116,10 +125,10 @@ def assert_conserved(chain: Chain) -> SupplyReport:
 
 
 def durable(state: MemoryState) -> dict[bytes, bytes]:
-    """The state without bundle records, the decision rule's tracking of open
-    bundles and replay markers: what a refused or aborted bundle must leave
-    exactly as it was."""
-    skip = (bundles.BUNDLE, SEEN, EXPIRY, OPEN, DEADLINE)
+    """The state without bundle records (and their retention index), the decision
+    rule's tracking of open bundles and replay markers: what a refused or aborted
+    bundle must leave exactly as it was."""
+    skip = (bundles.BUNDLE, RETIRE, SEEN, EXPIRY, OPEN, DEADLINE)
     return {k: v for k, v in state.items.items() if not k.startswith(skip)}
 
 

@@ -614,9 +614,12 @@ def golden_bundle_blocks() -> list[list]:
 # the state encoding changed (keys, records, reason codes, the item hash or the
 # root), the bundle protocol's effects did, or the dev genesis did: existing node
 # directories would disagree with new ones. Pin new values only with a migration note.
+# Migration (issue 10, retention): finished records are scheduled in the retention
+# index (b"ret:", rollup_node/core/retention.py), and limits.record_retention_blocks
+# joined genesis; node directories of earlier versions are refused (another genesis).
 GOLDEN_BUNDLE_ROOTS = {
-    "alpha": "1bb12438465debe5d10bf72269a83d3fc22b1b508df86e8e303377edeccbc076",
-    "beta": "6464617cc89d5a18b591d8b808cfff8d5eb9435d62dba2ba4ac59bb24aeaccce",
+    "alpha": "f1e6e73290a7ff7941696e58f285d3f91179deece9b4e904ba91218c20a0220d",
+    "beta": "6246d540ee7d749d9a323ebf6f98445c319c59594118811327aa78e579063f75",
 }
 
 

@@ -116,6 +116,11 @@ INVALID: list[tuple[str, Callable[[Doc], None], str]] = [
     ("limits: not object", setting("limits", [8]), "genesis.limits must be an object, not a list"),
     ("limits: zero", setting("limits.max_legs", 0), "genesis.limits.max_legs is 0: must be within"),
     ("limits: negative", setting("limits.bundle_deadline_blocks", -1), "deadline_blocks is -1"),
+    (
+        "limits: negative retention",
+        setting("limits.record_retention_blocks", -1),
+        "record_retention_blocks is -1: must be within 0..9223372036854775807 (0 keeps every",
+    ),
     ("limits: bool", setting("limits.max_batch", True), "max_batch must be an integer, not true"),
     ("limits: float", setting("limits.max_pool", 1.5), "max_pool must be an integer, not a number"),
     ("limits: amount over 64 bits", setting("limits.max_amount", 2**64), "max_amount is 1844"),
@@ -209,6 +214,13 @@ def test_the_dev_genesis_round_trips_and_limits_and_allocations_may_be_left_out(
 
     assert decoded.limits == dev_genesis().limits  # the default for what is left out
     assert decoded.allocations == ()
+
+
+def test_record_retention_may_be_zero_keeping_every_record() -> None:
+    doc = dev_doc()
+    doc["limits"]["record_retention_blocks"] = 0
+
+    assert decode_genesis(json.dumps(doc)).limits.record_retention_blocks == 0
 
 
 def test_amounts_may_be_json_integers() -> None:

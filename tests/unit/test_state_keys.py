@@ -21,6 +21,7 @@ from rollup_node.core.state import (
     OPTION,
     PREFIXES,
     PRICE,
+    RETIRE,
     SEEN,
     SUPPLY,
     MemoryState,
@@ -31,6 +32,7 @@ from rollup_node.core.state import (
     encode_u64,
     expiry_key,
     price_key,
+    retire_key,
     seen_key,
     supply_key,
 )
@@ -66,10 +68,22 @@ def test_the_prefixes_are_pinned_and_none_is_a_prefix_of_another() -> None:
         b"bnd:",
         b"opn:",
         b"ddl:",
+        b"ret:",
     )
-    assert (BALANCE, SUPPLY, PRICE, SEEN, EXPIRY, LIEN, OPTION, ESCROW, BUNDLE, OPEN, DEADLINE) == (
-        PREFIXES
-    )
+    assert (
+        BALANCE,
+        SUPPLY,
+        PRICE,
+        SEEN,
+        EXPIRY,
+        LIEN,
+        OPTION,
+        ESCROW,
+        BUNDLE,
+        OPEN,
+        DEADLINE,
+        RETIRE,
+    ) == PREFIXES
     for a in PREFIXES:
         for b in PREFIXES:
             assert a == b or not b.startswith(a), (a, b)
@@ -82,6 +96,7 @@ def test_key_layouts() -> None:
     assert seen_key(ID) == b"seen:" + ID
     assert expiry_key(258, ID) == b"exp:\x00\x00\x00\x00\x00\x00\x01\x02" + ID
     assert deadline_key(51, ID) == b"ddl:\x00\x00\x00\x00\x00\x00\x00\x33" + ID
+    assert retire_key(258, b"bnd:" + ID) == b"ret:\x00\x00\x00\x00\x00\x00\x01\x02bnd:" + ID
     assert encode_u64(2**64 - 1) == b"\xff" * 8
     # big-endian heights: the deadline index iterates in height order
     assert deadline_key(255, ID) < deadline_key(256, ID)
