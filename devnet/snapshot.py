@@ -26,7 +26,7 @@ from typing import Any
 
 from grpc import aio
 
-from devnet import network
+from devnet import launcher, network
 from devnet.manifest import GENESIS, Manifest, ProcessRecord, load_manifest
 from xrollup.client import Client, NodeClient, SnapshotClient
 from xrollup.errors import AlreadyExists, NotFound, Refused, XrollupError
@@ -218,6 +218,12 @@ async def save_snapshot(
         raise SnapshotFailed(
             f"not running: {', '.join(down)}; a snapshot needs every process"
             " (`devnet restart NAME`)"
+        )
+    paused = [p.name for p in procs if launcher.process_state(p.pid) == "paused"]
+    if paused:
+        raise SnapshotFailed(
+            f"paused: {', '.join(paused)}; a paused process never reaches the snapshot's"
+            " height (`devnet resume NAME`)"
         )
     seq = next(p for p in procs if p.role == "sequencer")
     async with Client(seq.endpoint, genesis.chain_id) as client:

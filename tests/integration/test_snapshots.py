@@ -6,6 +6,7 @@
   original's and the snapshot's, block h is the same block, and `devnet check`
   holds on the new devnet (with the journal's acknowledgements up to h) and on the
   original; `devnet snapshot load` then returns the original to h, checked again;
+  an existing name, a paused process or an unknown snapshot is one line, exit 1;
 - a replica started from a node's snapshot at h (`python -m rollup_node
   --from-snapshot DIR --source-node HOST:PORT`) follows from h, not from 0, and has
   the primary's state root at every height after h; a copy whose state was altered
@@ -139,6 +140,10 @@ def test_saved_under_load_restores_elsewhere_and_back_with_equal_roots_and_check
         ]
         again = devnet(a, "snapshot", "save", "s1", expect=1)
         assert again.stderr.count("\n") == 1 and "exists already" in again.stderr
+        devnet(a, "pause", "beta-replica")
+        paused = devnet(a, "snapshot", "save", "s2", expect=1)
+        devnet(a, "resume", "beta-replica")
+        assert paused.stderr.count("\n") == 1 and "paused: beta-replica" in paused.stderr
         # What each process wrote was moved into the devnet's snapshot: none is left behind.
         assert not any((a / name / "snapshots" / "s1").exists() for name in ["sequencer", *NODES])
 
