@@ -175,12 +175,11 @@ def _proxy_start(
     data_dir: Path, target: str, names: list[str], previous: Manifest | None
 ) -> _Start:
     """The fault proxy: one route per node to the sequencer, on the same ports as
-    the previous run of this devnet when it had them."""
+    the previous run of this devnet when it had them. Its fault file is written by
+    the first fault (the proxy reads none as no faults)."""
     old = previous.get(PROXY) if previous else None
     old_routes = dict(parse_routes(old.argv)) if old else {}
     faults = data_dir / FAULTS
-    if not faults.exists():
-        save_faults(data_dir, {})
     ready = _ready_file(data_dir, PROXY)
     wanted = {n: old_routes.get(n, ANY_PORT) for n in names}
     any_port = {n: ANY_PORT for n in names}
