@@ -26,6 +26,9 @@ SERVICE_NAME = node_pb2.DESCRIPTOR.services_by_name["RollupNodeService"].full_na
 SNAPSHOT_SERVICE = snapshot_pb2.DESCRIPTOR.services_by_name["SnapshotService"].full_name
 
 
+DEFAULT_RETAIN_BLOCKS = 10_000
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m rollup_node", description=__doc__)
     p.add_argument("--rollup", required=True, help="which rollup of genesis this node runs")
@@ -67,6 +70,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="with --from-snapshot: a node of the same rollup whose state root at the"
         " snapshot's height the copy must match, or this node refuses to start",
     )
+    p.add_argument(
+        "--retain-blocks",
+        type=int,
+        default=DEFAULT_RETAIN_BLOCKS,
+        metavar="N",
+        help="keep the state roots, headers and receipts of the last N heights (default"
+        f" {DEFAULT_RETAIN_BLOCKS:,}; 0: every height); older ones answer NOT_FOUND, pruned."
+        " The root of a height a snapshot was taken at is kept",
+    )
     p.add_argument("--grace", type=float, default=2.0)
     add_metrics_argument(p)
     p.add_argument("--log-level", default="INFO")
@@ -79,6 +91,8 @@ async def serve(args: argparse.Namespace) -> int:
         raise InvalidInput(
             f"--rollup {args.rollup!r} is not in genesis ({', '.join(genesis.rollup_names)})"
         )
+    if args.retain_blocks < 0:
+        raise InvalidInput(f"--retain-blocks is {args.retain_blocks}: 0 (every height) or more")
     vote_key = load_keypair(args.vote_key, derive_rollup_vote_key(args.rollup), "--vote-key")
     rollup = genesis.get_rollup(args.rollup)
     assert rollup is not None
@@ -92,6 +106,7 @@ async def serve(args: argparse.Namespace) -> int:
         )
     else:
         store = NodeStore(args.data_dir, compute_genesis_hash(genesis))
+    store.retain_blocks = args.retain_blocks
     follower = Follower(store, genesis, args.rollup, args.sequencer, vote_key, args.full_stream)
     server = serving.build_server(genesis.limits.max_message_bytes)
     node_pb2_grpc.add_RollupNodeServiceServicer_to_server(RollupNodeService(follower), server)

@@ -214,6 +214,7 @@ class Follower:
                 )
             )
             return
+        self.store.pin_root(height)  # retention keeps it: nodes started from it check it
         due.set_result((self.store.freeze(), self.applied, self.state_root))
 
     def _check_fork(self, msg: pb.Block) -> None:

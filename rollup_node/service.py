@@ -49,6 +49,7 @@ class RollupNodeService(npb_grpc.RollupNodeServiceServicer):
             raise NotFound(
                 f"no receipt for {request.id.hex()} on {self.follower.rollup} "
                 f"(applied up to height {self.follower.applied.height})"
+                + (f"; {self._pruned_heights()}: an older receipt is gone" if self._pruning else "")
             )
         status = npb.Receipt.STATUS_OK if r.ok else npb.Receipt.STATUS_FAILED
         return npb.Receipt(id=r.id, status=status, reason=r.reason, height=r.height, index=r.index)
@@ -59,6 +60,10 @@ class RollupNodeService(npb_grpc.RollupNodeServiceServicer):
     ) -> npb.GetStateRootResponse:
         root = self.store.get_root(request.height)
         if root is None:
+            if request.height < self.store.retained_from():
+                raise NotFound(
+                    f"no state root at height {request.height}: {self._pruned_heights()}"
+                )
             raise NotFound(
                 f"no state root at height {request.height};"
                 f" applied up to {self.follower.applied.height}"
@@ -92,6 +97,8 @@ class RollupNodeService(npb_grpc.RollupNodeServiceServicer):
             equivocation=self.store.get_equivocation(),
             stream_error=f.stream_error,
             applied_header=self.store.get_header(applied) if applied else None,
+            retained_from=self.store.retained_from(),
+            retain_blocks=self.store.retain_blocks,
         )
 
     @grpc_method
@@ -103,6 +110,19 @@ class RollupNodeService(npb_grpc.RollupNodeServiceServicer):
             raise NotFound(f"no {request.base}/{request.quote} price on {self.follower.rollup}")
         return npb.GetPriceResponse(
             base=p.base, quote=p.quote, price=p.price, posted_height=p.height
+        )
+
+    @property
+    def _pruning(self) -> bool:
+        return self.store.retain_blocks > 0 or self.store.retained_from() > 0
+
+    def _pruned_heights(self) -> str:
+        """Why a height's root or receipt may be gone (retention, --retain-blocks)."""
+        keep, first = self.store.retain_blocks, self.store.retained_from()
+        kept = f"keeps the last {keep} heights" if keep else "keeps every height now"
+        return (
+            f"pruned: this node {kept}, from {first} (applied up to"
+            f" {self.follower.applied.height}; --retain-blocks)"
         )
 
     def _pruned_records(self, what: str, since: str) -> str:

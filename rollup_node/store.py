@@ -9,11 +9,22 @@ Keys (integers big-endian):
     b"h" + height u64     -> the applied block's header, hash and signature (an encoded
                              Block without entries): the first half of any evidence
     b"e" + height u64     -> evidence of equivocation at that height (an encoded Equivocation)
+    b"x" + height u64     -> the ids (32 bytes each) whose receipts that height wrote
+    b"f"                  -> the first height whose root, header and receipts are kept u64
+    b"S" + height u64     -> b"": a snapshot was taken at that height; its root is kept
 
 A block's state writes, receipts, root and new applied height go into one
 transactional write batch: a node killed at any instant restarts on a block
 boundary. Unsynced: kill -9 loses nothing LevelDB was handed; a machine crash
 may lose the tail, which the node replays from the sequencer.
+
+Retention (`retain_blocks` N > 0, the node's --retain-blocks): the batch that saves
+height h also deletes the root, header and receipts of height h - N (and, when
+retention was just turned on or lowered, up to PRUNE_STEP older heights per
+block until it has caught up), so the node keeps the last N heights. The root of
+a height a snapshot was taken at stays (`pin_root`): a node started from that
+snapshot checks its root against this node's. State is never pruned here: what
+state leaves, it leaves by the state transition (rollup_node/core/retention.py).
 
 A snapshot (`freeze`, then `Frozen.save_copy`) is a new store of every key as
 they were between two blocks."""
@@ -40,7 +51,20 @@ _META = b"m"
 _GENESIS = b"g"
 _HEADER = b"h"
 _EVIDENCE = b"e"
+_RECEIPT_IDS = b"x"
+_FIRST = b"f"
+_PINNED = b"S"
 _COPY_BATCH = 10_000  # keys per write batch when copying the store
+PRUNE_STEP = 16  # heights pruned at most per block beyond the one due
+
+
+def _height_key(height: int) -> bytes:
+    return struct.pack(">Q", height)
+
+
+def _u64(raw: bytes) -> int:
+    value: int = struct.unpack(">Q", raw)[0]
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +145,9 @@ class NodeStore:
                 f"{path} was created with a different genesis; use another --data-dir"
             )
         self.state = _Reader(self._db)
+        self.retain_blocks = 0  # 0: keep every height
+        raw = self._db.get(_FIRST)
+        self._first = 0 if raw is None else _u64(raw)
 
     def applied(self) -> Applied | None:
         raw = self._db.get(_META)
@@ -146,16 +173,48 @@ class NodeStore:
                     wb.delete(_STATE + key)
                 else:
                     wb.put(_STATE + key, value)
-            written: set[bytes] = set()  # an id can recur within one block (expired, malformed)
+            written: dict[bytes, None] = {}  # an id can recur within one block (expired, malformed)
             for r in outcome.receipts:
                 if r.id not in written and self._db.get(_RECEIPT + r.id) is None:
                     wb.put(_RECEIPT + r.id, encode_receipt(r))
-                    written.add(r.id)
+                    written[r.id] = None
+            if written:
+                wb.put(_RECEIPT_IDS + _height_key(outcome.height), b"".join(written))
             wb.put(_ROOT + struct.pack(">Q", outcome.height), root)
             wb.put(
                 _META,
                 struct.pack(">Q", outcome.height) + block_hash + encode_accumulator(accumulator),
             )
+            first = self._prune(wb, int(outcome.height))
+        self._first = first
+
+    def _prune(self, wb: plyvel.WriteBatch, height: int) -> int:
+        """Into the batch of `height`: delete what heights up to height - N keep
+        beside state, at most PRUNE_STEP + 1 of them; the new first kept height."""
+        if self.retain_blocks <= 0 or height - self.retain_blocks < self._first:
+            return self._first
+        stop = min(height - self.retain_blocks, self._first + PRUNE_STEP)
+        for h in range(self._first, stop + 1):
+            key = _height_key(h)
+            ids = self._db.get(_RECEIPT_IDS + key)
+            if ids is not None:
+                for i in range(0, len(ids), 32):
+                    wb.delete(_RECEIPT + ids[i : i + 32])
+                wb.delete(_RECEIPT_IDS + key)
+            if self._db.get(_PINNED + key) is None:
+                wb.delete(_ROOT + key)
+            wb.delete(_HEADER + key)
+        wb.put(_FIRST, _height_key(stop + 1))
+        return stop + 1
+
+    def retained_from(self) -> int:
+        """The first height whose root, header and receipts this node keeps (0:
+        nothing pruned); roots of snapshot heights are kept below it."""
+        return self._first
+
+    def pin_root(self, height: int) -> None:
+        """Keep the root of `height` whatever the retention: a snapshot was taken there."""
+        self._db.put(_PINNED + _height_key(height), b"")
 
     def get_header(self, height: int) -> pb.Block | None:
         raw = self._db.get(_HEADER + struct.pack(">Q", height))

@@ -636,6 +636,8 @@ class GetNodeStatusResponse(_message.Message):
     EQUIVOCATION_FIELD_NUMBER: _builtins.int
     STREAM_ERROR_FIELD_NUMBER: _builtins.int
     APPLIED_HEADER_FIELD_NUMBER: _builtins.int
+    RETAINED_FROM_FIELD_NUMBER: _builtins.int
+    RETAIN_BLOCKS_FIELD_NUMBER: _builtins.int
     rollup: _builtins.str
     applied_height: _builtins.int
     state_root: _builtins.bytes
@@ -649,6 +651,12 @@ class GetNodeStatusResponse(_message.Message):
     """blocks refused since the node started"""
     stream_error: _builtins.str
     """the last error of the block stream, while it persists"""
+    retained_from: _builtins.int
+    """Retention (--retain-blocks): the node keeps state roots, headers and receipts of
+    the last `retain_blocks` heights (0: every height), from `retained_from` on; the
+    root of a height a snapshot was taken at is kept too.
+    """
+    retain_blocks: _builtins.int
     @_builtins.property
     def refusal(self) -> Global___Refusal:
         """Set while the node refuses what its link serves: why, and at which height.
@@ -681,10 +689,12 @@ class GetNodeStatusResponse(_message.Message):
         equivocation: Global___Equivocation | None = ...,
         stream_error: _builtins.str = ...,
         applied_header: _types_pb2.Block | None = ...,
+        retained_from: _builtins.int = ...,
+        retain_blocks: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["applied_header", b"applied_header", "equivocation", b"equivocation", "refusal", b"refusal"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_header", b"applied_header", "applied_height", b"applied_height", "connected", b"connected", "equivocation", b"equivocation", "lag", b"lag", "refusal", b"refusal", "refused_blocks", b"refused_blocks", "rollup", b"rollup", "sequencer_height", b"sequencer_height", "state_root", b"state_root", "stream_error", b"stream_error"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_header", b"applied_header", "applied_height", b"applied_height", "connected", b"connected", "equivocation", b"equivocation", "lag", b"lag", "refusal", b"refusal", "refused_blocks", b"refused_blocks", "retain_blocks", b"retain_blocks", "retained_from", b"retained_from", "rollup", b"rollup", "sequencer_height", b"sequencer_height", "state_root", b"state_root", "stream_error", b"stream_error"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
