@@ -28,6 +28,9 @@ SERVICE_NAME = sequencer_pb2.DESCRIPTOR.services_by_name["SequencerService"].ful
 SNAPSHOT_SERVICE = snapshot_pb2.DESCRIPTOR.services_by_name["SnapshotService"].full_name
 
 
+DEFAULT_RETAIN_BLOCKS = 10_000
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m sequencer", description=__doc__)
     p.add_argument(
@@ -66,6 +69,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="file with the hex Ed25519 seed that signs block headers (default: the dev key)",
     )
+    p.add_argument(
+        "--retain-blocks",
+        type=int,
+        default=DEFAULT_RETAIN_BLOCKS,
+        metavar="N",
+        help="delete blocks older than the last N (default"
+        f" {DEFAULT_RETAIN_BLOCKS:,}; 0: keep every block), and only below the prune floor"
+        " SetPruneFloor sets (the devnet sets it to where every node and snapshot is); never"
+        " within the bundle deadline window",
+    )
     add_metrics_argument(p)
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
@@ -78,8 +91,11 @@ async def serve(args: argparse.Namespace) -> int:
     key = load_keypair(args.sequencer_key, derive_sequencer_key(), "--sequencer-key")
     if key.public_key != genesis.sequencer_key:
         raise InvalidInput("the sequencer key does not match genesis; pass --sequencer-key")
+    if args.retain_blocks < 0:
+        raise InvalidInput(f"--retain-blocks is {args.retain_blocks}: 0 (every block) or more")
     store = LevelDBBlockStore(args.data_dir)
     seq = Sequencer(genesis, store, key)
+    seq.retain_blocks = args.retain_blocks
     admitter = Admitter(genesis, args.admission_processes) if args.admission_processes > 0 else None
     metrics = SequencerMetrics(seq) if args.metrics_listen else None
     seq.metrics = metrics
@@ -102,11 +118,15 @@ async def serve(args: argparse.Namespace) -> int:
         metrics_url = metrics_server.url if metrics_server is not None else ""
         serving.write_ready_file(args.ready_file, endpoint, metrics_url)
         log.info(
-            "serving on %s: chain %s, head %d, block interval %d ms, data %s%s",
+            "serving on %s: chain %s, head %d (blocks from %d), block interval %d ms,"
+            " retain %s blocks above the prune floor %d, data %s%s",
             endpoint,
             genesis.chain_id,
             seq.head_height,
+            seq.first_height,
             genesis.block_interval_ms,
+            f"{args.retain_blocks:,}" if args.retain_blocks else "all",
+            seq.prune_floor,
             args.data_dir,
             f", metrics {metrics_url}" if metrics_url else "",
         )

@@ -12,11 +12,12 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from sequencer.core.pool import Pending, Pool
+from sequencer.core.retention import compute_keep_from
 from sequencer.store import BlockStore
 from xrollup import codec
 from xrollup.blocks import PROTOCOL, compute_decision_id
@@ -33,7 +34,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RECENT_BLOCKS = 512  # kept decoded in memory for live followers
+RECENT_BLOCKS = 512  # kept decoded in memory for live followers, at most
+RECENT_BYTES = 64 * 1024 * 1024  # and at most this many bytes of entries (header byte_count)
+# Heights of blocks (and of ids) deleted at most per pruning step; one step runs
+# after each sealed block on its own thread while there is something to prune.
+PRUNE_STEP = 64
 # Blocks filtered per rollup kept for the streams that ask for them, in bytes.
 FILTERED_CACHE_BYTES = 16 * 1024 * 1024
 # Admission times kept for GetSubmission (operational, never in blocks): the last this many.
@@ -41,6 +46,10 @@ ADMITTED_TIMES = 65_536
 # Bytes a decision entry may take in a block (it is ~45): reserved out of the
 # block's byte budget for the decisions appended after the pool's entries.
 DECISION_BYTES = 64
+
+
+class Pruned(NotFound):
+    """The block asked for was deleted by retention (NOT_FOUND)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +82,12 @@ class Sequencer:
         self.head_height, self.head_hash = store.head()
         self._head_timestamp = 0
         self._waiters: dict[bytes, asyncio.Future[Ack]] = {}
-        self._recent: deque[pb.Block] = deque(maxlen=RECENT_BLOCKS)
-        # Each recent block's entries' namespaces (parallel to _recent), and the
-        # blocks filtered per rollup that streams asked for, bounded in bytes.
-        self._recent_spaces: deque[list[tuple[str, ...]]] = deque(maxlen=RECENT_BLOCKS)
+        # The last blocks, decoded, bounded in count and in bytes (RECENT_*); each
+        # one's entries' namespaces (parallel to _recent); and the blocks filtered
+        # per rollup that streams asked for, bounded in bytes.
+        self._recent: deque[pb.Block] = deque()
+        self._recent_bytes = 0
+        self._recent_spaces: deque[list[tuple[str, ...]]] = deque()
         self._filtered: dict[tuple[int, str], tuple[pb.Block, int]] = {}
         self._filtered_bytes = 0
         self._new_block = asyncio.Condition()
@@ -90,6 +101,12 @@ class Sequencer:
         self._meta: dict[bytes, EntryMeta] = {}
         self._admitted_ns: dict[bytes, int] = {}
         self.metrics: SequencerMetrics | None = None  # set by __main__ with --metrics-listen
+        # Retention (sequencer/core/retention.py): --retain-blocks, set by __main__
+        # (0: keep every block), and the floor SetPruneFloor last set (0: none).
+        self.retain_blocks = 0
+        self.prune_floor = store.load_floor()
+        self._pruner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prune")
+        self._pruning: Future[tuple[int, int]] | None = None
         if self.head_height:
             raw = store.get_block(self.head_height)
             assert raw is not None
@@ -236,6 +253,7 @@ class Sequencer:
         async with self._new_block:
             self._new_block.notify_all()
         self._io.shutdown(wait=True)
+        self._pruner.shutdown(wait=True)
 
     async def _run_sealer(self) -> None:
         loop = asyncio.get_running_loop()
@@ -297,8 +315,8 @@ class Sequencer:
             bytes(block.hash),
             timestamp_ms,
         )
-        self._recent.append(block)
-        self._recent_spaces.append(spaces)
+        self._remember_recent(block, spaces)
+        self._schedule_prune()
         if self.metrics is not None:
             self._observe_block(block, taken.included)
         for index, p in enumerate(taken.included):
@@ -313,6 +331,65 @@ class Sequencer:
                 )
         async with self._new_block:
             self._new_block.notify_all()
+
+    def _remember_recent(self, block: pb.Block, spaces: list[tuple[str, ...]]) -> None:
+        """Keep the sealed block decoded for live followers, within RECENT_BLOCKS and
+        RECENT_BYTES (the newest block always)."""
+        self._recent.append(block)
+        self._recent_spaces.append(spaces)
+        self._recent_bytes += block.header.byte_count
+        while len(self._recent) > 1 and (
+            len(self._recent) > RECENT_BLOCKS or self._recent_bytes > RECENT_BYTES
+        ):
+            self._recent_bytes -= self._recent.popleft().header.byte_count
+            self._recent_spaces.popleft()
+
+    # ------------------------------------------------------------ retention
+
+    @property
+    def first_height(self) -> int:
+        """The first height whose block this sequencer keeps (1: every block)."""
+        return self.store.first_height()
+
+    async def set_prune_floor(self, height: int) -> None:
+        """Blocks below `height` may go (as --retain-blocks allows): every node and
+        snapshot is past them. Kept across restarts (a synced write on the pruner's
+        thread); 0 stops pruning."""
+        if height == self.prune_floor:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._pruner, self.store.save_floor, height)
+        except RuntimeError:  # the pruner was shut down: stopping
+            raise Unavailable("sequencer is shutting down") from None
+        self.prune_floor = height
+        self._schedule_prune()
+
+    def _schedule_prune(self) -> None:
+        """One pruning step on the pruner thread, unless one is running: the sealer
+        never waits for it. Steps follow one another while they delete something."""
+        if self.retain_blocks <= 0 or self.prune_floor <= 0 or self._stopping:
+            return
+        if self._pruning is not None and not self._pruning.done():
+            return
+        keep = compute_keep_from(
+            self.head_height, self.retain_blocks, self.prune_floor, self.genesis.limits
+        )
+        self._pruning = self._pruner.submit(self.store.prune, keep.blocks, keep.ids, PRUNE_STEP)
+        self._pruning.add_done_callback(self._pruned)
+
+    def _pruned(self, done: Future[tuple[int, int]]) -> None:
+        if done.cancelled():
+            return
+        if (err := done.exception()) is not None:
+            log.error("pruning failed: %s", err, exc_info=err)
+
+    def describe_pruned(self, height: int) -> str:
+        return (
+            f"block {height} is pruned: this sequencer keeps blocks from {self.first_height}"
+            f" on (head {self.head_height}; --retain-blocks {self.retain_blocks}, prune floor"
+            f" {self.prune_floor})"
+        )
 
     def _observe_block(self, block: pb.Block, included: list[Pending[Sealable]]) -> None:
         """Metrics of a block about to be acknowledged: one call per block."""
@@ -357,6 +434,9 @@ class Sequencer:
     # ------------------------------------------------------------ reading
 
     def get_block(self, height: int) -> pb.Block:
+        """Block `height`; NotFound past the head, Pruned below the first kept block."""
+        if 1 <= height < self.first_height:
+            raise Pruned(self.describe_pruned(height))
         if (
             self._recent
             and self._recent[0].header.height <= height <= self._recent[-1].header.height
@@ -364,6 +444,8 @@ class Sequencer:
             return self._recent[height - self._recent[0].header.height]
         raw = self.store.get_block(height)
         if raw is None:
+            if 1 <= height < self.first_height:  # pruned while we looked
+                raise Pruned(self.describe_pruned(height))
             raise NotFound(f"no block at height {height}; the head is {self.head_height}")
         return codec.decode_block_bytes(raw)
 
@@ -372,6 +454,8 @@ class Sequencer:
         built once per rollup and kept while it is recent, so a rollup's primary and
         replicas share it; a block read back from the store is decoded to find its
         entries' namespaces."""
+        if 1 <= height < self.first_height:
+            raise Pruned(self.describe_pruned(height))
         key = (height, rollup)
         found = self._filtered.get(key)
         if found is not None:

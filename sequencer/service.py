@@ -17,11 +17,18 @@ from grpc import aio
 from sequencer.admitter import Admitter
 from sequencer.core import admission
 from sequencer.metrics import BUNDLE, TX, VOTE, SequencerMetrics
-from sequencer.runtime import Ack, Sealable, Sequencer
+from sequencer.runtime import Ack, Pruned, Sealable, Sequencer
 from xrollup import codec
 from xrollup.blocks import PROTOCOL
 from xrollup.decisions import BundleMeta, VoteMeta
-from xrollup.errors import InvalidInput, LimitExceeded, NotFound, Unavailable, XrollupError
+from xrollup.errors import (
+    InvalidInput,
+    LimitExceeded,
+    NotFound,
+    Refused,
+    Unavailable,
+    XrollupError,
+)
 from xrollup.grpc_status import compute_status_value, grpc_method
 from xrollup.v1 import sequencer_pb2 as spb
 from xrollup.v1 import sequencer_pb2_grpc as spb_grpc
@@ -222,11 +229,18 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
             while True:
                 if height > self.seq.head_height and not await self.seq.wait_for_height(height):
                     return  # shutting down: the stream ends, the client resumes elsewhere
-                block = (
-                    self.seq.get_filtered_block(height, rollup)
-                    if rollup
-                    else self.seq.get_block(height)
-                )
+                try:
+                    block = (
+                        self.seq.get_filtered_block(height, rollup)
+                        if rollup
+                        else self.seq.get_block(height)
+                    )
+                except Pruned as e:
+                    raise Refused(
+                        f"{e}: a follower that needs it cannot catch up from this sequencer"
+                        " and must start from a snapshot (python -m rollup_node"
+                        " --from-snapshot, devnet snapshot load)"
+                    ) from None
                 size, budget = block.header.byte_count, self.genesis.limits.max_block_bytes
                 if size > budget:
                     # Sealing keeps blocks within the budget (which genesis keeps 64 KiB
@@ -251,7 +265,11 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
             raise InvalidInput(f"id is {len(request.id)} bytes, want 32")
         found = self.seq.lookup(request.id)
         if found is None:
-            raise NotFound(f"no submission with id {request.id.hex()}")
+            first = self.seq.store.first_height()
+            raise NotFound(
+                f"no submission with id {request.id.hex()}"
+                + (f" (ids of blocks before {first} are pruned)" if first > 1 else "")
+            )
         if isinstance(found, Ack):
             return spb.GetSubmissionResponse(
                 id=request.id,
@@ -277,4 +295,24 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
             pending=len(self.seq.pool),
             block_interval_ms=self.genesis.block_interval_ms,
             rollups=list(self.genesis.rollup_names),
+            first_height=self.seq.first_height,
+            prune_floor=self.seq.prune_floor,
+            retain_blocks=self.seq.retain_blocks,
+        )
+
+    @grpc_method
+    async def SetPruneFloor(
+        self, request: spb.SetPruneFloorRequest, context: Context
+    ) -> spb.SetPruneFloorResponse:
+        if request.height > self.seq.head_height + 1:
+            raise InvalidInput(
+                f"prune floor {request.height} is past the head {self.seq.head_height} + 1"
+            )
+        if self.seq.stopping:
+            raise Unavailable("sequencer is shutting down")
+        await self.seq.set_prune_floor(request.height)
+        return spb.SetPruneFloorResponse(
+            prune_floor=self.seq.prune_floor,
+            first_height=self.seq.first_height,
+            head=self.seq.head_height,
         )

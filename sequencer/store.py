@@ -5,10 +5,18 @@ sit behind the same seam later.
 LevelDB keys (all integers big-endian):
     b"B" + height u64          -> encoded Block
     b"I" + id (32 bytes)       -> height u64 + index u32
+    b"X" + height u64          -> the ids that block orders, 32 bytes each (to prune b"I")
     b"H"                       -> head height u64 + head hash (32 bytes)
+    b"F"                       -> first height whose block is kept u64 (absent: 1)
+    b"f"                       -> first height whose ids are kept u64 (absent: 1)
+    b"P"                       -> the prune floor last set (SetPruneFloor) u64
+
+Retention (`prune`, sequencer/core/retention.py says what may go) deletes blocks
+and ids from the bottom, a bounded number of heights per call, in one batch with
+the new first heights; the head is never pruned.
 
 A snapshot (`save_copy`) is a new store of the same keys: the blocks up to its
-height, the ids they order, and that block as head.
+height (from the first kept), the ids they order, and that block as head.
 """
 
 from __future__ import annotations
@@ -22,12 +30,16 @@ from typing import Protocol
 import plyvel
 
 from xrollup.blocks import GENESIS_PARENT
-from xrollup.errors import Unavailable
+from xrollup.errors import Refused, Unavailable
 from xrollup.v1 import types_pb2 as pb
 
 _BLOCK = b"B"
 _ID = b"I"
 _HEAD = b"H"
+_IDS = b"X"
+_FIRST_BLOCK = b"F"
+_FIRST_IDS = b"f"
+_FLOOR = b"P"
 _COPY_BATCH = 10_000  # keys per write batch when copying a store
 
 
@@ -51,11 +63,28 @@ class BlockStore(Protocol):
         """Write the log up to `height` (<= head) as a new store at `path`, while
         appends go on: (hash of block `height`, keys written)."""
 
+    def first_height(self) -> int:
+        """The first height whose block is kept (1 when nothing was pruned)."""
+
+    def prune(self, blocks_from: int, ids_from: int, step: int) -> tuple[int, int]:
+        """Delete blocks below `blocks_from` and ids of heights below `ids_from`
+        (never the head), at most `step` heights of each: the new first heights."""
+
+    def load_floor(self) -> int:
+        """The prune floor last saved (0: none)."""
+
+    def save_floor(self, height: int) -> None: ...
+
     def close(self) -> None: ...
 
 
 def _height_key(height: int) -> bytes:
     return _BLOCK + struct.pack(">Q", height)
+
+
+def _get_u64(db: plyvel.DB, key: bytes, default: int) -> int:
+    raw = db.get(key)
+    return default if raw is None else int(struct.unpack(">Q", raw)[0])
 
 
 def _write_all(db: plyvel.DB, items: Iterable[tuple[bytes, bytes]]) -> int:
@@ -87,6 +116,8 @@ class LevelDBBlockStore:
                 f"cannot open block store {path}: {e} (is another sequencer using it?)"
             ) from None
         self._sync = sync
+        self._first_block = _get_u64(self._db, _FIRST_BLOCK, 1)
+        self._first_ids = _get_u64(self._db, _FIRST_IDS, 1)
         raw = self._db.get(_HEAD)
         if raw is None:
             self._head = (0, GENESIS_PARENT)
@@ -103,6 +134,8 @@ class LevelDBBlockStore:
             wb.put(_height_key(height), block.SerializeToString())
             for index, entry_id in enumerate(ids):
                 wb.put(_ID + entry_id, struct.pack(">QI", height, index))
+            if ids:
+                wb.put(_IDS + struct.pack(">Q", height), b"".join(ids))
             wb.put(_HEAD, struct.pack(">Q", height) + block.hash)
         self._head = (height, bytes(block.hash))
 
@@ -110,14 +143,15 @@ class LevelDBBlockStore:
         return self._head
 
     def get_block(self, height: int) -> bytes | None:
-        if height < 1 or height > self._head[0]:
+        if height < self._first_block or height > self._head[0]:
             return None
         value: bytes | None = self._db.get(_height_key(height))
         return value
 
     def read_from(self, height: int) -> Iterator[bytes]:
         stop = _height_key(self._head[0] + 1)
-        for _key, value in self._db.iterator(start=_height_key(max(1, height)), stop=stop):
+        start = _height_key(max(self._first_block, height))
+        for _key, value in self._db.iterator(start=start, stop=stop):
             yield value
 
     def find(self, entry_id: bytes) -> tuple[int, int] | None:
@@ -135,7 +169,11 @@ class LevelDBBlockStore:
         snap = self._db.snapshot()
         try:
             raw = snap.get(_height_key(height))
-            assert raw is not None, f"block {height} missing from store"
+            if raw is None:
+                raise Refused(
+                    f"block {height} is pruned: this sequencer keeps blocks from"
+                    f" {self._first_block} on (retention)"
+                )
             block_hash = bytes(pb.Block.FromString(raw).hash)
             blocks = snap.iterator(start=_height_key(1), stop=_height_key(height + 1))
             ids = (
@@ -143,17 +181,52 @@ class LevelDBBlockStore:
                 for k, v in snap.iterator(prefix=_ID)
                 if struct.unpack(">Q", v[:8])[0] <= height
             )
-            head = [(_HEAD, struct.pack(">Q", height) + block_hash)]
+            id_lists = snap.iterator(start=_IDS, stop=_IDS + struct.pack(">Q", height + 1))
+            firsts = [(k, v) for k in (_FIRST_BLOCK, _FIRST_IDS) if (v := snap.get(k)) is not None]
+            head = [*firsts, (_HEAD, struct.pack(">Q", height) + block_hash)]
             out = plyvel.DB(
                 str(path), create_if_missing=True, error_if_exists=True, bloom_filter_bits=10
             )
             try:
-                keys = _write_all(out, itertools.chain(blocks, ids, head))
+                keys = _write_all(out, itertools.chain(blocks, ids, id_lists, head))
             finally:
                 out.close()
         finally:
             snap.close()
         return block_hash, keys
+
+    def first_height(self) -> int:
+        return self._first_block
+
+    def prune(self, blocks_from: int, ids_from: int, step: int) -> tuple[int, int]:
+        # Called from one thread at a time, beside appends (other keys) and reads: a
+        # reader finds a block either whole or gone, and says "pruned" for gone.
+        head = self._head[0]
+        blocks_to = min(blocks_from, head, self._first_block + step)
+        ids_to = min(ids_from, head, self._first_ids + step)
+        if blocks_to <= self._first_block and ids_to <= self._first_ids:
+            return self._first_block, self._first_ids
+        with self._db.write_batch(transaction=True) as wb:
+            for h in range(self._first_ids, ids_to):
+                listed = self._db.get(_IDS + struct.pack(">Q", h))
+                if listed is not None:
+                    for i in range(0, len(listed), 32):
+                        wb.delete(_ID + listed[i : i + 32])
+                    wb.delete(_IDS + struct.pack(">Q", h))
+            for h in range(self._first_block, blocks_to):
+                wb.delete(_height_key(h))
+            first_block = max(self._first_block, blocks_to)
+            first_ids = max(self._first_ids, ids_to)
+            wb.put(_FIRST_BLOCK, struct.pack(">Q", first_block))
+            wb.put(_FIRST_IDS, struct.pack(">Q", first_ids))
+        self._first_block, self._first_ids = first_block, first_ids
+        return first_block, first_ids
+
+    def load_floor(self) -> int:
+        return _get_u64(self._db, _FLOOR, 0)
+
+    def save_floor(self, height: int) -> None:
+        self._db.put(_FLOOR, struct.pack(">Q", height), sync=True)
 
     def close(self) -> None:
         self._db.close()

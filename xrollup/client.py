@@ -403,6 +403,15 @@ class Client(_Connection):
     async def get_block(self, height: int, timeout: float | None = 10.0) -> pb.Block:
         return await self.stub.GetBlock(spb.GetBlockRequest(height=height), timeout=timeout)
 
+    async def set_prune_floor(
+        self, height: int, timeout: float | None = 5.0
+    ) -> spb.SetPruneFloorResponse:
+        """Retention: the sequencer may delete blocks below `height` (every node and
+        snapshot is past them), as its --retain-blocks allows."""
+        return await self.stub.SetPruneFloor(
+            spb.SetPruneFloorRequest(height=height), timeout=timeout
+        )
+
     async def get_submission(
         self, submission_id: bytes, timeout: float | None = 5.0
     ) -> spb.GetSubmissionResponse:

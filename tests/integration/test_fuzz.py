@@ -80,6 +80,7 @@ SEQUENCER_METHODS = (
     "StreamBlocks",
     "GetSubmission",
     "GetStatus",
+    "SetPruneFloor",
 )
 NODE_METHODS = (
     "GetBalances",
@@ -1043,6 +1044,7 @@ RAW_VALID: dict[str, bytes] = {
     "GetBlock": spb.GetBlockRequest(height=1).SerializeToString(),
     "GetSubmission": spb.GetSubmissionRequest(id=b"\x01" * 32).SerializeToString(),
     "GetStatus": b"",
+    "SetPruneFloor": spb.SetPruneFloorRequest(height=1).SerializeToString(),
     "GetBalances": npb.GetBalancesRequest(address=b"\x01" * 20).SerializeToString(),
     "GetReceipt": npb.GetReceiptRequest(id=b"\x01" * 32).SerializeToString(),
     "GetStateRoot": npb.GetStateRootRequest(height=1).SerializeToString(),

@@ -131,7 +131,8 @@ def test_the_log_copy_holds_blocks_and_ids_up_to_the_height_with_that_head(tmp_p
     store.append(_block(6, parent), [b"\x06" * 32])  # the original goes on
 
     copy = LevelDBBlockStore(tmp_path / "copy")
-    assert block_hash == pb.Block.FromString(at3).hash and keys == 3 + 3 + 1
+    # blocks, ids, the per-height id lists (for retention) and the head
+    assert block_hash == pb.Block.FromString(at3).hash and keys == 3 + 3 + 3 + 1
     assert copy.head() == (3, block_hash)
     assert [copy.get_block(h) for h in (1, 2, 3)] == [store.get_block(h) for h in (1, 2, 3)]
     assert copy.find(b"\x03" * 32) == (3, 0) and copy.find(b"\x04" * 32) is None

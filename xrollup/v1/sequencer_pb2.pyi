@@ -332,11 +332,20 @@ class GetStatusResponse(_message.Message):
     PENDING_FIELD_NUMBER: _builtins.int
     BLOCK_INTERVAL_MS_FIELD_NUMBER: _builtins.int
     ROLLUPS_FIELD_NUMBER: _builtins.int
+    FIRST_HEIGHT_FIELD_NUMBER: _builtins.int
+    PRUNE_FLOOR_FIELD_NUMBER: _builtins.int
+    RETAIN_BLOCKS_FIELD_NUMBER: _builtins.int
     chain_id: _builtins.str
     height: _builtins.int
     head_hash: _builtins.bytes
     pending: _builtins.int
     block_interval_ms: _builtins.int
+    first_height: _builtins.int
+    """Retention: the first height whose block is kept (1: every block), the floor
+    last set by SetPruneFloor (0: none) and --retain-blocks (0: keep every block).
+    """
+    prune_floor: _builtins.int
+    retain_blocks: _builtins.int
     @_builtins.property
     def rollups(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -348,11 +357,59 @@ class GetStatusResponse(_message.Message):
         pending: _builtins.int = ...,
         block_interval_ms: _builtins.int = ...,
         rollups: _abc.Iterable[_builtins.str] | None = ...,
+        first_height: _builtins.int = ...,
+        prune_floor: _builtins.int = ...,
+        retain_blocks: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["block_interval_ms", b"block_interval_ms", "chain_id", b"chain_id", "head_hash", b"head_hash", "height", b"height", "pending", b"pending", "rollups", b"rollups"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["block_interval_ms", b"block_interval_ms", "chain_id", b"chain_id", "first_height", b"first_height", "head_hash", b"head_hash", "height", b"height", "pending", b"pending", "prune_floor", b"prune_floor", "retain_blocks", b"retain_blocks", "rollups", b"rollups"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetStatusResponse: _TypeAlias = GetStatusResponse  # noqa: Y015
+
+@_typing.final
+class SetPruneFloorRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEIGHT_FIELD_NUMBER: _builtins.int
+    height: _builtins.int
+    def __init__(
+        self,
+        *,
+        height: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["height", b"height"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetPruneFloorRequest: _TypeAlias = SetPruneFloorRequest  # noqa: Y015
+
+@_typing.final
+class SetPruneFloorResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRUNE_FLOOR_FIELD_NUMBER: _builtins.int
+    FIRST_HEIGHT_FIELD_NUMBER: _builtins.int
+    HEAD_FIELD_NUMBER: _builtins.int
+    prune_floor: _builtins.int
+    first_height: _builtins.int
+    """before this call's pruning, which runs after the next block"""
+    head: _builtins.int
+    def __init__(
+        self,
+        *,
+        prune_floor: _builtins.int = ...,
+        first_height: _builtins.int = ...,
+        head: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_height", b"first_height", "head", b"head", "prune_floor", b"prune_floor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetPruneFloorResponse: _TypeAlias = SetPruneFloorResponse  # noqa: Y015

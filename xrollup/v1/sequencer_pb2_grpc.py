@@ -75,6 +75,11 @@ class SequencerServiceStub:
                 request_serializer=xrollup_dot_v1_dot_sequencer__pb2.GetStatusRequest.SerializeToString,
                 response_deserializer=xrollup_dot_v1_dot_sequencer__pb2.GetStatusResponse.FromString,
                 _registered_method=True)
+        self.SetPruneFloor = channel.unary_unary(
+                '/xrollup.v1.SequencerService/SetPruneFloor',
+                request_serializer=xrollup_dot_v1_dot_sequencer__pb2.SetPruneFloorRequest.SerializeToString,
+                response_deserializer=xrollup_dot_v1_dot_sequencer__pb2.SetPruneFloorResponse.FromString,
+                _registered_method=True)
 
 
 class SequencerServiceServicer:
@@ -109,13 +114,15 @@ class SequencerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetBlock(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A height retention deleted: NOT_FOUND naming the first kept height.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StreamBlocks(self, request, context):
         """Historic blocks from disk from `from_height`, then live ones, one message per block.
+        A height retention deleted: FAILED_PRECONDITION naming the first kept height.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -129,6 +136,15 @@ class SequencerServiceServicer:
 
     def GetStatus(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPruneFloor(self, request, context):
+        """Retention: blocks below `height` may be deleted (as --retain-blocks allows),
+        as every node and snapshot is past them. The devnet sets it (devnet/retention.py);
+        kept across restarts; 0 stops pruning.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -175,6 +191,11 @@ def add_SequencerServiceServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=xrollup_dot_v1_dot_sequencer__pb2.GetStatusRequest.FromString,
                     response_serializer=xrollup_dot_v1_dot_sequencer__pb2.GetStatusResponse.SerializeToString,
+            ),
+            'SetPruneFloor': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPruneFloor,
+                    request_deserializer=xrollup_dot_v1_dot_sequencer__pb2.SetPruneFloorRequest.FromString,
+                    response_serializer=xrollup_dot_v1_dot_sequencer__pb2.SetPruneFloorResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -393,6 +414,33 @@ class SequencerService:
             '/xrollup.v1.SequencerService/GetStatus',
             xrollup_dot_v1_dot_sequencer__pb2.GetStatusRequest.SerializeToString,
             xrollup_dot_v1_dot_sequencer__pb2.GetStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPruneFloor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xrollup.v1.SequencerService/SetPruneFloor',
+            xrollup_dot_v1_dot_sequencer__pb2.SetPruneFloorRequest.SerializeToString,
+            xrollup_dot_v1_dot_sequencer__pb2.SetPruneFloorResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,10 +41,18 @@ class SequencerServiceStub:
     SubmitVote: _grpc.UnaryUnaryMultiCallable[_sequencer_pb2.SubmitVoteRequest, _sequencer_pb2.SubmitResponse]
     """A rollup's signed votes on the bundles it prepared in one block."""
     GetBlock: _grpc.UnaryUnaryMultiCallable[_sequencer_pb2.GetBlockRequest, _types_pb2.Block]
+    """A height retention deleted: NOT_FOUND naming the first kept height."""
     StreamBlocks: _grpc.UnaryStreamMultiCallable[_sequencer_pb2.StreamBlocksRequest, _types_pb2.Block]
-    """Historic blocks from disk from `from_height`, then live ones, one message per block."""
+    """Historic blocks from disk from `from_height`, then live ones, one message per block.
+    A height retention deleted: FAILED_PRECONDITION naming the first kept height.
+    """
     GetSubmission: _grpc.UnaryUnaryMultiCallable[_sequencer_pb2.GetSubmissionRequest, _sequencer_pb2.GetSubmissionResponse]
     GetStatus: _grpc.UnaryUnaryMultiCallable[_sequencer_pb2.GetStatusRequest, _sequencer_pb2.GetStatusResponse]
+    SetPruneFloor: _grpc.UnaryUnaryMultiCallable[_sequencer_pb2.SetPruneFloorRequest, _sequencer_pb2.SetPruneFloorResponse]
+    """Retention: blocks below `height` may be deleted (as --retain-blocks allows),
+    as every node and snapshot is past them. The devnet sets it (devnet/retention.py);
+    kept across restarts; 0 stops pruning.
+    """
 
 @_typing.type_check_only
 class SequencerServiceAsyncStub(SequencerServiceStub):
@@ -58,10 +66,18 @@ class SequencerServiceAsyncStub(SequencerServiceStub):
     SubmitVote: _aio.UnaryUnaryMultiCallable[_sequencer_pb2.SubmitVoteRequest, _sequencer_pb2.SubmitResponse]  # type: ignore[assignment]
     """A rollup's signed votes on the bundles it prepared in one block."""
     GetBlock: _aio.UnaryUnaryMultiCallable[_sequencer_pb2.GetBlockRequest, _types_pb2.Block]  # type: ignore[assignment]
+    """A height retention deleted: NOT_FOUND naming the first kept height."""
     StreamBlocks: _aio.UnaryStreamMultiCallable[_sequencer_pb2.StreamBlocksRequest, _types_pb2.Block]  # type: ignore[assignment]
-    """Historic blocks from disk from `from_height`, then live ones, one message per block."""
+    """Historic blocks from disk from `from_height`, then live ones, one message per block.
+    A height retention deleted: FAILED_PRECONDITION naming the first kept height.
+    """
     GetSubmission: _aio.UnaryUnaryMultiCallable[_sequencer_pb2.GetSubmissionRequest, _sequencer_pb2.GetSubmissionResponse]  # type: ignore[assignment]
     GetStatus: _aio.UnaryUnaryMultiCallable[_sequencer_pb2.GetStatusRequest, _sequencer_pb2.GetStatusResponse]  # type: ignore[assignment]
+    SetPruneFloor: _aio.UnaryUnaryMultiCallable[_sequencer_pb2.SetPruneFloorRequest, _sequencer_pb2.SetPruneFloorResponse]  # type: ignore[assignment]
+    """Retention: blocks below `height` may be deleted (as --retain-blocks allows),
+    as every node and snapshot is past them. The devnet sets it (devnet/retention.py);
+    kept across restarts; 0 stops pruning.
+    """
 
 class SequencerServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -101,7 +117,8 @@ class SequencerServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _sequencer_pb2.GetBlockRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_types_pb2.Block, _abc.Awaitable[_types_pb2.Block]]: ...
+    ) -> _typing.Union[_types_pb2.Block, _abc.Awaitable[_types_pb2.Block]]:
+        """A height retention deleted: NOT_FOUND naming the first kept height."""
 
     @_abc_1.abstractmethod
     def StreamBlocks(
@@ -109,7 +126,9 @@ class SequencerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _sequencer_pb2.StreamBlocksRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_types_pb2.Block], _abc.AsyncIterator[_types_pb2.Block]]:
-        """Historic blocks from disk from `from_height`, then live ones, one message per block."""
+        """Historic blocks from disk from `from_height`, then live ones, one message per block.
+        A height retention deleted: FAILED_PRECONDITION naming the first kept height.
+        """
 
     @_abc_1.abstractmethod
     def GetSubmission(
@@ -124,5 +143,16 @@ class SequencerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _sequencer_pb2.GetStatusRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_sequencer_pb2.GetStatusResponse, _abc.Awaitable[_sequencer_pb2.GetStatusResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SetPruneFloor(
+        self,
+        request: _sequencer_pb2.SetPruneFloorRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sequencer_pb2.SetPruneFloorResponse, _abc.Awaitable[_sequencer_pb2.SetPruneFloorResponse]]:
+        """Retention: blocks below `height` may be deleted (as --retain-blocks allows),
+        as every node and snapshot is past them. The devnet sets it (devnet/retention.py);
+        kept across restarts; 0 stops pruning.
+        """
 
 def add_SequencerServiceServicer_to_server(servicer: SequencerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
