@@ -18,6 +18,17 @@ its figures and every violation, naming the bundle, asset or height.
   height both have applied.
 - journal (I3): every acknowledged id in a load journal is in the log at the
   acknowledged height.
+
+With retention (README, Retention) the sequencer keeps blocks from some height F
+on and nodes keep roots and finished records for a window: the checks then cover
+what is left, and the report says so in its notes. From F: the chain (block F's
+own parent link cannot be checked: it is trusted as a checkpoint once its
+signature and commitments verify), decisions of bundles ordered from F on (a
+bundle ordered before F is unknown, so its decision and votes are not judged),
+atomicity of decisions whose records the nodes still keep (decision height +
+limits.record_retention_blocks past their applied height: pruned, skipped),
+replicas at heights every node of the rollup still keeps, and journal entries
+acknowledged at F or later. Conservation and equivocation evidence are whole.
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc
 from grpc import aio
 
 from xrollup import codec
@@ -64,6 +76,7 @@ class CheckResult:
 @dataclass
 class Report:
     checks: list[CheckResult]
+    notes: list[str] = field(default_factory=list)  # what the checks could not cover
 
     @property
     def ok(self) -> bool:
@@ -75,6 +88,7 @@ class Report:
             "checks": {
                 c.name: {"ok": c.ok, **c.figures, "violations": c.violations} for c in self.checks
             },
+            "notes": self.notes,
         }
 
 
@@ -92,12 +106,15 @@ class LogSummary:
     decisions: dict[bytes, tuple[int, bool]]  # bundle id -> (height, commit)
 
 
-async def read_log(client: Client, to_height: int | None = None) -> list[pb.Block]:
+async def read_log(
+    client: Client, to_height: int | None = None, from_height: int = 1
+) -> list[pb.Block]:
+    """Blocks from `from_height` (the first the sequencer keeps) to the head."""
     head = to_height if to_height is not None else (await client.status()).height
     blocks: list[pb.Block] = []
-    if head == 0:
+    if head < from_height:
         return blocks
-    async for msg in client.stream_blocks(1):
+    async for msg in client.stream_blocks(from_height):
         blocks.append(msg)
         if msg.header.height >= head:
             break
@@ -105,12 +122,15 @@ async def read_log(client: Client, to_height: int | None = None) -> list[pb.Bloc
 
 
 def check_chain(msgs: list[pb.Block], genesis: Genesis) -> tuple[CheckResult, list[Block]]:
-    """Verify every block as a node does; the decoded blocks that verified."""
-    r = CheckResult("chain", {"blocks": len(msgs)})
+    """Verify every block as a node does; the decoded blocks that verified. A log
+    that starts above height 1 (retention) starts from its first block as a
+    checkpoint: verified but for its own parent link."""
+    first = msgs[0].header.height if msgs else 1
+    r = CheckResult("chain", {"blocks": len(msgs), "from_height": first})
     genesis_hash = compute_genesis_hash(genesis)
-    parent = GENESIS_PARENT
+    parent = GENESIS_PARENT if first <= 1 else bytes(msgs[0].header.parent_hash)
     blocks: list[Block] = []
-    for expected, msg in enumerate(msgs, start=1):
+    for expected, msg in enumerate(msgs, start=first):
         try:
             block = verify_block(msg, genesis, genesis_hash, expected, parent)
         except BlockRefused as e:
@@ -127,6 +147,8 @@ def check_decisions(blocks: list[Block], genesis: Genesis) -> tuple[CheckResult,
     deadline = genesis.limits.bundle_deadline_blocks
     tracker = BundleTracker(deadline)
     summary = LogSummary(blocks[-1].height if blocks else 0, {}, {})
+    pruned = bool(blocks) and blocks[0].height > 1  # bundles before the log are unknown
+    before = 0
     for b in blocks:
         for e in b.entries:
             if isinstance(e, Bundle):
@@ -139,6 +161,9 @@ def check_decisions(blocks: list[Block], genesis: Genesis) -> tuple[CheckResult,
                 if is_counted_vote(e, genesis):
                     tracker.observe_vote(e.body.rollup, e.body.votes)
             elif isinstance(e, Decision):
+                if pruned and e.bundle_id not in summary.bundles:
+                    before += 1  # ordered before the first kept block: not judged
+                    continue
                 try:
                     tracker.observe_decision(e, b.height)
                 except BlockRefused as x:
@@ -165,16 +190,23 @@ def check_decisions(blocks: list[Block], genesis: Genesis) -> tuple[CheckResult,
         aborted=len(summary.decisions) - commits,
         pending=len(summary.bundles) - len(summary.decisions),
     )
+    if before:
+        r.figures["decisions_of_pruned_bundles"] = before
     return r, summary
 
 
 async def check_atomicity(
-    summary: LogSummary, nodes: list[NodeRef], from_height: int = 0
+    summary: LogSummary, nodes: list[NodeRef], from_height: int = 0, record_retention: int = 0
 ) -> CheckResult:
     """I1: every node that has applied a decision (logged at `from_height` or
-    later) agrees with the log."""
+    later) agrees with the log. A record the node has pruned (its decision
+    `record_retention` blocks or more before the node's applied height) is skipped."""
     r = CheckResult("atomicity")
-    checked = 0
+    checked = pruned = 0
+
+    def is_pruned(height: int, applied: int) -> bool:
+        return record_retention > 0 and height + record_retention <= applied
+
     for node in nodes:
         async with NodeClient(node.endpoint) as n:
             applied = (await n.status()).applied_height
@@ -182,9 +214,15 @@ async def check_atomicity(
                 rollups = summary.bundles.get(bundle_id, (0, ()))[1]
                 if node.rollup not in rollups or height > applied or height < from_height:
                     continue
+                if is_pruned(height, applied):
+                    pruned += 1
+                    continue
                 try:
                     rec = await n.bundle(bundle_id)
                 except Exception as e:
+                    if is_pruned(height, (await n.status()).applied_height):
+                        pruned += 1  # pruned while we looked
+                        continue
                     r.fail(f"{node.name}: bundle {bundle_id.hex()} unknown ({e})")
                     continue
                 want = (
@@ -198,6 +236,8 @@ async def check_atomicity(
                         f" {'commit' if commit else 'abort'} at height {height}"
                     )
     r.figures["bundle_records_checked"] = checked
+    if pruned:
+        r.figures["bundle_records_pruned"] = pruned
     return r
 
 
@@ -237,15 +277,21 @@ async def check_replicas(nodes: list[NodeRef], from_height: int = 0) -> CheckRes
             continue
         clients = [NodeClient(n.endpoint) for n in group]
         try:
-            top = min([(await c.status()).applied_height for c in clients])
-            heights = range(from_height, top + 1)
+            statuses = [await c.status() for c in clients]
+            top = min(s.applied_height for s in statuses)
+            # Retention: only heights every node of the rollup still keeps.
+            low = max([from_height, *(s.retained_from for s in statuses)])
+            heights = range(low, top + 1)
             # Many calls in flight: one at a time, a long chain takes minutes.
             by_node = [await _state_roots(c, heights) for c in clients]
             for h, roots in zip(heights, zip(*by_node, strict=True), strict=True):
+                if None in roots:
+                    continue  # pruned by a node while we compared
                 compared += 1
                 if len(set(roots)) > 1:
                     names = ", ".join(
-                        f"{n.name}={root.hex()[:16]}" for n, root in zip(group, roots, strict=True)
+                        f"{n.name}={(root or b'').hex()[:16]}"
+                        for n, root in zip(group, roots, strict=True)
                     )
                     r.fail(f"{rollup} at height {h}: roots differ ({names})")
         finally:
@@ -255,11 +301,21 @@ async def check_replicas(nodes: list[NodeRef], from_height: int = 0) -> CheckRes
     return r
 
 
-async def _state_roots(client: NodeClient, heights: range, window: int = 64) -> list[bytes]:
-    out: list[bytes] = []
+async def _state_roots(client: NodeClient, heights: range, window: int = 64) -> list[bytes | None]:
+    """The node's root at each height; None where retention pruned it."""
+
+    async def one(h: int) -> bytes | None:
+        try:
+            return await client.state_root(h)
+        except aio.AioRpcError as e:
+            if e.code() == grpc.StatusCode.NOT_FOUND and "pruned" in (e.details() or ""):
+                return None
+            raise
+
+    out: list[bytes | None] = []
     for start in range(0, len(heights), window):
         chunk = heights[start : start + window]
-        out.extend(await asyncio.gather(*(client.state_root(h) for h in chunk)))
+        out.extend(await asyncio.gather(*(one(h) for h in chunk)))
     return out
 
 
@@ -267,15 +323,21 @@ def check_journal(journal: Iterable[dict[str, Any]], blocks: list[Block]) -> Che
     """I3: every acknowledged id is in the log at its acknowledged height and index."""
     r = CheckResult("durability")
     ids = {e.id: (b.height, i) for b in blocks for i, e in enumerate(b.entries)}
-    n = 0
+    first = blocks[0].height if blocks else 1
+    n = pruned = 0
     for record in journal:
         n += 1
         entry_id = bytes.fromhex(record["id"])
         where = ids.get(entry_id)
         want = (int(record["height"]), int(record["index"]))
+        if want[0] < first:
+            pruned += 1  # acknowledged in a block retention deleted
+            continue
         if where != want:
             r.fail(f"acknowledged {record['id']} at {want}, the log has it at {where}")
     r.figures["acknowledged"] = n
+    if pruned:
+        r.figures["before_first_block"] = pruned
     return r
 
 
@@ -309,17 +371,32 @@ async def run_checks(
     async with Client(sequencer, genesis.chain_id) as client:
         head = (await client.status()).height
         await _wait_applied(nodes, head, settle_timeout)
-        msgs = await read_log(client, head)
+        first = max(1, (await client.status()).first_height)
+        try:
+            msgs = await read_log(client, head, first)
+        except aio.AioRpcError as e:  # pruned further while we started: from there
+            if e.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                raise
+            first = max(1, (await client.status()).first_height)
+            msgs = await read_log(client, head, first)
     chain, blocks = check_chain(msgs, genesis)
     checks = [chain, evidence]
     decisions, summary = check_decisions(blocks, genesis)
     checks.append(decisions)
-    checks.append(await check_atomicity(summary, nodes, from_height))
+    retention = genesis.limits.record_retention_blocks
+    checks.append(await check_atomicity(summary, nodes, from_height, retention))
     checks.append(await check_conservation(nodes))
     checks.append(await check_replicas(nodes, from_height))
     if journal is not None:
         checks.append(check_journal(journal, blocks))
-    return Report(checks)
+    notes = []
+    if first > 1:
+        notes.append(
+            f"history pruned below {first}: checked from {first} (block {first} trusted as a"
+            " checkpoint for its parent link; bundles ordered before it not judged; journal"
+            " entries before it not looked up)"
+        )
+    return Report(checks, notes)
 
 
 async def check_equivocation(
@@ -358,6 +435,9 @@ async def check_equivocation(
                 try:
                     logged = await client.get_block(mine.header.height)
                 except aio.AioRpcError as e:
+                    if "pruned" in (e.details() or ""):
+                        r.figures["unchecked_pruned"] = r.figures.get("unchecked_pruned", 0) + 1
+                        continue  # the log no longer holds that height
                     r.fail(f"{node.name} applied height {mine.header.height}: {e.details()}")
                     continue
             if mine.hash != logged.hash and is_signed_header(mine, genesis, genesis_hash):

@@ -76,6 +76,8 @@ def check(
             console.print(f"{mark} {c.name:<13} {figures}")
             for v in c.violations:
                 console.print(f"       [red]{v}[/red]")
+        for note in report.notes:
+            console.print(f"note: {note}")
         if skipped:
             console.print(f"not checked (down): {', '.join(skipped)}")
         console.print(
