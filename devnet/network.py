@@ -9,14 +9,13 @@ import dataclasses
 import functools
 import os
 import signal
+import socket
 import sys
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from devnet import launcher
+from devnet import launcher, starter
 from devnet.manifest import GENESIS, Manifest, ProcessRecord, load_manifest, save_manifest
 from xrollup.errors import InvalidInput, Refused
 from xrollup.genesis import (
@@ -83,114 +82,136 @@ def node_names(genesis: Genesis, replicas: bool) -> list[tuple[str, str]]:
     return names
 
 
-@dataclass
-class _Start:
-    """One process of the devnet to start: its argv on its previous ports, and the
-    argv on any port to start it again with when those are taken (None: it had no
-    previous port)."""
-
-    name: str
-    role: str
-    rollup: str | None
-    proc_dir: Path
-    argv: list[str]
-    argv_any_port: list[str] | None
-    health: bool = True
-
-
-def _on_ports(
-    name: str,
-    role: str,
-    rollup: str | None,
-    proc_dir: Path,
-    listen: str,
-    argv_for: Callable[[str], list[str]],
-    health: bool = True,
-) -> _Start:
-    """A process listening on one port: `listen` (its previous one), else any."""
-    retry = argv_for(ANY_PORT) if listen != ANY_PORT else None
-    return _Start(name, role, rollup, proc_dir, argv_for(listen), retry, health)
-
-
-class _Starter:
-    """The devnet's processes starting side by side: spawn() one, wait() until some
-    are up while watching every one (a failure anywhere raises at once), stop() all
-    of them. One that fails on its previous ports starts again once on any port:
-    another program may hold them now."""
-
-    def __init__(self, data_dir: Path, timeout: float) -> None:
-        self.data_dir = data_dir
-        self.timeout = timeout
-        self.starting: dict[str, tuple[_Start, launcher.Starting]] = {}
-        self.up: dict[str, launcher.Launched] = {}
-        self.spawned: list[launcher.Starting] = []  # every attempt, in order
-
-    def spawn(self, start: _Start, any_port: bool = False) -> None:
-        argv = start.argv_any_port if any_port else start.argv
-        assert argv is not None
-        s = launcher.spawn_process(
-            start.name,
-            start.role,
-            start.rollup,
-            argv,
-            start.proc_dir,
-            self.data_dir / "logs" / f"{start.name}.log",
-            _ready_file(self.data_dir, start.name),
-            self.timeout,
-            health=start.health,
-        )
-        self.starting[start.name] = (start, s)
-        self.spawned.append(s)
-        if any_port:
-            start.argv_any_port = None  # once
-
-    def wait(self, names: list[str]) -> list[launcher.Launched]:
-        while True:
-            for name, (start, s) in list(self.starting.items()):
-                try:
-                    launched = launcher.poll_started(s)
-                except launcher.LaunchError:
-                    if start.argv_any_port is None:
-                        raise
-                    self.spawn(start, any_port=True)
-                    continue
-                if launched is not None:
-                    del self.starting[name]
-                    self.up[name] = launched
-            if all(n in self.up for n in names):
-                return [self.up[n] for n in names]
-            time.sleep(launcher.POLL_S)
-
-    def stop(self) -> None:
-        """Stop every process spawned, the last first (nodes before the sequencer)."""
-        for s in reversed(self.spawned):
-            launcher.stop_pid(s.popen.pid, grace=5.0, popen=s.popen)
-
-
 def _ready_file(data_dir: Path, name: str) -> Path:
     return data_dir / f"{name}.ready"
 
 
-def _proxy_start(
-    data_dir: Path, target: str, names: list[str], previous: Manifest | None
-) -> _Start:
-    """The fault proxy: one route per node to the sequencer, on the same ports as
-    the previous run of this devnet when it had them. Its fault file is written by
-    the first fault (the proxy reads none as no faults)."""
-    old = previous.get(PROXY) if previous else None
-    old_routes = dict(parse_routes(old.argv)) if old else {}
-    faults = data_dir / FAULTS
-    ready = _ready_file(data_dir, PROXY)
-    wanted = {n: old_routes.get(n, ANY_PORT) for n in names}
-    any_port = {n: ANY_PORT for n in names}
-    return _Start(
-        PROXY,
-        PROXY,
-        None,
-        data_dir,
-        launcher.proxy_argv(target, wanted, faults, ready),
-        None if wanted == any_port else launcher.proxy_argv(target, any_port, faults, ready),
-        health=False,
+def _log_file(data_dir: Path, name: str) -> Path:
+    return data_dir / "logs" / f"{name}.log"
+
+
+def free_address() -> str:
+    """A loopback HOST:PORT free right now, for a process to listen on (if another
+    program takes it first, the process starts again on any port)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+def _starts(
+    data_dir: Path,
+    genesis_path: Path,
+    names: list[tuple[str, str]],
+    previous: Manifest | None,
+    block_interval_ms: int | None,
+    explorer: bool,
+) -> list[starter.Start]:
+    """Every process of the devnet, in devnet.json's order, on last time's ports.
+    The sequencer and the proxy's routes, which others connect to, get ports chosen
+    now when they had none, so that every process can start at once."""
+
+    def old(name: str) -> str | None:
+        rec = previous.get(name) if previous else None
+        return rec.endpoint if rec else None
+
+    def own(listen: str, any_port: bool) -> str:
+        return ANY_PORT if any_port else listen
+
+    seq_dir = data_dir / "sequencer"
+    seq_listen = old("sequencer") or free_address()
+    old_proxy = previous.get(PROXY) if previous else None
+    old_routes = dict(parse_routes(old_proxy.argv)) if old_proxy else {}
+    routes = {n: old_routes.get(n) or free_address() for n, _ in names}
+    faults = data_dir / FAULTS  # written by the first fault: the proxy reads none as no faults
+    out = [
+        starter.Start(
+            "sequencer",
+            "sequencer",
+            None,
+            seq_dir,
+            _log_file(data_dir, "sequencer"),
+            _ready_file(data_dir, "sequencer"),
+            argv_for=lambda known, any_port: launcher.sequencer_argv(
+                own(seq_listen, any_port),
+                seq_dir,
+                _ready_file(data_dir, "sequencer"),
+                genesis_path,
+                block_interval_ms,
+            ),
+            offers={"sequencer": seq_listen},
+            offered=lambda p: {"sequencer": p.endpoint},
+            movable=True,
+        ),
+        starter.Start(
+            PROXY,
+            PROXY,
+            None,
+            data_dir,
+            _log_file(data_dir, PROXY),
+            _ready_file(data_dir, PROXY),
+            argv_for=lambda known, any_port: launcher.proxy_argv(
+                known["sequencer"],
+                {n: own(listen, any_port) for n, listen in routes.items()},
+                faults,
+                _ready_file(data_dir, PROXY),
+            ),
+            needs=("sequencer",),
+            offers={f"route {n}": listen for n, listen in routes.items()},
+            offered=lambda p: {f"route {n}": listen for n, listen in p.info["routes"].items()},
+            movable=True,
+            health=False,
+        ),
+    ]
+    for name, rollup in names:
+        node_dir, listen = data_dir / name, old(name) or ANY_PORT
+        argv_for = functools.partial(_node_argv, rollup, name, listen, node_dir, genesis_path)
+        out.append(
+            starter.Start(
+                name,
+                "node",
+                rollup,
+                node_dir,
+                _log_file(data_dir, name),
+                _ready_file(data_dir, name),
+                argv_for=argv_for,
+                needs=(f"route {name}",),
+                movable=listen != ANY_PORT,
+            )
+        )
+    if explorer:
+        explorer_listen = old(EXPLORER) or ANY_PORT
+        out.append(
+            starter.Start(
+                EXPLORER,
+                EXPLORER,
+                None,
+                data_dir,
+                _log_file(data_dir, EXPLORER),
+                _ready_file(data_dir, EXPLORER),
+                argv_for=lambda known, any_port: _explorer_argv(
+                    data_dir, known["sequencer"], own(explorer_listen, any_port)
+                ),
+                needs=("sequencer",),
+                movable=explorer_listen != ANY_PORT,
+                health=False,
+            )
+        )
+    return out
+
+
+def _node_argv(
+    rollup: str,
+    name: str,
+    listen: str,
+    node_dir: Path,
+    genesis: Path,
+    known: Mapping[str, str],
+    any_port: bool,
+) -> list[str]:
+    ready = _ready_file(node_dir.parent, name)
+    sequencer = known[f"route {name}"]  # its route through the proxy
+    return launcher.node_argv(
+        rollup, sequencer, ANY_PORT if any_port else listen, node_dir, ready, genesis
     )
 
 
@@ -249,64 +270,10 @@ def start_devnet(
     genesis_path, genesis = ensure_genesis(data_dir, genesis)
     previous = load_manifest(data_dir)
 
-    def old_listen(name: str) -> str:
-        rec = previous.get(name) if previous else None
-        return rec.endpoint if rec else ANY_PORT
-
     names = node_names(genesis, replicas)
-    starter = _Starter(data_dir, timeout)
-    try:
-        starter.spawn(
-            _on_ports(
-                "sequencer",
-                "sequencer",
-                None,
-                data_dir / "sequencer",
-                old_listen("sequencer"),
-                lambda listen: launcher.sequencer_argv(
-                    listen,
-                    data_dir / "sequencer",
-                    _ready_file(data_dir, "sequencer"),
-                    genesis_path,
-                    block_interval_ms,
-                ),
-            )
-        )
-        [seq] = starter.wait(["sequencer"])
-        # Once the sequencer is up, the rest start side by side: the proxy and the
-        # explorer at once, the nodes as soon as the proxy has bound their routes.
-        starter.spawn(_proxy_start(data_dir, seq.endpoint, [n for n, _ in names], previous))
-        if explorer:
-            starter.spawn(
-                _on_ports(
-                    EXPLORER,
-                    EXPLORER,
-                    None,
-                    data_dir,
-                    old_listen(EXPLORER),
-                    functools.partial(_explorer_argv, data_dir, seq.endpoint),
-                    health=False,
-                )
-            )
-        [proxy] = starter.wait([PROXY])
-        _pin_routes(proxy, data_dir, seq.endpoint)
-        routes: dict[str, str] = proxy.info["routes"]
-        for name, rollup in names:
-            node_dir = data_dir / name
-            argv_for = functools.partial(
-                launcher.node_argv,
-                rollup,
-                routes[name],
-                data_dir=node_dir,
-                ready_file=_ready_file(data_dir, name),
-                genesis=genesis_path,
-            )
-            starter.spawn(_on_ports(name, "node", rollup, node_dir, old_listen(name), argv_for))
-        order = ["sequencer", PROXY, *(n for n, _ in names)] + ([EXPLORER] if explorer else [])
-        started = starter.wait(order)
-    except BaseException:
-        starter.stop()
-        raise
+    starts = _starts(data_dir, genesis_path, names, previous, block_interval_ms, explorer)
+    started = starter.start_all(starts, timeout)
+    _pin_routes(started[1], data_dir, started[0].endpoint)
     manifest = Manifest(
         str(data_dir),
         genesis.chain_id,

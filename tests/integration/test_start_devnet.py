@@ -1,17 +1,20 @@
-"""start_devnet starts the proxy, the explorer and the nodes side by side once the
-sequencer is up: a process that fails at start stops every one started and names
-itself and its log; a restart puts every process on its previous ports, and one
-whose port another program holds now moves alone."""
+"""start_devnet starts every process at once: a process that fails at start stops
+every one started and names itself and its log; a restart puts every process on
+its previous ports; a process whose port another program holds now starts again on
+any port, and those that connect to it start again with its new address."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
 from pathlib import Path
 
 import pytest
 
 from devnet import launcher, network
 from devnet.manifest import MANIFEST, Manifest, ProcessRecord
+from devnet.status import node_status
 
 ORDER = ["sequencer", "proxy", "alpha", "beta", "explorer"]
 
@@ -65,7 +68,7 @@ def test_a_node_failing_at_start_stops_everything_started(
     assert not (d / MANIFEST).exists()
 
 
-def test_restart_reuses_every_port_and_a_taken_one_moves_alone(tmp_path: Path) -> None:
+def test_restart_reuses_every_port(tmp_path: Path) -> None:
     d = tmp_path / "dn"
     first = network.start_devnet(d, timeout=60.0)
     try:
@@ -77,17 +80,54 @@ def test_restart_reuses_every_port_and_a_taken_one_moves_alone(tmp_path: Path) -
     try:
         assert [p.name for p in second.processes] == ORDER
         assert ports(second) == ports(first)
+        assert all(h > 0 for h in node_heights(second).values())
     finally:
         network.stop_devnet(d)
 
-    host, _, port = get(first, "alpha").endpoint.rpartition(":")
+
+@pytest.mark.parametrize(
+    ("held", "moved"),
+    [
+        ("alpha", {"alpha"}),  # nobody connects to a node at start: it moves alone
+        ("sequencer", {"sequencer"}),  # the proxy and the explorer start again with its address
+        # The proxy moves every route (its endpoint is its first); the nodes follow.
+        ("route alpha", {"proxy", "route alpha", "route beta"}),
+    ],
+)
+def test_a_taken_port_moves_its_process_and_who_connects_to_it_follows(
+    tmp_path: Path, held: str, moved: set[str]
+) -> None:
+    d = tmp_path / "dn"
+    first = network.start_devnet(d, timeout=60.0)
+    network.stop_devnet(d)
+    host, _, port = ports(first)[held].rpartition(":")
     with socket.socket() as squatter:
         squatter.bind((host, int(port)))
         squatter.listen()
-        third = network.start_devnet(d, timeout=60.0)
+        second = network.start_devnet(d, timeout=60.0)
     try:
-        moved = {k for k, v in ports(third).items() if ports(first)[k] != v}
-        assert moved == {"alpha"}
-        assert launcher.check_health(get(third, "alpha").endpoint)
+        now = ports(second)
+        assert {k for k, v in now.items() if ports(first)[k] != v} == moved
+        seq = get(second, "sequencer").endpoint
+        assert flag(get(second, "proxy").argv, "--target") == seq
+        assert flag(get(second, "explorer").argv, "--sequencer") == seq
+        for node in ("alpha", "beta"):
+            assert flag(get(second, node).argv, "--sequencer") == now[f"route {node}"]
+        assert all(h > 0 for h in node_heights(second).values())  # they follow the chain
     finally:
         network.stop_devnet(d)
+
+
+def flag(argv: list[str], name: str) -> str:
+    return argv[argv.index(name) + 1]
+
+
+def node_heights(manifest: Manifest, timeout: float = 20.0) -> dict[str, int]:
+    """Each node's applied height once every one has applied a block (or the timeout)."""
+    nodes = [p for p in manifest.processes if p.role == "node"]
+    deadline = time.monotonic() + timeout
+    while True:
+        heights = {p.name: asyncio.run(node_status(p.endpoint))["height"] or 0 for p in nodes}
+        if all(heights.values()) or time.monotonic() > deadline:
+            return heights
+        time.sleep(0.1)
