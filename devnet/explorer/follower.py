@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import grpc
 from grpc import aio
 
 from devnet.explorer.index import ChainIndex, verify_summary
@@ -26,17 +27,28 @@ def describe_error(e: BaseException) -> str:
 
 async def follow_chain(sources: Sources, index: ChainIndex) -> None:
     """Index blocks until cancelled: from the head less the index's capacity on
-    the first start, from the block after the last indexed one after an error."""
+    the first start (not below the first block the sequencer keeps, whose parent
+    link is then taken as it is: retention), from the block after the last indexed
+    one after an error, and afresh when the sequencer has pruned past that."""
     while True:
         try:
             client = sources.sequencer()
+            parent: bytes | None
             if index.head:
                 start, parent = index.head + 1, index.head_hash or GENESIS_PARENT
             else:
-                head = (await client.status()).height
-                start = max(1, head - index.max_blocks + 1)
-                parent = GENESIS_PARENT if start == 1 else (await client.get_block(start - 1)).hash
+                status = await client.status()
+                first = max(1, status.first_height)
+                start = max(first, status.height - index.max_blocks + 1)
+                if start == 1:
+                    parent = GENESIS_PARENT
+                elif start > first:
+                    parent = (await client.get_block(start - 1)).hash
+                else:
+                    parent = None  # the first block kept: a checkpoint
             async for msg in client.follow(start):
+                if parent is None:
+                    parent = bytes(msg.header.parent_hash)
                 block, ok, note = verify_summary(msg, sources.genesis, sources.genesis_hash, parent)
                 if not ok:
                     log.warning("block %d does not verify: %s", block.height, note)
@@ -46,6 +58,13 @@ async def follow_chain(sources: Sources, index: ChainIndex) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as e:  # the sequencer down or gone: say so, try again
+            if (
+                isinstance(e, aio.AioRpcError)
+                and e.code() == grpc.StatusCode.FAILED_PRECONDITION
+                and "pruned" in (e.details() or "")
+            ):
+                log.warning("the sequencer pruned past block %d: indexing afresh", index.head + 1)
+                index.clear()
             index.stream_error = describe_error(e)
             log.warning("block stream: %s; again in %.0f s", index.stream_error, RETRY_S)
             await asyncio.sleep(RETRY_S)

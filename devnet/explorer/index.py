@@ -1,9 +1,11 @@
 """The explorer's in-memory index of the block stream: a summary of each recent
 block, where each entry was ordered, the entries and positions each address
 touches, and the votes and decision of each bundle. Bounded: the oldest blocks
-(and everything they added) leave once there are more than `max_blocks` blocks or
-`max_entries` entries. Pure: the follower (devnet/explorer/follower.py) feeds it
-verified blocks; time is an argument."""
+(and everything they added) leave once there are more than `max_blocks` blocks,
+`max_entries` entries or `max_bytes` bytes as estimated (compute_index_bytes,
+measured with tracemalloc: ~470 bytes per transfer, ~950 per option bundle), so
+its memory does not grow with history. Pure: the follower
+(devnet/explorer/follower.py) feeds it verified blocks; time is an argument."""
 
 from __future__ import annotations
 
@@ -26,6 +28,10 @@ from xrollup.verify import verify_block
 
 MAX_BLOCKS = 10_000
 MAX_ENTRIES = 200_000
+MAX_BYTES = 64 * 1024 * 1024
+# What the index holds per block, per entry, and per address, position and vote an
+# entry files (Python objects, estimated from tracemalloc on transfers and bundles).
+BLOCK_BYTES, ENTRY_BYTES, ADDRESS_BYTES, POSITION_BYTES, VOTE_BYTES = 400, 300, 80, 160, 120
 RATE_WINDOW_MS = 10_000
 RECENT = 50  # recent bundles and non-empty blocks kept for the home page
 
@@ -42,6 +48,7 @@ class BlockSummary:
     verified: bool
     note: str  # why verification failed ("" when it passed)
     entry_ids: tuple[bytes, ...]
+    index_bytes: int = 0  # what filing it took in the index, as estimated
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -107,6 +114,8 @@ def verify_summary(
 class ChainIndex:
     max_blocks: int = MAX_BLOCKS
     max_entries: int = MAX_ENTRIES
+    max_bytes: int = MAX_BYTES
+    held_bytes: int = 0  # the estimated size of what the index holds
     blocks: dict[int, BlockSummary] = field(default_factory=dict)  # oldest first
     entries: dict[bytes, EntryRef] = field(default_factory=dict)
     by_address: dict[bytes, dict[bytes, None]] = field(default_factory=dict)  # ordered sets
@@ -134,6 +143,7 @@ class ChainIndex:
         height = int(block.height)
         assert not self.blocks or height == self.head + 1, f"block {height} after {self.head}"
         counts: dict[str, int] = {}
+        size = BLOCK_BYTES
         for index, entry in enumerate(block.entries):
             kind = compute_kind(entry)
             counts[kind] = counts.get(kind, 0) + 1
@@ -146,6 +156,7 @@ class ChainIndex:
                 compute_positions(entry),
             )
             self.entries.setdefault(entry.id, ref)
+            size += compute_index_bytes(ref)
             for a in ref.addresses:
                 self.by_address.setdefault(a, {})[entry.id] = None
             for address, what, position, rollup in ref.positions:
@@ -158,6 +169,7 @@ class ChainIndex:
                         self.votes.setdefault(v.bundle_id, []).append(
                             VoteRef(entry.body.rollup, height, v.yes, v.code.name)
                         )
+                        size += VOTE_BYTES
             elif isinstance(entry, Decision) and entry.bundle_id in self.entries:
                 self.decisions.setdefault(
                     entry.bundle_id, DecisionRef(height, entry.commit, entry.code.name)
@@ -173,18 +185,35 @@ class ChainIndex:
             verified,
             note,
             tuple(e.id for e in block.entries),
+            size,
         )
         self.blocks[height] = summary
+        self.held_bytes += size
         if block.entries:
             self.busy_blocks.append(height)
         while len(self.blocks) > 1 and (
-            len(self.blocks) > self.max_blocks or len(self.entries) > self.max_entries
+            len(self.blocks) > self.max_blocks
+            or len(self.entries) > self.max_entries
+            or self.held_bytes > self.max_bytes
         ):
             self._evict_oldest()
         return summary
 
+    def clear(self) -> None:
+        """Forget every block (the follower starts again from a new window)."""
+        self.blocks.clear()
+        self.entries.clear()
+        self.by_address.clear()
+        self.positions.clear()
+        self.votes.clear()
+        self.decisions.clear()
+        self.recent_bundles.clear()
+        self.busy_blocks.clear()
+        self.held_bytes = 0
+
     def _evict_oldest(self) -> None:
         oldest = self.blocks.pop(self.first)
+        self.held_bytes -= oldest.index_bytes
         for entry_id in oldest.entry_ids:
             ref = self.entries.get(entry_id)
             if ref is None or ref.height != oldest.height:
@@ -236,6 +265,11 @@ class ChainIndex:
     def address_positions(self, address: bytes) -> list[tuple[str, bytes, str]]:
         """(kind, id, rollup) of every lien and option the address touches."""
         return [(k, i, r) for (k, i), r in self.positions.get(address, {}).items()]
+
+
+def compute_index_bytes(ref: EntryRef) -> int:
+    """About what filing one entry takes in the index, in bytes."""
+    return ENTRY_BYTES + ADDRESS_BYTES * len(ref.addresses) + POSITION_BYTES * len(ref.positions)
 
 
 def compute_rates(

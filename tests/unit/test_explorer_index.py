@@ -127,3 +127,21 @@ def test_rates_count_the_blocks_of_the_last_window_by_header_time() -> None:
     assert compute_rates(iter(()), now).blocks_per_s == 0.0
     young = compute_rates(index.newest_first(), T0 + 500 * 30, window_ms=60_000)
     assert young.blocks_per_s == round(30 / 14.5, 1)  # the window is as old as the index
+
+
+def test_the_index_is_bounded_in_estimated_bytes_and_can_start_afresh() -> None:
+    msgs, parent = [], GENESIS_PARENT
+    for h in range(1, 31):
+        tx = build_transfer(A0, "alpha", A1.address, "USDC", h, 100, nonce=h)
+        msg = seal(h, parent, [pb.Entry(tx=tx)])
+        msgs.append(msg)
+        parent = bytes(msg.hash)
+    one_block = file_blocks(ChainIndex(), msgs[:1])[0].index_bytes
+    assert one_block == 400 + 300 + 2 * 80  # a block, a transfer, its two addresses
+    index = ChainIndex(max_bytes=10 * one_block)
+    file_blocks(index, msgs)
+
+    assert (index.first, index.head, len(index.blocks)) == (21, 30, 10)
+    assert index.held_bytes == 10 * one_block and len(index.entries) == 10
+    index.clear()
+    assert (index.head, index.held_bytes, index.entries, index.by_address) == (0, 0, {}, {})
