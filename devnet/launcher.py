@@ -51,15 +51,21 @@ def sequencer_argv(
     genesis: Path | None,
     block_interval_ms: int | None = None,
     metrics_listen: str | None = METRICS_ANY_PORT,
+    retain_blocks: int | None = None,
 ) -> list[str]:
-    """The sequencer's command line; metrics_listen None: no metrics."""
+    """The sequencer's command line; metrics_listen None: no metrics; retain_blocks
+    None: the sequencer's default retention."""
     argv = [sys.executable, "-m", "sequencer", "--listen", listen, "--data-dir", str(data_dir)]
     argv += ["--ready-file", str(ready_file)]
     if genesis is not None:
         argv += ["--genesis", str(genesis)]
     if block_interval_ms is not None:
         argv += ["--block-interval-ms", str(block_interval_ms)]
-    return argv + _metrics_args(metrics_listen)
+    return argv + _retain_args(retain_blocks) + _metrics_args(metrics_listen)
+
+
+def _retain_args(retain_blocks: int | None) -> list[str]:
+    return ["--retain-blocks", str(retain_blocks)] if retain_blocks is not None else []
 
 
 def _metrics_args(metrics_listen: str | None) -> list[str]:
@@ -283,13 +289,15 @@ def node_argv(
     ready_file: Path,
     genesis: Path | None,
     metrics_listen: str | None = METRICS_ANY_PORT,
+    retain_blocks: int | None = None,
 ) -> list[str]:
-    """A node's command line; metrics_listen None: no metrics."""
+    """A node's command line; metrics_listen None: no metrics; retain_blocks None:
+    the node's default retention."""
     argv = [sys.executable, "-m", "rollup_node", "--rollup", rollup, "--sequencer", sequencer]
     argv += ["--listen", listen, "--data-dir", str(data_dir), "--ready-file", str(ready_file)]
     if genesis is not None:
         argv += ["--genesis", str(genesis)]
-    return argv + _metrics_args(metrics_listen)
+    return argv + _retain_args(retain_blocks) + _metrics_args(metrics_listen)
 
 
 def proxy_argv(
@@ -298,11 +306,15 @@ def proxy_argv(
     faults: Path,
     ready_file: Path,
     metrics_listen: str | None = METRICS_ANY_PORT,
+    devnet_dir: Path | None = None,
 ) -> list[str]:
-    """The proxy's command line; metrics_listen None: no metrics."""
+    """The proxy's command line; metrics_listen None: no metrics; devnet_dir: the
+    devnet whose prune floor it keeps (devnet/retention.py), None: none."""
     argv = [sys.executable, "-m", "devnet.proxy", "--target", target, "--faults", str(faults)]
     for name, listen in routes.items():
         argv += ["--route", f"{name}={listen}"]
+    if devnet_dir is not None:
+        argv += ["--devnet-dir", str(devnet_dir)]
     return [*argv, "--ready-file", str(ready_file), *_metrics_args(metrics_listen)]
 
 

@@ -105,6 +105,7 @@ def _starts(
     previous: Manifest | None,
     block_interval_ms: int | None,
     explorer: bool,
+    retain_blocks: int | None = None,
 ) -> list[starter.Start]:
     """Every process of the devnet, in devnet.json's order, on last time's ports.
     The sequencer and the proxy's routes, which others connect to, get ports chosen
@@ -137,6 +138,7 @@ def _starts(
                 _ready_file(data_dir, "sequencer"),
                 genesis_path,
                 block_interval_ms,
+                retain_blocks=retain_blocks,
             ),
             offers={"sequencer": seq_listen},
             offered=lambda p: {"sequencer": p.endpoint},
@@ -154,6 +156,7 @@ def _starts(
                 {n: own(listen, any_port) for n, listen in routes.items()},
                 faults,
                 _ready_file(data_dir, PROXY),
+                devnet_dir=data_dir,
             ),
             needs=("sequencer",),
             offers={f"route {n}": listen for n, listen in routes.items()},
@@ -164,7 +167,9 @@ def _starts(
     ]
     for name, rollup in names:
         node_dir, listen = data_dir / name, old(name) or ANY_PORT
-        argv_for = functools.partial(_node_argv, rollup, name, listen, node_dir, genesis_path)
+        argv_for = functools.partial(
+            _node_argv, rollup, name, listen, node_dir, genesis_path, retain_blocks
+        )
         out.append(
             starter.Start(
                 name,
@@ -205,20 +210,26 @@ def _node_argv(
     listen: str,
     node_dir: Path,
     genesis: Path,
+    retain_blocks: int | None,
     known: Mapping[str, str],
     any_port: bool,
 ) -> list[str]:
     ready = _ready_file(node_dir.parent, name)
     sequencer = known[f"route {name}"]  # its route through the proxy
+    listen = ANY_PORT if any_port else listen
     return launcher.node_argv(
-        rollup, sequencer, ANY_PORT if any_port else listen, node_dir, ready, genesis
+        rollup, sequencer, listen, node_dir, ready, genesis, retain_blocks=retain_blocks
     )
 
 
 def _pin_routes(p: launcher.Launched, data_dir: Path, target: str) -> launcher.Launched:
     """The proxy's argv with every route on the port it bound, so a restart reuses it."""
     argv = launcher.proxy_argv(
-        target, p.info["routes"], data_dir / FAULTS, _ready_file(data_dir, PROXY)
+        target,
+        p.info["routes"],
+        data_dir / FAULTS,
+        _ready_file(data_dir, PROXY),
+        devnet_dir=data_dir,
     )
     p.argv = launcher.pin_metrics_listen(argv, p.info)
     return p
@@ -261,17 +272,22 @@ def start_devnet(
     timeout: float = 30.0,
     explorer: bool = True,
     genesis: Genesis | None = None,
+    retain_blocks: int | None = None,
 ) -> Manifest:
     """Start the sequencer and the nodes (and, unless explorer=False, the web
     explorer), wait until each is healthy, write devnet.json. On any failure, stop
-    what was started and raise LaunchError. `genesis`: see ensure_genesis."""
+    what was started and raise LaunchError. `genesis`: see ensure_genesis.
+    `retain_blocks`: the sequencer's and every node's --retain-blocks (None: their
+    default, 0: keep everything); the proxy keeps the sequencer's prune floor."""
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     genesis_path, genesis = ensure_genesis(data_dir, genesis)
     previous = load_manifest(data_dir)
 
     names = node_names(genesis, replicas)
-    starts = _starts(data_dir, genesis_path, names, previous, block_interval_ms, explorer)
+    starts = _starts(
+        data_dir, genesis_path, names, previous, block_interval_ms, explorer, retain_blocks
+    )
     started = starter.start_all(starts, timeout)
     _pin_routes(started[1], data_dir, started[0].endpoint)
     manifest = Manifest(

@@ -14,6 +14,9 @@ One route per node, two layers per route:
   bytes, except that the StreamBlocks responses are decoded and tampered
   according to the route's byzantine mode (devnet/tamper.py).
 
+With --devnet-dir it also keeps the sequencer's prune floor (devnet/retention.py):
+it is the one devnet process that always runs beside the sequencer.
+
 The fault state is a JSON file (DIR/faults.json) the proxy re-reads every
 50 ms; read_faults / write_faults below are the one place for its format:
     {"routes": {"alpha": {"partitioned": false, "delay_ms": 0, "byzantine": "corrupt"}}}
@@ -43,6 +46,7 @@ from grpc import aio
 from grpc_health.v1 import health_pb2
 
 from devnet.proxy_metrics import ProxyMetrics
+from devnet.retention import keep_prune_floor
 from devnet.tamper import MODES, Tamperer
 from xrollup.client import CHANNEL_OPTIONS
 from xrollup.genesis import load_genesis
@@ -314,6 +318,7 @@ async def serve(
     ready: Path | None,
     genesis: Path | None,
     metrics_listen: str | None = None,
+    devnet_dir: Path | None = None,
 ) -> None:
     tamperer = Tamperer(load_genesis(genesis))
     metrics_server = None
@@ -349,10 +354,19 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    floor = (
+        asyncio.create_task(keep_prune_floor(devnet_dir, target), name="prune-floor")
+        if devnet_dir is not None
+        else None
+    )
     while not stop.is_set():
         apply_faults(routes, read_faults(faults))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), POLL_S)
+    if floor is not None:
+        floor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await floor
     for server in servers:
         server.close()
     for relay in relays:
@@ -368,6 +382,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--faults", type=Path, required=True, help="the fault state file")
     p.add_argument("--genesis", type=Path, default=None, help="default: genesis.json beside it")
     p.add_argument("--ready-file", type=Path, default=None)
+    p.add_argument(
+        "--devnet-dir",
+        type=Path,
+        default=None,
+        help="keep the sequencer's prune floor at the lowest applied height of this"
+        " devnet's nodes and its snapshots' heights (devnet/retention.py)",
+    )
     add_metrics_argument(p)
     args = p.parse_args(argv)
     logging.basicConfig(
@@ -388,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
             args.ready_file,
             genesis if genesis.exists() else None,
             args.metrics_listen,
+            args.devnet_dir,
         )
     )
     return 0

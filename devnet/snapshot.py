@@ -26,7 +26,7 @@ from typing import Any
 
 from grpc import aio
 
-from devnet import launcher, network
+from devnet import launcher, network, retention
 from devnet.manifest import GENESIS, Manifest, ProcessRecord, load_manifest
 from xrollup.client import Client, NodeClient, SnapshotClient
 from xrollup.errors import AlreadyExists, NotFound, Refused, XrollupError
@@ -229,6 +229,7 @@ async def save_snapshot(
     async with Client(seq.endpoint, genesis.chain_id) as client:
         status = await client.status()
     height = status.height + compute_ahead_blocks(status.block_interval_ms)
+    retention.hold_floor(data_dir, name, height)  # the sequencer keeps blocks after it
 
     async def one(endpoint: str) -> snpb.SaveSnapshotResponse:
         async with SnapshotClient(endpoint) as c:
@@ -251,6 +252,7 @@ async def save_snapshot(
     if failed:
         for p, _ in saved:
             shutil.rmtree(written[p.name], ignore_errors=True)
+        retention.release_floor(data_dir, name)
         raise SnapshotFailed(f"snapshot {name!r} at height {height} failed: {'; '.join(failed)}")
     pieces = tuple(
         Piece(p.name, p.role, p.rollup, bytes(r.state_root), int(r.keys)) for p, r in saved
@@ -281,6 +283,8 @@ async def save_snapshot(
         for p in procs:
             shutil.rmtree(written[p.name], ignore_errors=True)
         raise
+    finally:
+        retention.release_floor(data_dir, name)  # the snapshot holds it now, or failed
     return info
 
 

@@ -130,6 +130,15 @@ def wanted_genesis(rollups_text: str | None, genesis_file: Path | None) -> Genes
     help="Start from a snapshot (`devnet snapshot list`, or a snapshot's directory from"
     " another devnet), at its height; DIR must hold no running devnet.",
 )
+@click.option(
+    "--retain-blocks",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="The sequencer deletes blocks older than the last N once every node and snapshot"
+    " is past them; each node keeps the roots, headers and receipts of its last N heights;"
+    " 0 keeps everything (default: 10,000; see README, Retention).",
+)
 @BASE_UNITS_OPTION
 @JSON_OPTION
 @handle_errors
@@ -142,6 +151,7 @@ def up(
     timeout: float,
     explorer: bool,
     from_snapshot: str | None,
+    retain_blocks: int | None,
     base_units: bool,
     as_json: bool,
 ) -> None:
@@ -156,6 +166,12 @@ def up(
     manifest = read_manifest(data_dir)
     running = network.running_processes(manifest)
     if from_snapshot is not None:
+        if retain_blocks is not None:
+            fail(
+                "--retain-blocks conflicts with --from-snapshot (a restored devnet keeps the"
+                " defaults for now)",
+                code=2,
+            )
         args = (wanted, replicas, block_interval_ms, running, timeout, explorer, as_json)
         up_from_snapshot(data_dir, from_snapshot, *args)
         return
@@ -171,7 +187,7 @@ def up(
             )
         return
     manifest = network.start_devnet(
-        data_dir, replicas, block_interval_ms, timeout, explorer, wanted
+        data_dir, replicas, block_interval_ms, timeout, explorer, wanted, retain_blocks
     )
     genesis = read_genesis(data_dir)
     units = Units(genesis, base_units)
