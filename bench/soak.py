@@ -3,7 +3,9 @@
     .venv/bin/python bench/soak.py --json                  # 1,000,000 transactions, both runs
     .venv/bin/python bench/soak.py --count 100000          # a shorter soak
 
-Per run (retention on, then off; the same pre-signed transactions each time):
+Per run (retention on: `--retain` blocks, 1,000 by default, for the sequencer's
+blocks, the nodes' roots, headers and receipts and finished records in state; then
+off: everything kept; the same pre-signed transactions each time):
 
   - a fresh devnet of 4 rollups (alpha, beta, gamma, delta; `devnet up` as users
     start it: sequencer, proxy, one node per rollup, the explorer) plus a second
@@ -31,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -153,23 +156,21 @@ async def submit_all(
 # ---------------------------------------------------------------- one run
 
 
-def start_devnet(d: Path, retention: bool) -> Manifest:
-    """The 4-rollup devnet, retention on (the defaults) or off (keep everything)."""
+def start_devnet(d: Path, retain: int) -> Manifest:
+    """The 4-rollup devnet keeping `retain` blocks of history (sequencer blocks,
+    node roots, headers and receipts, finished records in state); 0 keeps all."""
     d.mkdir(parents=True)
-    (d / "genesis.json").write_text(encode_genesis(dev_genesis(rollups=ROLLUPS)))
-    return network.start_devnet(d, **retention_options(retention))
+    genesis = dev_genesis(rollups=ROLLUPS)
+    genesis = replace(genesis, limits=replace(genesis.limits, record_retention_blocks=retain))
+    (d / "genesis.json").write_text(encode_genesis(genesis))
+    return network.start_devnet(d, retain_blocks=retain)
 
 
-def retention_options(retention: bool) -> dict[str, Any]:
-    """start_devnet's keyword arguments for retention on or off."""
-    return {} if retention else {"retain_blocks": 0}
-
-
-def run_once(tmp: Path, txs: list[bytes], retention: bool) -> dict[str, Any]:
-    label = "on" if retention else "off"
-    d = tmp / f"retention-{label}"
+def run_once(tmp: Path, txs: list[bytes], retain: int) -> dict[str, Any]:
+    label = f"on ({retain} blocks)" if retain else "off"
+    d = tmp / f"retention-{retain}"
     log(f"retention {label}: starting a {len(ROLLUPS)}-rollup devnet in {d}")
-    manifest = start_devnet(d, retention)
+    manifest = start_devnet(d, retain)
     full = None
     try:
         seq = manifest.get("sequencer")
@@ -183,6 +184,7 @@ def run_once(tmp: Path, txs: list[bytes], retention: bool) -> dict[str, Any]:
             full_dir,
             d / "alpha-full.ready",
             d / "genesis.json",
+            retain_blocks=retain,
         )
         full = launcher.start_process(
             "alpha-full",
@@ -223,7 +225,7 @@ def run_once(tmp: Path, txs: list[bytes], retention: bool) -> dict[str, Any]:
         cpu = {n: cpu_seconds(procs[n][0]) - cpu0[n] for n in cpu0}
         disk = {n: disk_bytes(path) for n, (_, path) in procs.items()}
         return {
-            "retention": retention,
+            "retain_blocks": retain,
             "transactions": acked,
             "seconds": round(seconds, 1),
             "acked_per_s": round(acked / seconds),
@@ -265,6 +267,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--count", type=int, default=1_000_000, help="transactions per run")
     ap.add_argument("--runs", choices=("both", "on", "off"), default="both", help="retention runs")
+    ap.add_argument(
+        "--retain",
+        type=int,
+        default=1_000,
+        help="blocks of history kept in the 'on' run (the default window, 10,000, is"
+        " longer than a million transfers take at 20 ms blocks)",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
     load_at_start = os.getloadavg()[0]
@@ -272,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     txs = sign_all(args.count)
     log(f"signed in {time.perf_counter() - t:.1f} s")
-    runs = {"both": (True, False), "on": (True,), "off": (False,)}[args.runs]
+    runs = {"both": (args.retain, 0), "on": (args.retain,), "off": (0,)}[args.runs]
     with tempfile.TemporaryDirectory(prefix="xrollup-soak-") as tmp:
         results = [run_once(Path(tmp), txs, r) for r in runs]
     report = {
