@@ -109,7 +109,8 @@ def _starts(
 ) -> list[starter.Start]:
     """Every process of the devnet, in devnet.json's order, on last time's ports.
     The sequencer and the proxy's routes, which others connect to, get ports chosen
-    now when they had none, so that every process can start at once."""
+    now when they had none, so that the proxy can start beside the sequencer; the
+    nodes and the explorer start once what they stream from is up."""
 
     def old(name: str) -> str | None:
         rec = previous.get(name) if previous else None
@@ -180,6 +181,7 @@ def _starts(
                 _ready_file(data_dir, name),
                 argv_for=argv_for,
                 needs=(f"route {name}",),
+                after=("sequencer", PROXY),
                 movable=listen != ANY_PORT,
             )
         )
@@ -197,6 +199,7 @@ def _starts(
                     data_dir, known["sequencer"], own(explorer_listen, any_port)
                 ),
                 needs=("sequencer",),
+                after=("sequencer",),
                 movable=explorer_listen != ANY_PORT,
                 health=False,
             )

@@ -1,11 +1,12 @@
 """Starting a devnet's processes side by side: each as soon as the addresses its
-command line names are known, every one watched at once. start_devnet knows most
-addresses before anything runs (the ports each process had last time, or ones
-chosen free just now), so its processes start together instead of one after
-another. A process whose own ports turn out to be taken (another program may hold
-them now) starts again once on any port, and those started with its old address
-start again once it is up; any other failure stops every process started and
-raises LaunchError naming the one that failed and its log."""
+command line names are known and the processes it talks to at once are up, every
+one watched at once. start_devnet knows most addresses before anything runs (the
+ports each process had last time, or ones chosen free just now), so the sequencer
+and the proxy start together, then the nodes and the explorer, instead of one
+after another. A process whose own ports turn out to be taken (another program
+may hold them now) starts again once on any port, and those started with its old
+address start again once it is up; any other failure stops every process started
+and raises LaunchError naming the one that failed and its log."""
 
 from __future__ import annotations
 
@@ -23,10 +24,13 @@ on any port (else on its own: last time's or chosen)."""
 
 @dataclass
 class Start:
-    """One process to start. `offers`: the addresses others reach it at, known
-    before it runs (empty when nobody needs it); `offered`: the same read from the
-    process once up. `movable`: it listens on fixed ports, so a failure may be a
-    taken port and it may start again on any port."""
+    """One process to start. `needs`: the addresses its command line names;
+    `after`: the processes that must be up before it starts (those it connects to
+    as it starts: it would log their absence and back off). `offers`: the
+    addresses others reach it at, known before it runs (empty when nobody needs
+    it); `offered`: the same read from the process once up. `movable`: it listens
+    on fixed ports, so a failure may be a taken port and it may start again on any
+    port."""
 
     name: str
     role: str
@@ -36,6 +40,7 @@ class Start:
     ready_file: Path
     argv_for: ArgvFor
     needs: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
     offers: dict[str, str] = field(default_factory=dict)
     offered: Callable[[launcher.Launched], dict[str, str]] = lambda p: {}
     movable: bool = False
@@ -43,8 +48,9 @@ class Start:
 
 
 def start_all(starts: list[Start], timeout: float) -> list[launcher.Launched]:
-    """Start every process, each once the addresses it needs are known; return
-    them in the order given, all up. On a failure, stop all and raise."""
+    """Start every process, each once the addresses it needs are known and the
+    processes it starts after are up; return them in the order given, all up. On a
+    failure, stop all and raise."""
     run = _Run({s.name: s for s in starts}, timeout)
     try:
         return run.until_all_up()
@@ -67,7 +73,8 @@ class _Run:
         while True:
             for name, s in self.starts.items():
                 waiting = name not in self.up and name not in self.starting
-                if waiting and all(k in self.known for k in s.needs):
+                ready = all(k in self.known for k in s.needs) and all(n in self.up for n in s.after)
+                if waiting and ready:
                     self._spawn(s)
             for name, starting in list(self.starting.items()):
                 if self.starting.get(name) is not starting:

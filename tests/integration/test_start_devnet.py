@@ -1,7 +1,8 @@
-"""start_devnet starts every process at once: a process that fails at start stops
-every one started and names itself and its log; a restart puts every process on
-its previous ports; a process whose port another program holds now starts again on
-any port, and those that connect to it start again with its new address."""
+"""start_devnet starts the sequencer and the proxy at once, then the nodes and the
+explorer: a process that fails at start stops every one started and names itself
+and its log; a restart puts every process on its previous ports; a process whose
+port another program holds now starts again on any port, and those that connect
+to it start again with its new address."""
 
 from __future__ import annotations
 
@@ -74,6 +75,11 @@ def test_restart_reuses_every_port(tmp_path: Path) -> None:
     try:
         assert [p.name for p in first.processes] == ORDER
         assert all(launcher.is_alive(p.pid, p.argv) for p in first.processes)
+        # The nodes and the explorer start once what they stream from is up: none
+        # of them found it missing ("block stream ... failed: UNAVAILABLE").
+        assert all(h > 0 for h in node_heights(first).values())
+        for p in first.processes:
+            assert " WARNING " not in Path(p.log).read_text(), Path(p.log).read_text()
     finally:
         network.stop_devnet(d)
     second = network.start_devnet(d, timeout=60.0)
