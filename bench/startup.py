@@ -23,7 +23,7 @@ Each round times both, in alternating order (devnet, hardhat; then hardhat, devn
                 `npx hardhat node` runs, without npx's own start), from its start to its
                 first answer to eth_chainId, polled every 10 ms. Stopped by its process
                 group (SIGTERM, then SIGKILL).
-  npx           the same through `npx hardhat node`, for the record.
+  npx           (--npx) the same through `npx hardhat node`, for the record.
 
 One uncounted round of each comes first (file caches). The figure of each is the
 median of the rounds; devnet/hardhat is their ratio (the target is <= 1).
