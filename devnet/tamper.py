@@ -43,7 +43,7 @@ from xrollup.genesis import Genesis, compute_genesis_hash
 from xrollup.keys import Keypair, derive_keypair, derive_sequencer_key
 from xrollup.model import ReasonCode
 from xrollup.v1 import types_pb2 as pb
-from xrollup.verify import compute_block_spaces, seal_block
+from xrollup.verify import compute_entry_spaces, seal_block
 
 CORRUPT = "corrupt"
 FORGE_BLOCK = "forge-block"
@@ -135,7 +135,7 @@ class Tamperer:
         at = list(msg.indices) if positions is None else positions
         header = codec.decode_header(h)
         raw = [e.SerializeToString() for e in entries]
-        spaces = compute_block_spaces(pb.Block(entries=entries), self.genesis.rollup_names)
+        spaces = compute_entry_spaces(entries, self.genesis.rollup_names)
         kept = {
             c.rollup: c
             for c in compute_commitments(

@@ -27,7 +27,7 @@ from xrollup.genesis import Genesis, compute_genesis_hash
 from xrollup.keys import Keypair
 from xrollup.model import Bundle, Decision, Vote
 from xrollup.v1 import types_pb2 as pb
-from xrollup.verify import compute_block_spaces, filter_block, seal_entries
+from xrollup.verify import compute_entry_spaces, filter_block, seal_entries
 
 if TYPE_CHECKING:
     from sequencer.metrics import SequencerMetrics
@@ -465,7 +465,7 @@ class Sequencer:
         if self._recent and first <= height <= self._recent[-1].header.height:
             spaces = self._recent_spaces[height - first]
         else:
-            spaces = compute_block_spaces(block, self.genesis.rollup_names)
+            spaces = compute_entry_spaces(block.entries, self.genesis.rollup_names)
         out = filter_block(block, spaces, rollup)
         size = out.ByteSize()
         while self._filtered and self._filtered_bytes + size > FILTERED_CACHE_BYTES:

@@ -6,7 +6,7 @@ header's namespace commitments. A block that fails is never applied."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from xrollup import codec
 from xrollup.blocks import (
@@ -72,10 +72,12 @@ def verify_block(
     return block
 
 
-def compute_block_spaces(msg: pb.Block, rollups: Sequence[str]) -> list[tuple[str, ...]]:
-    """Each entry's namespaces, found by decoding it (a block read from a log
-    rather than sealed here)."""
-    return [compute_entry_namespaces(codec.decode_entry_tolerant(e), rollups) for e in msg.entries]
+def compute_entry_spaces(
+    entries: Iterable[pb.Entry], rollups: Sequence[str]
+) -> list[tuple[str, ...]]:
+    """Each entry's namespaces, found by decoding it (entries read from a log or
+    about to be sealed elsewhere than the sequencer, which knows them from admission)."""
+    return [compute_entry_namespaces(codec.decode_entry_tolerant(e), rollups) for e in entries]
 
 
 def filter_block(msg: pb.Block, spaces: Sequence[tuple[str, ...]], rollup: str) -> pb.Block:
@@ -102,7 +104,7 @@ def seal_block(
     entry's namespaces by decoding it: for tests, test stream servers and the
     byzantine fault tools (the sequencer knows them from admission)."""
     rollups = genesis.rollup_names
-    spaces = compute_block_spaces(pb.Block(entries=entries), rollups)
+    spaces = compute_entry_spaces(entries, rollups)
     return seal_entries(
         entries, spaces, height, parent_hash, timestamp_ms, rollups, genesis_hash, key
     )
@@ -152,7 +154,7 @@ def strip_entries(msg: pb.Block) -> pb.Block:
 __all__ = [
     "BlockRefused",
     "RefusalCode",
-    "compute_block_spaces",
+    "compute_entry_spaces",
     "filter_block",
     "is_signed_header",
     "strip_entries",

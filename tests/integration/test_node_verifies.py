@@ -33,7 +33,7 @@ from xrollup.numeric import Amount, Height
 from xrollup.v1 import sequencer_pb2 as spb
 from xrollup.v1 import sequencer_pb2_grpc as spb_grpc
 from xrollup.v1 import types_pb2 as pb
-from xrollup.verify import compute_block_spaces, filter_block, seal_block
+from xrollup.verify import compute_entry_spaces, filter_block, seal_block
 
 GENESIS = dataclasses.replace(
     dev_genesis(), limits=dataclasses.replace(dev_genesis().limits, max_block_bytes=16 * 1024)
@@ -91,7 +91,7 @@ class LogServer(spb_grpc.SequencerServiceServicer):
                     grpc.StatusCode.RESOURCE_EXHAUSTED, f"block {height} is too large to stream"
                 )
             if request.rollup:  # as the sequencer streams to a rollup's nodes
-                spaces = compute_block_spaces(block, GENESIS.rollup_names)
+                spaces = compute_entry_spaces(block.entries, GENESIS.rollup_names)
                 block = filter_block(block, spaces, request.rollup)
             yield block
             height += 1

@@ -21,7 +21,7 @@ from xrollup.model import Bundle, Decision, Leg, ReasonCode, Transfer
 from xrollup.numeric import Amount
 from xrollup.v1 import types_pb2 as pb
 from xrollup.verify import (
-    compute_block_spaces,
+    compute_entry_spaces,
     filter_block,
     is_signed_header,
     seal_block,
@@ -187,7 +187,7 @@ def test_each_mode_on_a_stream_filtered_to_one_rollup(rollup: str) -> None:
         codec.encode_canonical_tx(build_transfer(B, "beta", A.address, "ETH", 1, 100, nonce=9)),
     ]
     honest = sealed(g, wire)
-    sent = filter_block(honest, compute_block_spaces(honest, g.rollup_names), rollup)
+    sent = filter_block(honest, compute_entry_spaces(honest.entries, g.rollup_names), rollup)
     assert 0 < len(sent.entries) < len(honest.entries)
     verify_block(sent, g, gh, 1, GENESIS_PARENT, rollup)
 
@@ -213,7 +213,7 @@ def test_a_filtered_block_that_withholds_or_adds_an_entry_is_refused() -> None:
         build_transfer(B, "beta", A.address, "ETH", 1, 100, nonce=9)
     )
     honest = sealed(g, [*entries(), beta_tx])
-    spaces = compute_block_spaces(honest, g.rollup_names)
+    spaces = compute_entry_spaces(honest.entries, g.rollup_names)
     sent = filter_block(honest, spaces, "alpha")
     assert list(sent.indices) == [0, 1, 2]
 
