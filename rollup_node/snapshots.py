@@ -8,6 +8,7 @@ be the one the source node reports for h; only then does the node follow from h 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import shutil
 from pathlib import Path
@@ -24,7 +25,6 @@ from xrollup.genesis import Genesis, compute_genesis_hash
 from xrollup.grpc_status import grpc_method
 from xrollup.snapshots import (
     MAX_AHEAD_BLOCKS,
-    Reservation,
     SnapshotDir,
     copy_store_files,
     validate_snapshot_height,
@@ -69,10 +69,7 @@ class NodeSnapshotService(snpb_grpc.SnapshotServiceServicer):
         except BaseException:  # refused, or the caller gave up waiting (cancelled)
             res.abandon()
             raise
-        loop = asyncio.get_running_loop()
-        # Shielded: a caller that gives up does not stop a copy half way; it
-        # completes (or is removed) on its thread, which also frees the slot.
-        keys = await asyncio.shield(loop.run_in_executor(None, _write, frozen, res))
+        keys = await res.fill_shielded(functools.partial(_save_and_close, frozen))
         log.info("snapshot %r at height %d: %d keys", res.name, at.height, keys)
         return snpb.SaveSnapshotResponse(
             height=at.height,
@@ -83,16 +80,11 @@ class NodeSnapshotService(snpb_grpc.SnapshotServiceServicer):
         )
 
 
-def _write(frozen: Frozen, res: Reservation) -> int:
+def _save_and_close(frozen: Frozen, path: Path) -> int:
     try:
-        keys = frozen.save_copy(res.partial)
-    except BaseException:
-        res.abandon()
-        raise
+        return frozen.save_copy(path)
     finally:
         frozen.close()
-    res.commit()
-    return keys
 
 
 # ---------------------------------------------------------------- starting from a snapshot

@@ -5,7 +5,7 @@ ahead of the head is waited for (at most MAX_AHEAD_BLOCKS ahead)."""
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,6 @@ from xrollup.errors import LimitExceeded, Unavailable
 from xrollup.grpc_status import grpc_method
 from xrollup.snapshots import (
     MAX_AHEAD_BLOCKS,
-    Reservation,
     SnapshotDir,
     validate_snapshot_height,
     validate_snapshot_name,
@@ -53,22 +52,10 @@ class SequencerSnapshotService(snpb_grpc.SnapshotServiceServicer):
         except BaseException:
             res.abandon()
             raise
-        loop = asyncio.get_running_loop()
-        # Shielded: a caller that gives up does not stop a copy half way; it
-        # completes (or is removed) on its thread, which also frees the slot.
-        block_hash, keys = await asyncio.shield(
-            loop.run_in_executor(None, self._write, height, res)
+        block_hash, keys = await res.fill_shielded(
+            functools.partial(self.seq.store.save_copy, height)
         )
         log.info("snapshot %r of the log up to height %d: %d keys", res.name, height, keys)
         return snpb.SaveSnapshotResponse(
             height=height, block_hash=block_hash, path=str(res.final), keys=keys
         )
-
-    def _write(self, height: int, res: Reservation) -> tuple[bytes, int]:
-        try:
-            out = self.seq.store.save_copy(height, res.partial)
-        except BaseException:
-            res.abandon()
-            raise
-        res.commit()
-        return out

@@ -6,13 +6,16 @@ a closed LevelDB directory's files."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import os
 import re
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from xrollup.errors import AlreadyExists, InvalidInput, LimitExceeded
 
@@ -24,7 +27,8 @@ _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
 MAX_AHEAD_BLOCKS = 1_000
 # Snapshots a process keeps in its own folder (the devnet moves them out to its own).
 MAX_KEPT = 64
-_PARTIAL = ".partial-"  # a copy being written; names cannot start with '.'
+_PARTIAL = ".partial-"
+T = TypeVar("T")  # a copy being written; names cannot start with '.'
 
 
 def validate_snapshot_name(name: str) -> None:
@@ -62,6 +66,24 @@ class Reservation:
             shutil.rmtree(self.partial, ignore_errors=True)
         finally:
             self._owner.release()
+
+    def fill(self, copy: Callable[[Path], T]) -> T:
+        """`copy(partial)` writes the snapshot, then it is committed; on any failure
+        it is abandoned. Blocking: runs on a thread (fill_shielded)."""
+        try:
+            out = copy(self.partial)
+        except BaseException:
+            self.abandon()
+            raise
+        self.commit()
+        return out
+
+    async def fill_shielded(self, copy: Callable[[Path], T]) -> T:
+        """fill on a thread, shielded: a caller that gives up does not stop a copy
+        half way; it completes (or is removed) on its thread, which also frees the
+        slot."""
+        loop = asyncio.get_running_loop()
+        return await asyncio.shield(loop.run_in_executor(None, self.fill, copy))
 
 
 class SnapshotDir:
