@@ -433,15 +433,22 @@ class Sequencer:
 
     # ------------------------------------------------------------ reading
 
-    def get_block(self, height: int) -> pb.Block:
-        """Block `height`; NotFound past the head, Pruned below the first kept block."""
-        if 1 <= height < self.first_height:
-            raise Pruned(self.describe_pruned(height))
+    def _recent_index(self, height: int) -> int | None:
+        """Where block `height` is in the recent blocks (and their spaces), if there."""
         if (
             self._recent
             and self._recent[0].header.height <= height <= self._recent[-1].header.height
         ):
-            return self._recent[height - self._recent[0].header.height]
+            return height - self._recent[0].header.height
+        return None
+
+    def get_block(self, height: int) -> pb.Block:
+        """Block `height`; NotFound past the head, Pruned below the first kept block."""
+        if 1 <= height < self.first_height:
+            raise Pruned(self.describe_pruned(height))
+        at = self._recent_index(height)
+        if at is not None:
+            return self._recent[at]
         raw = self.store.get_block(height)
         if raw is None:
             if 1 <= height < self.first_height:  # pruned while we looked
@@ -461,9 +468,9 @@ class Sequencer:
         if found is not None:
             return found[0]
         block = self.get_block(height)
-        first = self._recent[0].header.height if self._recent else 0
-        if self._recent and first <= height <= self._recent[-1].header.height:
-            spaces = self._recent_spaces[height - first]
+        at = self._recent_index(height)
+        if at is not None:
+            spaces = self._recent_spaces[at]
         else:
             spaces = compute_entry_spaces(block.entries, self.genesis.rollup_names)
         out = filter_block(block, spaces, rollup)
