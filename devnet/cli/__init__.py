@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import click
 
-from devnet.cli import chain, faults, lifecycle, observe, options, snapshots, verification
+from devnet.cli import (
+    chain,
+    experiments,
+    faults,
+    lifecycle,
+    observe,
+    options,
+    snapshots,
+    verification,
+)
 from devnet.cli.group import SectionedGroup
 
 __all__ = ["main"]
@@ -35,3 +44,4 @@ main.add_section("Options and liens", options.COMMANDS)
 main.add_section("Faults", faults.COMMANDS)
 main.add_section("Verification", verification.COMMANDS)
 main.add_section("Observe", observe.COMMANDS)
+main.add_section("Experiments", experiments.COMMANDS)
