@@ -227,7 +227,6 @@ class RollupNodeService(npb_grpc.RollupNodeServiceServicer):
             premium=o.premium,
             writer=o.writer,
             holder=o.holder,
-            collateral_rollup=o.collateral_rollup,
             collateral_asset=o.collateral_asset,
             collateral=o.collateral,
             status=_OPTION_STATUS[o.status],
@@ -235,6 +234,10 @@ class RollupNodeService(npb_grpc.RollupNodeServiceServicer):
             settled_height=o.settled_height,
             settle_price=o.settle_price,
             payout=o.payout,
+            liens=[
+                npb.OptionLien(rollup=on, amount=amount, paid=paid)
+                for (on, amount), paid in zip(o.liens, o.shares or (0,) * len(o.liens), strict=True)
+            ],
         )
 
     @grpc_method

@@ -96,7 +96,10 @@ def validate_action(action: Action, sender: Address, genesis: Genesis, what: str
         validate_asset(action.quote, genesis, f"{w}.quote")
         if action.underlying == action.quote:
             raise InvalidInput(f"{w}: underlying and quote are the same asset")
-        validate_rollup(action.collateral_rollup, genesis, f"{w}.collateral_rollup")
+        for i, name in enumerate(action.collateral_rollups):
+            validate_rollup(name, genesis, f"{w}.collateral_rollups[{i}]")
+        if len(set(action.collateral_rollups)) != len(action.collateral_rollups):
+            raise InvalidInput(f"{w}.collateral_rollups: a rollup named twice")
         for name in ("strike", "size", "premium"):
             if getattr(action, name) > max_amount:
                 raise LimitExceeded(f"{w}.{name} is over the limit {max_amount}")
@@ -115,54 +118,71 @@ def compute_authorizers(leg_sender: Address, action: Action) -> set[Address]:
 
 
 def validate_bundle_structure(legs: tuple[Leg, ...], what: str) -> None:
-    """Cross-leg rules that make option flows atomic by construction: a lien lock
-    travels with the option open it collateralizes, a lien release with the
-    settlement on its controlling rollup. At most one leg of each such kind."""
+    """Cross-leg rules that make option flows atomic by construction: the lien
+    locks travel with the option open they collateralize (one lock on each of the
+    option's collateral rollups, by its writer, controlled by the option's
+    rollup), the lien releases with the settlement on their controlling rollup
+    (each releasing the settled position, the shares summing to its payout). At
+    most one open and one settle per bundle, at most one lock and one release per
+    rollup. A lien may sit on the option's own rollup (local collateral)."""
     by_kind: dict[type, list[tuple[int, Leg]]] = {}
     for i, leg in enumerate(legs):
         by_kind.setdefault(type(leg.action), []).append((i, leg))
-    for kind in BUNDLE_ONLY:
+    for kind in (OpenOption, SettleOption):
         if len(by_kind.get(kind, [])) > 1:
             raise InvalidInput(f"{what}: at most one {kind.__name__} leg per bundle")
-
-    def only(kind: type) -> tuple[int, Leg] | None:
-        found = by_kind.get(kind)
-        return found[0] if found else None
-
-    lock, open_, settle, release = (
-        only(LockCollateral),
-        only(OpenOption),
-        only(SettleOption),
-        only(ReleaseLien),
-    )
-    if (lock is None) != (open_ is None):
-        raise InvalidInput(f"{what}: a lock_collateral leg and an open_option leg go together")
-    if lock is not None and open_ is not None:
-        (li, lleg), (oi, oleg) = lock, open_
-        la, oa = lleg.action, oleg.action
-        assert isinstance(la, LockCollateral) and isinstance(oa, OpenOption)
-        if la.controller_rollup != oleg.rollup or oa.collateral_rollup != lleg.rollup:
+    for per_rollup in (LockCollateral, ReleaseLien):
+        on = [leg.rollup for _, leg in by_kind.get(per_rollup, [])]
+        if len(set(on)) != len(on):
+            raise InvalidInput(f"{what}: at most one {per_rollup.__name__} leg per rollup")
+    locks, releases = by_kind.get(LockCollateral, []), by_kind.get(ReleaseLien, [])
+    opens, settles = by_kind.get(OpenOption, []), by_kind.get(SettleOption, [])
+    if bool(locks) != bool(opens):
+        raise InvalidInput(f"{what}: lock_collateral legs and an open_option leg go together")
+    if opens:
+        oi, oleg = opens[0]
+        oa = oleg.action
+        assert isinstance(oa, OpenOption)
+        if sorted(leg.rollup for _, leg in locks) != sorted(oa.collateral_rollups):
             raise InvalidInput(
-                f"{what}.legs[{li}]/[{oi}]: the lien must be controlled by the option's rollup"
-                " and the option collateralized on the lien's rollup"
+                f"{what}.legs[{oi}]: the option's collateral_rollups"
+                f" ({', '.join(oa.collateral_rollups)}) must be exactly the rollups of its"
+                f" lock_collateral legs ({', '.join(leg.rollup for _, leg in locks)})"
             )
-        if lleg.rollup == oleg.rollup:
-            raise InvalidInput(f"{what}: the lien and the option must be on different rollups")
-        if lleg.sender != oa.writer:
-            raise InvalidInput(f"{what}.legs[{li}]: the lien's owner must be the option's writer")
-    if (settle is None) != (release is None):
+        for li, lleg in locks:
+            la = lleg.action
+            assert isinstance(la, LockCollateral)
+            if la.controller_rollup != oleg.rollup:
+                raise InvalidInput(
+                    f"{what}.legs[{li}]: the lien must be controlled by the option's rollup"
+                    f" {oleg.rollup!r}, not {la.controller_rollup!r}"
+                )
+            if lleg.sender != oa.writer:
+                raise InvalidInput(
+                    f"{what}.legs[{li}]: the lien's owner must be the option's writer"
+                )
+    if bool(settles) != bool(releases):
         raise InvalidInput(
-            f"{what}: a settle_option leg and a release_lien leg go together"
+            f"{what}: a settle_option leg and release_lien legs go together"
             " (a lien cannot be spent by a single leg)"
         )
-    if settle is not None and release is not None:
-        (si, sleg), (ri, rleg) = settle, release
-        sa, ra = sleg.action, rleg.action
-        assert isinstance(sa, SettleOption) and isinstance(ra, ReleaseLien)
-        if sa.option_id != ra.lien_id or sa.payout != ra.payout or sleg.rollup == rleg.rollup:
+    if settles:
+        si, sleg = settles[0]
+        sa = sleg.action
+        assert isinstance(sa, SettleOption)
+        total = 0
+        for ri, rleg in releases:
+            ra = rleg.action
+            assert isinstance(ra, ReleaseLien)
+            if ra.lien_id != sa.option_id:
+                raise InvalidInput(
+                    f"{what}.legs[{si}]/[{ri}]: release_lien must name the settled position"
+                )
+            total += int(ra.payout)
+        if total != sa.payout:
             raise InvalidInput(
-                f"{what}.legs[{si}]/[{ri}]: settle_option and release_lien must name the same"
-                " position and payout, on different rollups"
+                f"{what}.legs[{si}]: the release_lien payouts sum to {total},"
+                f" the settle_option states {int(sa.payout)}"
             )
 
 

@@ -43,7 +43,7 @@ from xrollup.model import (
     VoteBody,
 )
 from xrollup.numeric import Amount, Height
-from xrollup.options import collateral_asset, compute_collateral
+from xrollup.options import collateral_asset, compute_collateral, split_payout
 from xrollup.v1 import node_pb2 as npb
 from xrollup.v1 import node_pb2_grpc as npb_grpc
 from xrollup.v1 import sequencer_pb2 as spb
@@ -195,20 +195,26 @@ def build_open_option(
     option_rollup: str = "beta",
     chain_id: str = DEV_CHAIN_ID,
     nonce: int | None = None,
+    liens: Sequence[tuple[str, int]] | None = None,
 ) -> pb.SignedBundle:
     """The open bundle: the writer locks collateral on `collateral_rollup` (by
     default exactly what the margin rule demands) and the holder opens the option
-    on `option_rollup`, paying the premium. The option's and the lien's id is the
-    bundle's id. Signed by writer and holder."""
+    on `option_rollup`, paying the premium. With `liens`, one lien per
+    (rollup, amount) instead, in that payout order (`collateral` and
+    `collateral_rollup` unused). The option's and each lien's id is the bundle's
+    id. Signed by writer and holder."""
     asset = collateral_asset(kind, underlying, quote)
-    amount = (
-        collateral
-        if collateral is not None
-        else compute_collateral(kind, strike, size, underlying_decimals)
-    )
+    if liens is None:
+        amount = (
+            collateral
+            if collateral is not None
+            else compute_collateral(kind, strike, size, underlying_decimals)
+        )
+        liens = [(collateral_rollup, amount)]
     legs = [
-        Leg(
-            collateral_rollup, writer.address, LockCollateral(asset, Amount(amount), option_rollup)
+        *(
+            Leg(on, writer.address, LockCollateral(asset, Amount(amount), option_rollup))
+            for on, amount in liens
         ),
         Leg(
             option_rollup,
@@ -222,7 +228,7 @@ def build_open_option(
                 expiry_height=Height(option_expiry_height),
                 premium=Amount(premium),
                 writer=writer.address,
-                collateral_rollup=collateral_rollup,
+                collateral_rollups=tuple(on for on, _ in liens),
             ),
         ),
     ]
@@ -239,14 +245,29 @@ def build_settle_option(
     collateral_rollup: str = "alpha",
     chain_id: str = DEV_CHAIN_ID,
     nonce: int | None = None,
+    liens: Sequence[tuple[str, int]] | None = None,
 ) -> pb.SignedBundle:
     """The settle bundle (anyone may submit it): settle the option on its rollup
-    at the stated payout, and pay that payout from its lien to the holder."""
+    at the stated payout, and pay that payout from its lien on
+    `collateral_rollup` to the holder. With `liens` (the option's (rollup,
+    amount) list, in its order: `option_liens`), one release per lien, each
+    paying its share (xrollup.options.split_payout)."""
+    if liens is None:
+        liens = [(collateral_rollup, payout)]
+    shares = split_payout(payout, [amount for _, amount in liens])
     legs = [
         Leg(option_rollup, submitter.address, SettleOption(option_id, Amount(payout))),
-        Leg(collateral_rollup, submitter.address, ReleaseLien(option_id, Amount(payout), holder)),
+        *(
+            Leg(on, submitter.address, ReleaseLien(option_id, Amount(share), holder))
+            for (on, _), share in zip(liens, shares, strict=True)
+        ),
     ]
     return build_bundle(legs, [submitter], expiry_height, chain_id, nonce)
+
+
+def option_liens(option: npb.OptionPosition) -> list[tuple[str, int]]:
+    """An option's liens as (rollup, amount), in payout order (GetOption's answer)."""
+    return [(lien.rollup, int(lien.amount)) for lien in option.liens]
 
 
 def build_reclaim_lien(

@@ -90,7 +90,8 @@ def decode_action(msg: pb.Action, where: str) -> Action:
         _require(o.strike > 0, f"{w}.strike: must be positive")
         _require(o.size > 0, f"{w}.size: must be positive")
         _require(o.expiry_height > 0, f"{w}.expiry_height: missing field")
-        _require(bool(o.collateral_rollup), f"{w}.collateral_rollup: missing field")
+        _require(len(o.collateral_rollups) > 0, f"{w}.collateral_rollups: missing field")
+        _require(all(o.collateral_rollups), f"{w}.collateral_rollups: an empty rollup name")
         return OpenOption(
             kind=OptionKind(o.kind),
             underlying=o.underlying,
@@ -100,7 +101,7 @@ def decode_action(msg: pb.Action, where: str) -> Action:
             expiry_height=Height(o.expiry_height),
             premium=Amount(o.premium),
             writer=_decode_address(o.writer, f"{w}.writer"),
-            collateral_rollup=o.collateral_rollup,
+            collateral_rollups=tuple(o.collateral_rollups),
         )
     if kind == "settle_option":
         s = msg.settle_option
@@ -330,7 +331,7 @@ def encode_action(action: Action) -> pb.Action:
                 expiry_height=action.expiry_height,
                 premium=action.premium,
                 writer=action.writer,
-                collateral_rollup=action.collateral_rollup,
+                collateral_rollups=list(action.collateral_rollups),
             )
         )
     if isinstance(action, SettleOption):

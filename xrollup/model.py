@@ -100,7 +100,8 @@ class LockCollateral:
 @dataclass(frozen=True, slots=True)
 class OpenOption:
     """Bundle only: the leg sender (holder) buys an option (id = bundle id) from
-    `writer`, collateralized by the lien this bundle locks on `collateral_rollup`."""
+    `writer`, collateralized by the liens this bundle locks, one on each of
+    `collateral_rollups`, in payout order (xrollup/options.py split_payout)."""
 
     kind: OptionKind
     underlying: str
@@ -110,7 +111,7 @@ class OpenOption:
     expiry_height: Height
     premium: Amount  # quote base units, holder -> writer
     writer: Address
-    collateral_rollup: str
+    collateral_rollups: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ option, the first other one the collateral)."""
 from __future__ import annotations
 
 import sys
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from devnet.cli.common import (
     SEQUENCER_OPTION,
     Units,
     asset_decimals,
+    fail,
     handle_errors,
     node_or_fail,
     parse_dev_index,
@@ -37,12 +39,19 @@ from xrollup.client import (
     build_reclaim_lien,
     build_settle_option,
     node_clients,
+    option_liens,
     wait_for_decision,
 )
-from xrollup.genesis import compute_option_rollups
+from xrollup.genesis import Genesis, compute_option_rollups
 from xrollup.keys import derive_dev_account, encode_address
 from xrollup.model import OptionKind
-from xrollup.options import collateral_asset, compute_payout
+from xrollup.options import (
+    BASIS_POINTS,
+    collateral_asset,
+    compute_collateral,
+    compute_payout,
+    split_collateral,
+)
 from xrollup.v1 import node_pb2 as npb
 from xrollup.v1 import types_pb2 as pb
 
@@ -89,7 +98,15 @@ def option_json(o: npb.OptionPosition, units: Units) -> dict[str, Any]:
         "premium": units.json(o.premium, o.quote),
         "writer": encode_address(o.writer),
         "holder": encode_address(o.holder),
-        "collateral_rollup": o.collateral_rollup,
+        "collateral_rollups": [lien.rollup for lien in o.liens],
+        "liens": [
+            {
+                "rollup": lien.rollup,
+                "amount": units.json(lien.amount, o.collateral_asset),
+                "paid": units.json(lien.paid, o.collateral_asset) if settled else None,
+            }
+            for lien in o.liens
+        ],
         "collateral_asset": o.collateral_asset,
         "collateral": units.json(o.collateral, o.collateral_asset),
         "status": npb.OptionPosition.Status.Name(o.status).removeprefix("STATUS_").lower(),
@@ -118,6 +135,40 @@ def lien_json(lien: npb.Lien, units: Units) -> dict[str, Any]:
         "option_expiry_height": lien.option_expiry_height,
         "reclaimable_height": lien.reclaimable_height,
     }
+
+
+def parse_liens(
+    specs: tuple[str, ...], genesis: Genesis, units: Units, asset: str, total: int
+) -> list[tuple[str, int]] | None:
+    """--lien ROLLUP=SHARE options as (rollup, amount) in order; None without any.
+    Percentages split `total` (xrollup.options.split_collateral)."""
+    if not specs:
+        return None
+    named: list[tuple[str, str]] = []
+    for spec in specs:
+        rollup, sep, share = spec.partition("=")
+        if not sep or not share.strip():
+            fail(f"--lien {spec!r}: want ROLLUP=SHARE, e.g. alpha=60% or alpha=4000")
+        named.append((pick_rollup(genesis, rollup.strip(), "--lien"), share.strip()))
+    if len({r for r, _ in named}) != len(named):
+        fail("--lien: a rollup named twice (one lien per rollup)")
+    percents = [s.endswith("%") for _, s in named]
+    if any(percents) and not all(percents):
+        fail("--lien: give every share as a percentage or every share as an amount")
+    if not all(percents):
+        return [(r, units.parse_positive(s, asset, "--lien")) for r, s in named]
+    weights = []
+    for _, s in named:
+        try:
+            bps = Decimal(s[:-1]) * 100
+        except InvalidOperation:
+            fail(f"--lien: {s!r} is not a percentage")
+        if bps != bps.to_integral_value() or bps <= 0:
+            fail(f"--lien: {s!r}: a positive percentage with at most two decimals")
+        weights.append(int(bps))
+    if sum(weights) != BASIS_POINTS:
+        fail(f"--lien: the percentages sum to {Decimal(sum(weights)) / 100}%, not 100%")
+    return list(zip([r for r, _ in named], split_collateral(total, weights), strict=True))
 
 
 @option.command("open", epilog=AMOUNTS)
@@ -153,6 +204,16 @@ def lien_json(lien: npb.Lien, units: Units) -> dict[str, Any]:
     help="The rollup of genesis the collateral is locked on (default: the first rollup of"
     " genesis other than the option rollup).",
 )
+@click.option(
+    "--lien",
+    "liens",
+    multiple=True,
+    metavar="ROLLUP=SHARE",
+    help="Collateral on several rollups, one lien each, repeated in payout order (settlement"
+    " pays from the first lien first): SHARE is a percentage of the collateral (alpha=60%"
+    " --lien gamma=40%, the last lien takes the rounding) or an amount (alpha=4000)."
+    " Replaces --collateral-rollup.",
+)
 @DATA_DIR_OPTION
 @SEQUENCER_OPTION
 @BASE_UNITS_OPTION
@@ -171,12 +232,14 @@ def option_open(
     quote: str,
     option_rollup: str | None,
     collateral_rollup: str | None,
+    liens: tuple[str, ...],
     data_dir: Path,
     sequencer_endpoint: str | None,
     base_units: bool,
     as_json: bool,
 ) -> None:
-    """Write an option on one rollup against collateral locked on another, in one bundle."""
+    """Write an option on one rollup against collateral locked on another (or on
+    several, --lien), in one bundle: all of it happens or none."""
     data_dir = data_dir.resolve()
     genesis = read_genesis(data_dir)
     units = Units(genesis, base_units)
@@ -190,10 +253,19 @@ def option_open(
     size_value = units.parse_positive(size, underlying, "--size")
     premium_value = units.parse(premium, quote, "--premium")
     coll = None
+    asset = collateral_asset(okind, underlying, quote)
     if collateral is not None:
-        coll = units.parse(collateral, collateral_asset(okind, underlying, quote), "--collateral")
+        coll = units.parse(collateral, asset, "--collateral")
+    if liens and collateral_rollup is not None:
+        fail("give either --collateral-rollup or --lien, not both")
+    need = compute_collateral(okind, strike_value, size_value, asset_decimals(genesis, underlying))
+    split = parse_liens(liens, genesis, units, asset, coll if coll is not None else need)
+    if split is None:
+        split = [(locked_on, coll if coll is not None else need)]
     endpoint = resolve_sequencer(data_dir, sequencer_endpoint)
-    nodes = {r: node_or_fail(data_dir, r, None) for r in (locked_on, on)}
+    nodes = {
+        r: node_or_fail(data_dir, r, None) for r in dict.fromkeys([*(r for r, _ in split), on])
+    }
 
     async def go() -> dict[str, Any]:
         async with Client(endpoint, genesis.chain_id) as c:
@@ -210,10 +282,9 @@ def option_open(
                 underlying=underlying,
                 quote=quote,
                 underlying_decimals=asset_decimals(genesis, underlying),
-                collateral=coll,
-                collateral_rollup=locked_on,
                 option_rollup=on,
                 chain_id=genesis.chain_id,
+                liens=split,
             )
             ack = await c.submit_bundle(bundle)
         async with node_clients(nodes) as clients:
@@ -221,7 +292,8 @@ def option_open(
         return {
             "id": ack.id.hex(),
             "option_rollup": on,
-            "collateral_rollup": locked_on,
+            "collateral_rollups": [r for r, _ in split],
+            "liens": [{"rollup": r, "amount": units.json(a, asset)} for r, a in split],
             "ordered_height": ack.height,
             **bundle_json(records),
         }
@@ -231,7 +303,8 @@ def option_open(
         emit_json(result)
     else:
         click.echo(
-            f"option {result['id']} on {on}, collateral on {locked_on}: {result['status']}"
+            f"option {result['id']} on {on}, collateral on"
+            f" {' + '.join(f'{units.text(a, asset)} on {r}' for r, a in split)}: {result['status']}"
             f" (ordered at {result['ordered_height']})"
         )
     finish_decision(result, as_json)
@@ -281,7 +354,10 @@ def option_settle(
             px = await n.price(o.underlying, o.quote)
         udec = asset_decimals(genesis, o.underlying)
         payout = compute_payout(OptionKind(o.kind), o.strike, o.size, px.price, udec)
-        nodes = {r: node_or_fail(data_dir, r, None) for r in (on, o.collateral_rollup)}
+        liens = option_liens(o)
+        nodes = {
+            r: node_or_fail(data_dir, r, None) for r in dict.fromkeys([on, *(r for r, _ in liens)])
+        }
         async with node_clients(nodes) as clients:
             async with Client(endpoint, genesis.chain_id) as c:
                 bundle = build_settle_option(
@@ -291,8 +367,8 @@ def option_settle(
                     o.holder,
                     await c.expiry(),
                     option_rollup=on,
-                    collateral_rollup=o.collateral_rollup,
                     chain_id=genesis.chain_id,
+                    liens=liens,
                 )
                 ack = await c.submit_bundle(bundle)
             records = await wait_for_decision(clients, ack.id)

@@ -438,17 +438,24 @@ class Explorer:
         )
         if o is None or ref is None:
             raise self._not_found("option", option_id, down)
-        lien, lref, _ = await self._first_found(
-            [o.collateral_rollup], lambda c: c.lien(option_id, timeout=CALL_TIMEOUT)
-        )
+        liens = []
+        for backing in o.liens:  # in payout order
+            lien, lref, _ = await self._first_found(
+                [backing.rollup], lambda c: c.lien(option_id, timeout=CALL_TIMEOUT)
+            )
+            liens.append(
+                {
+                    "rollup": backing.rollup,
+                    "lien": record_json(lien) if lien is not None else None,
+                    "node": lref.name if lref else None,
+                }
+            )
         return {
             "id": option_id.hex(),
             "rollup": ref.rollup,
             "node": ref.name,
             "option": record_json(o),
-            "lien": record_json(lien) if lien is not None else None,
-            "lien_rollup": o.collateral_rollup,
-            "lien_node": lref.name if lref else None,
+            "liens": liens,
             "down": down,
         }
 

@@ -105,6 +105,7 @@ class Settle:
     option_id: bytes
     price: int
     payout: int
+    shares: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +136,13 @@ def encode_effect(e: Effect) -> dict[str, Any]:
     if isinstance(e, CreateOption):
         return {"kind": "option", "option": json.loads(options.encode_option(e.option))}
     if isinstance(e, Settle):
-        return {"kind": "settle", "id": e.option_id.hex(), "price": e.price, "payout": e.payout}
+        return {
+            "kind": "settle",
+            "id": e.option_id.hex(),
+            "price": e.price,
+            "payout": e.payout,
+            "shares": list(e.shares),
+        }
     if isinstance(e, Unsettle):
         return {"kind": "unsettle", "id": e.option_id.hex()}
     if isinstance(e, Release):
@@ -157,7 +164,12 @@ def decode_effect(d: dict[str, Any]) -> Effect:
     if kind == "option":
         return CreateOption(options.decode_option(encode_record(d["option"])))
     if kind == "settle":
-        return Settle(bytes.fromhex(d["id"]), int(d["price"]), int(d["payout"]))
+        return Settle(
+            bytes.fromhex(d["id"]),
+            int(d["price"]),
+            int(d["payout"]),
+            tuple(int(s) for s in d["shares"]),
+        )
     if kind == "unsettle":
         return Unsettle(bytes.fromhex(d["id"]))
     if kind == "release":
@@ -396,16 +408,27 @@ def _prepare_open(
     assert asset is not None  # checked at admission and in validate_bundle
     need_asset = options.collateral_asset(a.kind, a.underlying, a.quote)
     need = options.compute_collateral(a.kind, a.strike, a.size, asset.decimals)
-    lock_leg = _find_leg(bundle, a.collateral_rollup, LockCollateral)
-    assert lock_leg is not None and isinstance(lock_leg.action, LockCollateral)  # structure check
-    lock = lock_leg.action
-    if lock.asset != need_asset or lock.amount < need:
+    liens: list[tuple[str, int]] = []
+    for on in a.collateral_rollups:
+        lock_leg = _find_leg(bundle, on, LockCollateral)
+        assert lock_leg is not None and isinstance(lock_leg.action, LockCollateral)  # structure
+        lock = lock_leg.action
+        if lock.asset != need_asset or lock.amount == 0:
+            raise LegRefused(
+                ReasonCode.MARGIN,
+                f"margin: the lien on {on} locks {_units(genesis, lock.amount, lock.asset)};"
+                f" a {a.kind.name.lower()} is collateralized in {need_asset}, more than zero",
+            )
+        liens.append((on, int(lock.amount)))
+    locked = sum(amount for _, amount in liens)
+    if locked < need:
+        held = " + ".join(f"{_units(genesis, amount, need_asset)} on {on}" for on, amount in liens)
         raise LegRefused(
             ReasonCode.MARGIN,
             f"margin: a {a.kind.name.lower()} of size {_units(genesis, a.size, a.underlying)}"
             f" at strike {_units(genesis, a.strike, a.quote)}"
             f" needs {_units(genesis, need, need_asset)} locked,"
-            f" the lien locks {_units(genesis, lock.amount, lock.asset)}",
+            f" the {'liens lock' if len(liens) > 1 else 'lien locks'} {held}",
         )
     escrow.hold(state, leg.sender, a.quote, a.premium)
     escrow.commit.append(Credit(a.writer, a.quote, int(a.premium)))
@@ -420,9 +443,9 @@ def _prepare_open(
         premium=int(a.premium),
         writer=a.writer,
         holder=leg.sender,
-        collateral_rollup=a.collateral_rollup,
-        collateral_asset=lock.asset,
-        collateral=int(lock.amount),
+        liens=tuple(liens),
+        collateral_asset=need_asset,
+        collateral=locked,
         status=options.OPEN,
         opened_height=int(height),
     )
@@ -471,19 +494,36 @@ def _prepare_settle(
             f"payout: the bundle states {int(a.payout)}, the price {int(price.price)}"
             f" at height {int(price.height)} gives {int(payout)}",
         )
-    release = _find_leg(bundle, o.collateral_rollup, ReleaseLien)
-    if release is None or not isinstance(release.action, ReleaseLien):
-        raise LegRefused(
-            ReasonCode.INVALID, f"the bundle carries no release_lien leg on {o.collateral_rollup}"
-        )
-    if release.action.payee != o.holder:
-        raise LegRefused(
-            ReasonCode.WRONG_PAYEE,
-            f"release_lien pays {encode_address(release.action.payee)}, not the holder",
-        )
+    shares = options.split_payout(int(payout), [amount for _, amount in o.liens])
+    on_lien_rollups = {on for on, _ in o.liens}
+    for leg_ in bundle.body.legs:
+        if isinstance(leg_.action, ReleaseLien) and leg_.rollup not in on_lien_rollups:
+            raise LegRefused(
+                ReasonCode.INVALID,
+                f"the bundle releases a lien on {leg_.rollup}, where the option has none",
+            )
+    for (on, _amount), share in zip(o.liens, shares, strict=True):
+        release = _find_leg(bundle, on, ReleaseLien)
+        if release is None or not isinstance(release.action, ReleaseLien):
+            raise LegRefused(ReasonCode.INVALID, f"the bundle carries no release_lien leg on {on}")
+        if release.action.payee != o.holder:
+            raise LegRefused(
+                ReasonCode.WRONG_PAYEE,
+                f"release_lien on {on} pays {encode_address(release.action.payee)}, not the holder",
+            )
+        if release.action.payout != share:
+            raise LegRefused(
+                ReasonCode.PAYOUT_MISMATCH,
+                f"release_lien on {on} pays {int(release.action.payout)}; the lien's share of"
+                f" the payout {int(payout)} is {share} (liens pay in order: {_order(o)})",
+            )
     options.save_option(state, replace(o, status=options.SETTLING))
-    escrow.commit.append(Settle(o.id, int(price.price), int(payout)))
+    escrow.commit.append(Settle(o.id, int(price.price), int(payout), shares))
     escrow.abort.append(Unsettle(o.id))
+
+
+def _order(o: options.OptionPosition) -> str:
+    return ", ".join(f"{on} {amount}" for on, amount in o.liens)
 
 
 def _prepare_release(
@@ -564,6 +604,7 @@ def apply_effect(state: State, e: Effect, height: Height) -> None:
                 settled_height=int(height),
                 settle_price=e.price,
                 payout=e.payout,
+                shares=e.shares,
             ),
         )
     elif isinstance(e, Unsettle):

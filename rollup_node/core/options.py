@@ -17,6 +17,7 @@ from xrollup.model import OptionKind
 from xrollup.options import collateral_asset as collateral_asset
 from xrollup.options import compute_collateral as compute_collateral
 from xrollup.options import compute_payout as compute_payout
+from xrollup.options import split_payout as split_payout
 
 OPEN = "open"
 SETTLING = "settling"
@@ -35,14 +36,15 @@ class OptionPosition:
     premium: int
     writer: Address
     holder: Address
-    collateral_rollup: str
+    liens: tuple[tuple[str, int], ...]  # (rollup, amount) in payout order
     collateral_asset: str
-    collateral: int
+    collateral: int  # the liens' total
     status: str
     opened_height: int
     settled_height: int = 0
     settle_price: int = 0
     payout: int = 0
+    shares: tuple[int, ...] = ()  # each lien's share of the payout, once settled
 
 
 _OPTION_FIELDS = tuple(f.name for f in fields(OptionPosition))
@@ -61,6 +63,8 @@ def decode_option(raw: bytes) -> OptionPosition:
         writer=bytes.fromhex(d["writer"]),
         holder=bytes.fromhex(d["holder"]),
         kind=OptionKind(d["kind"]),
+        liens=tuple((str(r), int(a)) for r, a in d["liens"]),
+        shares=tuple(int(s) for s in d["shares"]),
     )
     return OptionPosition(**d)
 

@@ -793,7 +793,7 @@ async def _protocol_input(net: Net) -> None:
                         nonce=2,
                     )
                 ),
-                "must name the same position",
+                "must name the settled position",
             ),
         }
         for what, (call, fragment) in refusals.items():

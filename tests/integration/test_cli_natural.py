@@ -22,7 +22,15 @@ import pytest
 from xrollup.genesis import Genesis, load_genesis
 
 DEVNET = str(Path(sys.executable).parent / "devnet")
-SECTIONS = ("Lifecycle", "Chain", "Options and liens", "Faults", "Verification", "Observe")
+SECTIONS = (
+    "Lifecycle",
+    "Chain",
+    "Options and liens",
+    "Faults",
+    "Verification",
+    "Observe",
+    "Experiments",
+)
 
 
 class Devnet(Protocol):
@@ -119,6 +127,7 @@ def test_help_lists_the_commands_under_section_headings() -> None:
         "check": "Verification",
         "watch": "Observe",
         "bundle": "Observe",
+        "experiment": "Experiments",
     }
     assert {c: section_of(c) for c in expected} == expected
 
@@ -181,14 +190,14 @@ def test_an_option_uses_the_rollups_genesis_names_and_decimal_amounts(devnet: De
     lien = as_json(devnet("lien", "show", opened["id"], "--json"))
 
     assert (posted["price"], posted["receipt"]["rollup"]) == ("3000.5", option_rollup)
-    assert (opened["option_rollup"], opened["collateral_rollup"]) == (
+    assert (opened["option_rollup"], opened["collateral_rollups"]) == (
         option_rollup,
-        collateral_rollup,
+        [collateral_rollup],
     )
     assert opened["status"] == "committed"
     assert set(opened["rollups"]) == {option_rollup, collateral_rollup}
     assert (shown["strike"], shown["size"], shown["premium"]) == ("2800", "2.5", "50.25")
-    assert shown["collateral"] == "7000" and shown["collateral_rollup"] == collateral_rollup
+    assert shown["collateral"] == "7000" and shown["collateral_rollups"] == [collateral_rollup]
     assert (raw["strike"], raw["size"], raw["collateral"]) == (2800 * 10**6, 25 * 10**8, 7 * 10**9)
     assert (lien["asset"], lien["amount"], lien["controller_rollup"]) == (
         "USDC",

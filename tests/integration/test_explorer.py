@@ -99,7 +99,7 @@ def test_every_page_and_its_api_answer_with_their_content(net: Net) -> None:
         f"/tx/{net.transfer}": ["Receipt on alpha", "5 USDC", f"block {net.transfer_height}"],
         f"/bundle/{o.committed}": ["committed", "lock <b>5,600 USDC</b>", 'data-stage="decided"'],
         f"/bundle/{o.aborted}": ["aborted", html.escape(o.aborted_reason), "abort"],
-        f"/option/{o.committed}": ["Option", "2,800 USDC per ETH", "Its lien on alpha"],
+        f"/option/{o.committed}": ["Option", "2,800 USDC per ETH", "Lien 1 of 1, on alpha"],
         f"/lien/{o.committed}": ["Lien", "5,600 USDC", o.writer],
         f"/account/{o.writer}": ["Balances", "USDC", o.committed, "written by this account"],
     }
@@ -131,7 +131,9 @@ def test_every_page_and_its_api_answer_with_their_content(net: Net) -> None:
     option = get(f"{net.base}/api/option/{o.committed}").json()
     assert option["rollup"] == "beta" and option["option"]["status"] == "open"
     assert option["option"]["strike"] == str(2_800 * 10**6)
-    assert option["lien"]["status"] == "locked" and option["lien"]["owner"] == o.writer
+    [backing] = option["liens"]
+    assert backing["rollup"] == "alpha" and backing["lien"]["status"] == "locked"
+    assert backing["lien"]["owner"] == o.writer
     lien = get(f"{net.base}/api/lien/{o.committed}").json()
     assert lien["rollup"] == "alpha" and lien["lien"]["amount"] == str(5_600 * 10**6)
     account = get(f"{net.base}/api/account/{o.writer}").json()

@@ -337,7 +337,7 @@ def bundle_only_action(draw: st.DrawFn, writer: bytes) -> pb.Action:
                         expiry_height=10**6,
                         premium=1,
                         writer=writer,
-                        collateral_rollup="alpha",
+                        collateral_rollups=["alpha"],
                     )
                 ),
                 pb.Action(settle_option=pb.SettleOption(option_id=b"\x01" * 32, payout=0)),
@@ -671,7 +671,7 @@ def absurd_bundles(draw: st.DrawFn, head: int) -> pb.SignedBundle:
                         expiry_height=draw(absurd.filter(lambda a: a > 0)),
                         premium=draw(absurd),
                         writer=writer.address,
-                        collateral_rollup="alpha",
+                        collateral_rollups=["alpha"],
                     )
                 ),
             ),

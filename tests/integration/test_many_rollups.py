@@ -135,7 +135,7 @@ def option_legs(option_rollup: str, collateral_rollup: str, expiry: int) -> list
                 Height(expiry),
                 Amount(50 * USDC),
                 WRITER.address,
-                collateral_rollup,
+                (collateral_rollup,),
             ),
         ),
     ]

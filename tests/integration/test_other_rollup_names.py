@@ -144,12 +144,12 @@ def test_a_price_and_an_option_without_rollup_flags_use_the_last_and_first_rollu
 
     assert posted["receipt"]["rollup"] == OPTION_ROLLUP
     assert opened["status"] == "committed"
-    assert (opened["option_rollup"], opened["collateral_rollup"]) == (
+    assert (opened["option_rollup"], opened["collateral_rollups"]) == (
         OPTION_ROLLUP,
-        COLLATERAL_ROLLUP,
+        [COLLATERAL_ROLLUP],
     )
     assert set(opened["rollups"]) == {OPTION_ROLLUP, COLLATERAL_ROLLUP}
-    assert (shown["status"], shown["collateral_rollup"]) == ("open", COLLATERAL_ROLLUP)
+    assert (shown["status"], shown["collateral_rollups"]) == ("open", [COLLATERAL_ROLLUP])
     assert (lien["status"], lien["controller_rollup"]) == ("locked", OPTION_ROLLUP)
 
 

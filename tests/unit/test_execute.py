@@ -617,9 +617,13 @@ def golden_bundle_blocks() -> list[list]:
 # Migration (issue 10, retention): finished records are scheduled in the retention
 # index (b"ret:", rollup_node/core/retention.py), and limits.record_retention_blocks
 # joined genesis; node directories of earlier versions are refused (another genesis).
+# Migration (issue 11, collateral on several rollups): the option record holds
+# `liens` [(rollup, amount)] in payout order and `shares` instead of
+# `collateral_rollup`; the settle effect carries the shares. A node directory of an
+# earlier version with options in it cannot be read: `devnet down --wipe`.
 GOLDEN_BUNDLE_ROOTS = {
     "alpha": "f1e6e73290a7ff7941696e58f285d3f91179deece9b4e904ba91218c20a0220d",
-    "beta": "6246d540ee7d749d9a323ebf6f98445c319c59594118811327aa78e579063f75",
+    "beta": "811285c684da5cf006d6e6ef4e67da1afee498ad51376371038646811d15a56e",
 }
 
 

@@ -140,7 +140,7 @@ OPTION_SAMPLE = options.OptionPosition(
     premium=50_000_000,
     writer=OWNER,
     holder=PAYEE,
-    collateral_rollup="alpha",
+    liens=(("alpha", 1_500_000_000), ("gamma", 500_000_000)),
     collateral_asset="ETH",
     collateral=2_000_000_000,
     status=options.SETTLED,
@@ -148,13 +148,15 @@ OPTION_SAMPLE = options.OptionPosition(
     settled_height=9,
     settle_price=3_000_000_000,
     payout=133_333_333,
+    shares=(133_333_333, 0),
 )
 OPTION_BYTES = pinned(
-    '{"collateral":2000000000,"collateral_asset":"ETH","collateral_rollup":"alpha",'
-    '"expiry_height":5,"holder":"<PAYEE>","id":"<ID>","kind":2,"opened_height":2,'
+    '{"collateral":2000000000,"collateral_asset":"ETH","expiry_height":5,'
+    '"holder":"<PAYEE>","id":"<ID>","kind":2,'
+    '"liens":[["alpha",1500000000],["gamma",500000000]],"opened_height":2,'
     '"payout":133333333,"premium":50000000,"quote":"USDC","settle_price":3000000000,'
-    '"settled_height":9,"size":2000000000,"status":"settled","strike":2800000000,'
-    '"underlying":"ETH","writer":"<OWNER>"}'
+    '"settled_height":9,"shares":[133333333,0],"size":2000000000,"status":"settled",'
+    '"strike":2800000000,"underlying":"ETH","writer":"<OWNER>"}'
 )
 
 
@@ -175,7 +177,7 @@ def test_escrow_record_with_every_typed_effect() -> None:
             bundles.Credit(OWNER, "USDC", 50_000_000),
             bundles.CreateLien(LIEN_SAMPLE),
             bundles.CreateOption(OPTION_SAMPLE),
-            bundles.Settle(ID, 3_000_000_000, 133_333_333),
+            bundles.Settle(ID, 3_000_000_000, 133_333_333, (133_333_333, 0)),
             bundles.Release(ID, 600_000_000, PAYEE),
         ],
         abort=[
@@ -200,7 +202,10 @@ def test_escrow_record_with_every_typed_effect() -> None:
         + b'},{"kind":"option","option":'
         + OPTION_BYTES
         + b"},"
-        + pinned('{"id":"<ID>","kind":"settle","payout":133333333,"price":3000000000},')
+        + pinned(
+            '{"id":"<ID>","kind":"settle","payout":133333333,"price":3000000000,'
+            '"shares":[133333333,0]},'
+        )
         + pinned('{"id":"<ID>","kind":"release","payee":"<PAYEE>","payout":600000000}],')
         + b'"held":{"ETH":7,"USDC":50000000}}'
     )

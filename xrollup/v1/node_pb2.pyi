@@ -369,7 +369,6 @@ class OptionPosition(_message.Message):
     PREMIUM_FIELD_NUMBER: _builtins.int
     WRITER_FIELD_NUMBER: _builtins.int
     HOLDER_FIELD_NUMBER: _builtins.int
-    COLLATERAL_ROLLUP_FIELD_NUMBER: _builtins.int
     COLLATERAL_ASSET_FIELD_NUMBER: _builtins.int
     COLLATERAL_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
@@ -377,6 +376,7 @@ class OptionPosition(_message.Message):
     SETTLED_HEIGHT_FIELD_NUMBER: _builtins.int
     SETTLE_PRICE_FIELD_NUMBER: _builtins.int
     PAYOUT_FIELD_NUMBER: _builtins.int
+    LIENS_FIELD_NUMBER: _builtins.int
     id: _builtins.bytes
     kind: _types_pb2.OptionKind.ValueType
     underlying: _builtins.str
@@ -387,14 +387,18 @@ class OptionPosition(_message.Message):
     premium: _builtins.int
     writer: _builtins.bytes
     holder: _builtins.bytes
-    collateral_rollup: _builtins.str
     collateral_asset: _builtins.str
     collateral: _builtins.int
+    """the liens' total"""
     status: Global___OptionPosition.Status.ValueType
     opened_height: _builtins.int
     settled_height: _builtins.int
     settle_price: _builtins.int
     payout: _builtins.int
+    @_builtins.property
+    def liens(self) -> _containers.RepeatedCompositeFieldContainer[Global___OptionLien]:
+        """in payout order"""
+
     def __init__(
         self,
         *,
@@ -408,7 +412,6 @@ class OptionPosition(_message.Message):
         premium: _builtins.int = ...,
         writer: _builtins.bytes = ...,
         holder: _builtins.bytes = ...,
-        collateral_rollup: _builtins.str = ...,
         collateral_asset: _builtins.str = ...,
         collateral: _builtins.int = ...,
         status: Global___OptionPosition.Status.ValueType = ...,
@@ -416,14 +419,44 @@ class OptionPosition(_message.Message):
         settled_height: _builtins.int = ...,
         settle_price: _builtins.int = ...,
         payout: _builtins.int = ...,
+        liens: _abc.Iterable[Global___OptionLien] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["collateral", b"collateral", "collateral_asset", b"collateral_asset", "collateral_rollup", b"collateral_rollup", "expiry_height", b"expiry_height", "holder", b"holder", "id", b"id", "kind", b"kind", "opened_height", b"opened_height", "payout", b"payout", "premium", b"premium", "quote", b"quote", "settle_price", b"settle_price", "settled_height", b"settled_height", "size", b"size", "status", b"status", "strike", b"strike", "underlying", b"underlying", "writer", b"writer"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collateral", b"collateral", "collateral_asset", b"collateral_asset", "expiry_height", b"expiry_height", "holder", b"holder", "id", b"id", "kind", b"kind", "liens", b"liens", "opened_height", b"opened_height", "payout", b"payout", "premium", b"premium", "quote", b"quote", "settle_price", b"settle_price", "settled_height", b"settled_height", "size", b"size", "status", b"status", "strike", b"strike", "underlying", b"underlying", "writer", b"writer"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OptionPosition: _TypeAlias = OptionPosition  # noqa: Y015
+
+@_typing.final
+class OptionLien(_message.Message):
+    """One lien backing an option: on `rollup`, `amount` of the collateral asset;
+    `paid` is its share of the payout once settled.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROLLUP_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    PAID_FIELD_NUMBER: _builtins.int
+    rollup: _builtins.str
+    amount: _builtins.int
+    paid: _builtins.int
+    def __init__(
+        self,
+        *,
+        rollup: _builtins.str = ...,
+        amount: _builtins.int = ...,
+        paid: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "paid", b"paid", "rollup", b"rollup"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OptionLien: _TypeAlias = OptionLien  # noqa: Y015
 
 @_typing.final
 class Balance(_message.Message):

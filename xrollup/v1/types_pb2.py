@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16xrollup/v1/types.proto\x12\nxrollup.v1\"2\n\tSignature\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"5\n\x08Transfer\x12\n\n\x02to\x18\x01 \x01(\x0c\x12\r\n\x05\x61sset\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x04\"9\n\x0bPriceUpdate\x12\x0c\n\x04\x62\x61se\x18\x01 \x01(\t\x12\r\n\x05quote\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\x04\"J\n\x0eLockCollateral\x12\r\n\x05\x61sset\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x04\x12\x19\n\x11\x63ontroller_rollup\x18\x03 \x01(\t\"\xc6\x01\n\nOpenOption\x12$\n\x04kind\x18\x01 \x01(\x0e\x32\x16.xrollup.v1.OptionKind\x12\x12\n\nunderlying\x18\x02 \x01(\t\x12\r\n\x05quote\x18\x03 \x01(\t\x12\x0e\n\x06strike\x18\x04 \x01(\x04\x12\x0c\n\x04size\x18\x05 \x01(\x04\x12\x15\n\rexpiry_height\x18\x06 \x01(\x04\x12\x0f\n\x07premium\x18\x07 \x01(\x04\x12\x0e\n\x06writer\x18\x08 \x01(\x0c\x12\x19\n\x11\x63ollateral_rollup\x18\t \x01(\t\"1\n\x0cSettleOption\x12\x11\n\toption_id\x18\x01 \x01(\x0c\x12\x0e\n\x06payout\x18\x02 \x01(\x04\"=\n\x0bReleaseLien\x12\x0f\n\x07lien_id\x18\x01 \x01(\x0c\x12\x0e\n\x06payout\x18\x02 \x01(\x04\x12\r\n\x05payee\x18\x03 \x01(\x0c\"\x1e\n\x0bReclaimLien\x12\x0f\n\x07lien_id\x18\x01 \x01(\x0c\"\xe6\x02\n\x06\x41\x63tion\x12(\n\x08transfer\x18\x01 \x01(\x0b\x32\x14.xrollup.v1.TransferH\x00\x12/\n\x0cprice_update\x18\x02 \x01(\x0b\x32\x17.xrollup.v1.PriceUpdateH\x00\x12\x35\n\x0flock_collateral\x18\x03 \x01(\x0b\x32\x1a.xrollup.v1.LockCollateralH\x00\x12-\n\x0bopen_option\x18\x04 \x01(\x0b\x32\x16.xrollup.v1.OpenOptionH\x00\x12\x31\n\rsettle_option\x18\x05 \x01(\x0b\x32\x18.xrollup.v1.SettleOptionH\x00\x12/\n\x0crelease_lien\x18\x06 \x01(\x0b\x32\x17.xrollup.v1.ReleaseLienH\x00\x12/\n\x0creclaim_lien\x18\x07 \x01(\x0b\x32\x17.xrollup.v1.ReclaimLienH\x00\x42\x06\n\x04kind\"\x84\x01\n\x06TxBody\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x0e\n\x06rollup\x18\x02 \x01(\t\x12\x0e\n\x06sender\x18\x03 \x01(\x0c\x12\r\n\x05nonce\x18\x04 \x01(\x04\x12\x15\n\rexpiry_height\x18\x05 \x01(\x04\x12\"\n\x06\x61\x63tion\x18\x06 \x01(\x0b\x32\x12.xrollup.v1.Action\"C\n\x08SignedTx\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12)\n\nsignatures\x18\x02 \x03(\x0b\x32\x15.xrollup.v1.Signature\"I\n\x03Leg\x12\x0e\n\x06rollup\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\x0c\x12\"\n\x06\x61\x63tion\x18\x03 \x01(\x0b\x32\x12.xrollup.v1.Action\"c\n\nBundleBody\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\x04\x12\x15\n\rexpiry_height\x18\x03 \x01(\x04\x12\x1d\n\x04legs\x18\x04 \x03(\x0b\x32\x0f.xrollup.v1.Leg\"G\n\x0cSignedBundle\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12)\n\nsignatures\x18\x02 \x03(\x0b\x32\x15.xrollup.v1.Signature\"o\n\nBundleVote\x12\x11\n\tbundle_id\x18\x01 \x01(\x0c\x12\x0b\n\x03yes\x18\x02 \x01(\x08\x12$\n\x04\x63ode\x18\x04 \x01(\x0e\x32\x16.xrollup.v1.ReasonCode\x12\x15\n\rbundle_height\x18\x05 \x01(\x04J\x04\x08\x03\x10\x04\"y\n\x08VoteBody\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x0e\n\x06rollup\x18\x02 \x01(\t\x12\x0e\n\x06height\x18\x03 \x01(\x04\x12%\n\x05votes\x18\x04 \x03(\x0b\x32\x16.xrollup.v1.BundleVote\x12\x14\n\x0cgenesis_hash\x18\x05 \x01(\x0c\"D\n\nSignedVote\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12(\n\tsignature\x18\x02 \x01(\x0b\x32\x15.xrollup.v1.Signature\"Y\n\x08\x44\x65\x63ision\x12\x11\n\tbundle_id\x18\x01 \x01(\x0c\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\x08\x12$\n\x04\x63ode\x18\x04 \x01(\x0e\x32\x16.xrollup.v1.ReasonCodeJ\x04\x08\x03\x10\x04\"\xb1\x01\n\x05\x45ntry\x12\"\n\x02tx\x18\x01 \x01(\x0b\x32\x14.xrollup.v1.SignedTxH\x00\x12*\n\x06\x62undle\x18\x02 \x01(\x0b\x32\x18.xrollup.v1.SignedBundleH\x00\x12&\n\x04vote\x18\x03 \x01(\x0b\x32\x16.xrollup.v1.SignedVoteH\x00\x12(\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0b\x32\x14.xrollup.v1.DecisionH\x00\x42\x06\n\x04kind\"B\n\x13NamespaceCommitment\x12\x0e\n\x06rollup\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\r\x12\x0c\n\x04root\x18\x03 \x01(\x0c\"\xa6\x01\n\x0b\x42lockHeader\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\x13\n\x0bparent_hash\x18\x02 \x01(\x0c\x12\x14\n\x0ctimestamp_ms\x18\x03 \x01(\x04\x12\x13\n\x0b\x65ntry_count\x18\x04 \x01(\r\x12\x33\n\nnamespaces\x18\x05 \x03(\x0b\x32\x1f.xrollup.v1.NamespaceCommitment\x12\x12\n\nbyte_count\x18\x06 \x01(\x04\"\x86\x01\n\x05\x42lock\x12\'\n\x06header\x18\x01 \x01(\x0b\x32\x17.xrollup.v1.BlockHeader\x12\"\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x11.xrollup.v1.Entry\x12\x0c\n\x04hash\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\x12\x0f\n\x07indices\x18\x05 \x03(\r*T\n\nOptionKind\x12\x1b\n\x17OPTION_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fOPTION_KIND_PUT\x10\x01\x12\x14\n\x10OPTION_KIND_CALL\x10\x02*\xac\x04\n\nReasonCode\x12\x1b\n\x17REASON_CODE_UNSPECIFIED\x10\x00\x12\x17\n\x13REASON_CODE_ALL_YES\x10\x01\x12\x18\n\x14REASON_CODE_VOTED_NO\x10\x02\x12\x18\n\x14REASON_CODE_DEADLINE\x10\x03\x12\x17\n\x13REASON_CODE_EXPIRED\x10\n\x12\x17\n\x13REASON_CODE_INVALID\x10\x0b\x12\x1d\n\x19REASON_CODE_BAD_SIGNATURE\x10\x0c\x12\"\n\x1eREASON_CODE_INSUFFICIENT_FUNDS\x10\r\x12\x16\n\x12REASON_CODE_MARGIN\x10\x0e\x12\x1b\n\x17REASON_CODE_NO_POSITION\x10\x0f\x12\x1d\n\x19REASON_CODE_POSITION_BUSY\x10\x10\x12\x1b\n\x17REASON_CODE_NOT_EXPIRED\x10\x11\x12\x18\n\x14REASON_CODE_NO_PRICE\x10\x12\x12\x1f\n\x1bREASON_CODE_PAYOUT_MISMATCH\x10\x13\x12\x1b\n\x17REASON_CODE_WRONG_PAYEE\x10\x14\x12\x1e\n\x1aREASON_CODE_NOT_CONTROLLER\x10\x15\x12#\n\x1fREASON_CODE_CLAIM_WINDOW_CLOSED\x10\x16\x12\x18\n\x14REASON_CODE_OVERFLOW\x10\x17\x12\x17\n\x13REASON_CODE_REFUSED\x10\x18\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16xrollup/v1/types.proto\x12\nxrollup.v1\"2\n\tSignature\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"5\n\x08Transfer\x12\n\n\x02to\x18\x01 \x01(\x0c\x12\r\n\x05\x61sset\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x04\"9\n\x0bPriceUpdate\x12\x0c\n\x04\x62\x61se\x18\x01 \x01(\t\x12\r\n\x05quote\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\x04\"J\n\x0eLockCollateral\x12\r\n\x05\x61sset\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x04\x12\x19\n\x11\x63ontroller_rollup\x18\x03 \x01(\t\"\xc7\x01\n\nOpenOption\x12$\n\x04kind\x18\x01 \x01(\x0e\x32\x16.xrollup.v1.OptionKind\x12\x12\n\nunderlying\x18\x02 \x01(\t\x12\r\n\x05quote\x18\x03 \x01(\t\x12\x0e\n\x06strike\x18\x04 \x01(\x04\x12\x0c\n\x04size\x18\x05 \x01(\x04\x12\x15\n\rexpiry_height\x18\x06 \x01(\x04\x12\x0f\n\x07premium\x18\x07 \x01(\x04\x12\x0e\n\x06writer\x18\x08 \x01(\x0c\x12\x1a\n\x12\x63ollateral_rollups\x18\t \x03(\t\"1\n\x0cSettleOption\x12\x11\n\toption_id\x18\x01 \x01(\x0c\x12\x0e\n\x06payout\x18\x02 \x01(\x04\"=\n\x0bReleaseLien\x12\x0f\n\x07lien_id\x18\x01 \x01(\x0c\x12\x0e\n\x06payout\x18\x02 \x01(\x04\x12\r\n\x05payee\x18\x03 \x01(\x0c\"\x1e\n\x0bReclaimLien\x12\x0f\n\x07lien_id\x18\x01 \x01(\x0c\"\xe6\x02\n\x06\x41\x63tion\x12(\n\x08transfer\x18\x01 \x01(\x0b\x32\x14.xrollup.v1.TransferH\x00\x12/\n\x0cprice_update\x18\x02 \x01(\x0b\x32\x17.xrollup.v1.PriceUpdateH\x00\x12\x35\n\x0flock_collateral\x18\x03 \x01(\x0b\x32\x1a.xrollup.v1.LockCollateralH\x00\x12-\n\x0bopen_option\x18\x04 \x01(\x0b\x32\x16.xrollup.v1.OpenOptionH\x00\x12\x31\n\rsettle_option\x18\x05 \x01(\x0b\x32\x18.xrollup.v1.SettleOptionH\x00\x12/\n\x0crelease_lien\x18\x06 \x01(\x0b\x32\x17.xrollup.v1.ReleaseLienH\x00\x12/\n\x0creclaim_lien\x18\x07 \x01(\x0b\x32\x17.xrollup.v1.ReclaimLienH\x00\x42\x06\n\x04kind\"\x84\x01\n\x06TxBody\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x0e\n\x06rollup\x18\x02 \x01(\t\x12\x0e\n\x06sender\x18\x03 \x01(\x0c\x12\r\n\x05nonce\x18\x04 \x01(\x04\x12\x15\n\rexpiry_height\x18\x05 \x01(\x04\x12\"\n\x06\x61\x63tion\x18\x06 \x01(\x0b\x32\x12.xrollup.v1.Action\"C\n\x08SignedTx\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12)\n\nsignatures\x18\x02 \x03(\x0b\x32\x15.xrollup.v1.Signature\"I\n\x03Leg\x12\x0e\n\x06rollup\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\x0c\x12\"\n\x06\x61\x63tion\x18\x03 \x01(\x0b\x32\x12.xrollup.v1.Action\"c\n\nBundleBody\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\x04\x12\x15\n\rexpiry_height\x18\x03 \x01(\x04\x12\x1d\n\x04legs\x18\x04 \x03(\x0b\x32\x0f.xrollup.v1.Leg\"G\n\x0cSignedBundle\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12)\n\nsignatures\x18\x02 \x03(\x0b\x32\x15.xrollup.v1.Signature\"o\n\nBundleVote\x12\x11\n\tbundle_id\x18\x01 \x01(\x0c\x12\x0b\n\x03yes\x18\x02 \x01(\x08\x12$\n\x04\x63ode\x18\x04 \x01(\x0e\x32\x16.xrollup.v1.ReasonCode\x12\x15\n\rbundle_height\x18\x05 \x01(\x04J\x04\x08\x03\x10\x04\"y\n\x08VoteBody\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x0e\n\x06rollup\x18\x02 \x01(\t\x12\x0e\n\x06height\x18\x03 \x01(\x04\x12%\n\x05votes\x18\x04 \x03(\x0b\x32\x16.xrollup.v1.BundleVote\x12\x14\n\x0cgenesis_hash\x18\x05 \x01(\x0c\"D\n\nSignedVote\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12(\n\tsignature\x18\x02 \x01(\x0b\x32\x15.xrollup.v1.Signature\"Y\n\x08\x44\x65\x63ision\x12\x11\n\tbundle_id\x18\x01 \x01(\x0c\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\x08\x12$\n\x04\x63ode\x18\x04 \x01(\x0e\x32\x16.xrollup.v1.ReasonCodeJ\x04\x08\x03\x10\x04\"\xb1\x01\n\x05\x45ntry\x12\"\n\x02tx\x18\x01 \x01(\x0b\x32\x14.xrollup.v1.SignedTxH\x00\x12*\n\x06\x62undle\x18\x02 \x01(\x0b\x32\x18.xrollup.v1.SignedBundleH\x00\x12&\n\x04vote\x18\x03 \x01(\x0b\x32\x16.xrollup.v1.SignedVoteH\x00\x12(\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0b\x32\x14.xrollup.v1.DecisionH\x00\x42\x06\n\x04kind\"B\n\x13NamespaceCommitment\x12\x0e\n\x06rollup\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\r\x12\x0c\n\x04root\x18\x03 \x01(\x0c\"\xa6\x01\n\x0b\x42lockHeader\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\x13\n\x0bparent_hash\x18\x02 \x01(\x0c\x12\x14\n\x0ctimestamp_ms\x18\x03 \x01(\x04\x12\x13\n\x0b\x65ntry_count\x18\x04 \x01(\r\x12\x33\n\nnamespaces\x18\x05 \x03(\x0b\x32\x1f.xrollup.v1.NamespaceCommitment\x12\x12\n\nbyte_count\x18\x06 \x01(\x04\"\x86\x01\n\x05\x42lock\x12\'\n\x06header\x18\x01 \x01(\x0b\x32\x17.xrollup.v1.BlockHeader\x12\"\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x11.xrollup.v1.Entry\x12\x0c\n\x04hash\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\x12\x0f\n\x07indices\x18\x05 \x03(\r*T\n\nOptionKind\x12\x1b\n\x17OPTION_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fOPTION_KIND_PUT\x10\x01\x12\x14\n\x10OPTION_KIND_CALL\x10\x02*\xac\x04\n\nReasonCode\x12\x1b\n\x17REASON_CODE_UNSPECIFIED\x10\x00\x12\x17\n\x13REASON_CODE_ALL_YES\x10\x01\x12\x18\n\x14REASON_CODE_VOTED_NO\x10\x02\x12\x18\n\x14REASON_CODE_DEADLINE\x10\x03\x12\x17\n\x13REASON_CODE_EXPIRED\x10\n\x12\x17\n\x13REASON_CODE_INVALID\x10\x0b\x12\x1d\n\x19REASON_CODE_BAD_SIGNATURE\x10\x0c\x12\"\n\x1eREASON_CODE_INSUFFICIENT_FUNDS\x10\r\x12\x16\n\x12REASON_CODE_MARGIN\x10\x0e\x12\x1b\n\x17REASON_CODE_NO_POSITION\x10\x0f\x12\x1d\n\x19REASON_CODE_POSITION_BUSY\x10\x10\x12\x1b\n\x17REASON_CODE_NOT_EXPIRED\x10\x11\x12\x18\n\x14REASON_CODE_NO_PRICE\x10\x12\x12\x1f\n\x1bREASON_CODE_PAYOUT_MISMATCH\x10\x13\x12\x1b\n\x17REASON_CODE_WRONG_PAYEE\x10\x14\x12\x1e\n\x1aREASON_CODE_NOT_CONTROLLER\x10\x15\x12#\n\x1fREASON_CODE_CLAIM_WINDOW_CLOSED\x10\x16\x12\x18\n\x14REASON_CODE_OVERFLOW\x10\x17\x12\x17\n\x13REASON_CODE_REFUSED\x10\x18\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xrollup.v1.types_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_OPTIONKIND']._serialized_start=2392
-  _globals['_OPTIONKIND']._serialized_end=2476
-  _globals['_REASONCODE']._serialized_start=2479
-  _globals['_REASONCODE']._serialized_end=3035
+  _globals['_OPTIONKIND']._serialized_start=2393
+  _globals['_OPTIONKIND']._serialized_end=2477
+  _globals['_REASONCODE']._serialized_start=2480
+  _globals['_REASONCODE']._serialized_end=3036
   _globals['_SIGNATURE']._serialized_start=38
   _globals['_SIGNATURE']._serialized_end=88
   _globals['_TRANSFER']._serialized_start=90
@@ -44,39 +44,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOCKCOLLATERAL']._serialized_start=204
   _globals['_LOCKCOLLATERAL']._serialized_end=278
   _globals['_OPENOPTION']._serialized_start=281
-  _globals['_OPENOPTION']._serialized_end=479
-  _globals['_SETTLEOPTION']._serialized_start=481
-  _globals['_SETTLEOPTION']._serialized_end=530
-  _globals['_RELEASELIEN']._serialized_start=532
-  _globals['_RELEASELIEN']._serialized_end=593
-  _globals['_RECLAIMLIEN']._serialized_start=595
-  _globals['_RECLAIMLIEN']._serialized_end=625
-  _globals['_ACTION']._serialized_start=628
-  _globals['_ACTION']._serialized_end=986
-  _globals['_TXBODY']._serialized_start=989
-  _globals['_TXBODY']._serialized_end=1121
-  _globals['_SIGNEDTX']._serialized_start=1123
-  _globals['_SIGNEDTX']._serialized_end=1190
-  _globals['_LEG']._serialized_start=1192
-  _globals['_LEG']._serialized_end=1265
-  _globals['_BUNDLEBODY']._serialized_start=1267
-  _globals['_BUNDLEBODY']._serialized_end=1366
-  _globals['_SIGNEDBUNDLE']._serialized_start=1368
-  _globals['_SIGNEDBUNDLE']._serialized_end=1439
-  _globals['_BUNDLEVOTE']._serialized_start=1441
-  _globals['_BUNDLEVOTE']._serialized_end=1552
-  _globals['_VOTEBODY']._serialized_start=1554
-  _globals['_VOTEBODY']._serialized_end=1675
-  _globals['_SIGNEDVOTE']._serialized_start=1677
-  _globals['_SIGNEDVOTE']._serialized_end=1745
-  _globals['_DECISION']._serialized_start=1747
-  _globals['_DECISION']._serialized_end=1836
-  _globals['_ENTRY']._serialized_start=1839
-  _globals['_ENTRY']._serialized_end=2016
-  _globals['_NAMESPACECOMMITMENT']._serialized_start=2018
-  _globals['_NAMESPACECOMMITMENT']._serialized_end=2084
-  _globals['_BLOCKHEADER']._serialized_start=2087
-  _globals['_BLOCKHEADER']._serialized_end=2253
-  _globals['_BLOCK']._serialized_start=2256
-  _globals['_BLOCK']._serialized_end=2390
+  _globals['_OPENOPTION']._serialized_end=480
+  _globals['_SETTLEOPTION']._serialized_start=482
+  _globals['_SETTLEOPTION']._serialized_end=531
+  _globals['_RELEASELIEN']._serialized_start=533
+  _globals['_RELEASELIEN']._serialized_end=594
+  _globals['_RECLAIMLIEN']._serialized_start=596
+  _globals['_RECLAIMLIEN']._serialized_end=626
+  _globals['_ACTION']._serialized_start=629
+  _globals['_ACTION']._serialized_end=987
+  _globals['_TXBODY']._serialized_start=990
+  _globals['_TXBODY']._serialized_end=1122
+  _globals['_SIGNEDTX']._serialized_start=1124
+  _globals['_SIGNEDTX']._serialized_end=1191
+  _globals['_LEG']._serialized_start=1193
+  _globals['_LEG']._serialized_end=1266
+  _globals['_BUNDLEBODY']._serialized_start=1268
+  _globals['_BUNDLEBODY']._serialized_end=1367
+  _globals['_SIGNEDBUNDLE']._serialized_start=1369
+  _globals['_SIGNEDBUNDLE']._serialized_end=1440
+  _globals['_BUNDLEVOTE']._serialized_start=1442
+  _globals['_BUNDLEVOTE']._serialized_end=1553
+  _globals['_VOTEBODY']._serialized_start=1555
+  _globals['_VOTEBODY']._serialized_end=1676
+  _globals['_SIGNEDVOTE']._serialized_start=1678
+  _globals['_SIGNEDVOTE']._serialized_end=1746
+  _globals['_DECISION']._serialized_start=1748
+  _globals['_DECISION']._serialized_end=1837
+  _globals['_ENTRY']._serialized_start=1840
+  _globals['_ENTRY']._serialized_end=2017
+  _globals['_NAMESPACECOMMITMENT']._serialized_start=2019
+  _globals['_NAMESPACECOMMITMENT']._serialized_end=2085
+  _globals['_BLOCKHEADER']._serialized_start=2088
+  _globals['_BLOCKHEADER']._serialized_end=2254
+  _globals['_BLOCK']._serialized_start=2257
+  _globals['_BLOCK']._serialized_end=2391
 # @@protoc_insertion_point(module_scope)

@@ -226,7 +226,8 @@ Global___PriceUpdate: _TypeAlias = PriceUpdate  # noqa: Y015
 class LockCollateral(_message.Message):
     """Bundle only. Lock `amount` of `asset` owned by the leg's sender as a lien
     controlled by the position opened by this same bundle on
-    `controller_rollup`. The lien's id is the bundle's id.
+    `controller_rollup` (which may be the lien's own rollup: local collateral).
+    The lien's id is the bundle's id; a bundle locks at most one lien per rollup.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -256,9 +257,12 @@ Global___LockCollateral: _TypeAlias = LockCollateral  # noqa: Y015
 class OpenOption(_message.Message):
     """Bundle only. Open a fully collateralized European option; the leg's sender is
     the holder and pays `premium` (quote asset) to `writer`. The collateral is the
-    lien locked by this same bundle on `collateral_rollup`. The option's id is the
-    bundle's id. `strike` is quote base units per whole unit of the underlying,
-    `size` is in base units of the underlying.
+    liens locked by this same bundle, one on each of `collateral_rollups` (all in
+    the collateral asset; together at least the margin rule's collateral), listed
+    in payout order: settlement pays the holder from the first lien, then the
+    next (xrollup/options.py split_payout). The option's id is the bundle's id.
+    `strike` is quote base units per whole unit of the underlying, `size` is in
+    base units of the underlying.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -271,7 +275,7 @@ class OpenOption(_message.Message):
     EXPIRY_HEIGHT_FIELD_NUMBER: _builtins.int
     PREMIUM_FIELD_NUMBER: _builtins.int
     WRITER_FIELD_NUMBER: _builtins.int
-    COLLATERAL_ROLLUP_FIELD_NUMBER: _builtins.int
+    COLLATERAL_ROLLUPS_FIELD_NUMBER: _builtins.int
     kind: Global___OptionKind.ValueType
     underlying: _builtins.str
     quote: _builtins.str
@@ -280,7 +284,10 @@ class OpenOption(_message.Message):
     expiry_height: _builtins.int
     premium: _builtins.int
     writer: _builtins.bytes
-    collateral_rollup: _builtins.str
+    @_builtins.property
+    def collateral_rollups(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """was a single string: the same wire bytes for one"""
+
     def __init__(
         self,
         *,
@@ -292,11 +299,11 @@ class OpenOption(_message.Message):
         expiry_height: _builtins.int = ...,
         premium: _builtins.int = ...,
         writer: _builtins.bytes = ...,
-        collateral_rollup: _builtins.str = ...,
+        collateral_rollups: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["collateral_rollup", b"collateral_rollup", "expiry_height", b"expiry_height", "kind", b"kind", "premium", b"premium", "quote", b"quote", "size", b"size", "strike", b"strike", "underlying", b"underlying", "writer", b"writer"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collateral_rollups", b"collateral_rollups", "expiry_height", b"expiry_height", "kind", b"kind", "premium", b"premium", "quote", b"quote", "size", b"size", "strike", b"strike", "underlying", b"underlying", "writer", b"writer"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -331,7 +338,9 @@ Global___SettleOption: _TypeAlias = SettleOption  # noqa: Y015
 @_typing.final
 class ReleaseLien(_message.Message):
     """Bundle only, beside a SettleOption leg on the lien's controlling rollup: pay
-    `payout` from the lien to `payee` and release the rest to its owner.
+    `payout` from the lien to `payee` and release the rest to its owner. A settle
+    bundle carries one for every lien of the option, each with that lien's share
+    of the option's payout (split in the option's lien order).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
