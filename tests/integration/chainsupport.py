@@ -5,17 +5,29 @@ the dev accounts. Imported by the test modules in this directory."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
 import random
-from collections.abc import Iterable, Sequence
+import signal
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 from grpc import aio
 
+from devnet.checker import NodeRef, Report, run_checks
+from devnet.manifest import Manifest
 from xrollup.blocks import GENESIS_PARENT, compute_id
 from xrollup.client import Client, build_transfer
-from xrollup.genesis import DEV_ACCOUNT_COUNT, Genesis, compute_genesis_hash, dev_genesis
+from xrollup.genesis import (
+    DEV_ACCOUNT_COUNT,
+    Genesis,
+    compute_genesis_hash,
+    dev_genesis,
+    load_genesis,
+)
 from xrollup.keys import Keypair, derive_dev_account
 from xrollup.model import Block
 from xrollup.v1 import sequencer_pb2 as spb
@@ -165,3 +177,66 @@ def assert_clean_log(log: Path) -> None:
     text = log.read_text(errors="replace")
     for marker in ("unexpected error", "Traceback", " ERROR ", " CRITICAL "):
         assert marker not in text, f"{log} contains {marker!r}:\n{text[-4000:]}"
+
+
+# ---------------------------------------------------------------- a running devnet
+
+
+@dataclass
+class Net:
+    manifest: Manifest
+    genesis: Genesis
+
+    @property
+    def sequencer(self) -> str:
+        rec = self.manifest.get("sequencer")
+        assert rec is not None
+        return rec.endpoint
+
+    def endpoint(self, name: str) -> str:
+        rec = self.manifest.get(name)
+        assert rec is not None, name
+        return rec.endpoint
+
+    def pid(self, name: str) -> int:
+        rec = self.manifest.get(name)
+        assert rec is not None and rec.pid > 0, name
+        return rec.pid
+
+    def refs(self) -> list[NodeRef]:
+        return [
+            NodeRef(p.name, p.rollup or "", p.endpoint)
+            for p in self.manifest.processes
+            if p.role == "node"
+        ]
+
+    def assert_clean_logs(self) -> None:
+        for p in self.manifest.processes:
+            if p.role in ("sequencer", "node"):
+                assert_clean_log(Path(p.log))
+
+
+def net_of(manifest: Manifest) -> Net:
+    return Net(manifest, load_genesis(Path(manifest.genesis)))
+
+
+@contextlib.contextmanager
+def paused(net: Net, *names: str) -> Iterator[None]:
+    """SIGSTOP the named processes (ours: the devnet started them); SIGCONT them
+    on the way out whatever happens."""
+    stopped: list[int] = []
+    try:
+        for name in names:
+            pid = net.pid(name)
+            os.kill(pid, signal.SIGSTOP)
+            stopped.append(pid)
+        yield
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+
+
+async def assert_invariants(net: Net) -> Report:
+    report = await run_checks(net.sequencer, net.refs(), net.genesis, settle_timeout=60)
+    assert report.ok, json.dumps(report.to_json(), indent=1)[-6000:]
+    return report

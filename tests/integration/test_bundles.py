@@ -19,22 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 import random
-import signal
 import time
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import grpc
 import pytest
-from chainsupport import assert_clean_log
+from chainsupport import Net, assert_invariants, net_of, paused
 from grpc import aio
 
-from devnet.checker import NodeRef, Report, run_checks
-from devnet.manifest import Manifest
 from xrollup import codec
 from xrollup.client import (
     Client,
@@ -51,10 +45,8 @@ from xrollup.client import (
 from xrollup.genesis import (
     DEV_ACCOUNT_COUNT,
     DEV_CHAIN_ID,
-    Genesis,
     compute_genesis_hash,
     dev_genesis,
-    load_genesis,
 )
 from xrollup.keys import (
     Keypair,
@@ -95,66 +87,6 @@ ABORTED = npb.BundleRecord.STATUS_ABORTED
 PREPARED = npb.BundleRecord.STATUS_PREPARED
 
 # ---------------------------------------------------------------- the devnet
-
-
-@dataclass
-class Net:
-    manifest: Manifest
-    genesis: Genesis
-
-    @property
-    def sequencer(self) -> str:
-        rec = self.manifest.get("sequencer")
-        assert rec is not None
-        return rec.endpoint
-
-    def endpoint(self, name: str) -> str:
-        rec = self.manifest.get(name)
-        assert rec is not None, name
-        return rec.endpoint
-
-    def pid(self, name: str) -> int:
-        rec = self.manifest.get(name)
-        assert rec is not None and rec.pid > 0, name
-        return rec.pid
-
-    def refs(self) -> list[NodeRef]:
-        return [
-            NodeRef(p.name, p.rollup or "", p.endpoint)
-            for p in self.manifest.processes
-            if p.role == "node"
-        ]
-
-    def assert_clean_logs(self) -> None:
-        for p in self.manifest.processes:
-            if p.role in ("sequencer", "node"):
-                assert_clean_log(Path(p.log))
-
-
-def net_of(manifest: Manifest) -> Net:
-    return Net(manifest, load_genesis(Path(manifest.genesis)))
-
-
-@contextlib.contextmanager
-def paused(net: Net, *names: str) -> Iterator[None]:
-    """SIGSTOP the named processes (ours: the devnet started them); SIGCONT them
-    on the way out whatever happens."""
-    stopped: list[int] = []
-    try:
-        for name in names:
-            pid = net.pid(name)
-            os.kill(pid, signal.SIGSTOP)
-            stopped.append(pid)
-        yield
-    finally:
-        for pid in stopped:
-            os.kill(pid, signal.SIGCONT)
-
-
-async def assert_invariants(net: Net) -> Report:
-    report = await run_checks(net.sequencer, net.refs(), net.genesis, settle_timeout=60)
-    assert report.ok, json.dumps(report.to_json(), indent=1)[-6000:]
-    return report
 
 
 @dataclass

@@ -10,7 +10,13 @@ on the pure state machine (rollup_node/core/options.py stores the positions).
 - end to end: open (locking collateral plus any surplus), price, settle and
   commit on alpha and beta: the holder receives exactly the payout, the writer
   exactly the rest, payout + released = locked, and supply is conserved after
-  every block.
+  every block;
+- several liens (xrollup.options.split_payout): the shares sum to the payout,
+  total paid <= total locked, per lien share + released = locked, a lien pays
+  only once the liens before it are spent; a percentage split of the collateral
+  sums to it exactly; end to end with liens on one to three rollups (the
+  option's own among them) in any order, each rollup pays the holder exactly its
+  lien's share and returns the rest to the writer.
 
 Each test runs hypothesis with the `seed` fixture's seed (printed; replay with
 XR_SEED=<seed>) and prints a reproduction blob on failure."""
@@ -36,7 +42,13 @@ from xrollup.genesis import Asset, Genesis, dev_genesis
 from xrollup.keys import derive_dev_account, derive_oracle_key
 from xrollup.model import Block, Entry, OptionKind, ReasonCode, Vote
 from xrollup.numeric import Uint64
-from xrollup.options import collateral_asset, compute_collateral, compute_payout
+from xrollup.options import (
+    collateral_asset,
+    compute_collateral,
+    compute_payout,
+    split_collateral,
+    split_payout,
+)
 
 U64 = Uint64.MAX
 KINDS = st.sampled_from([OptionKind.PUT, OptionKind.CALL])
@@ -249,3 +261,172 @@ def test_settlement_pays_exactly_the_payout_and_releases_the_rest(seed: int) -> 
         assert o is not None and (o.status, o.payout) == (options.SETTLED, payout)
 
     run_seeded(seed, max_examples=200)(check)
+
+
+# ---------------------------------------------------------------- several liens
+
+
+@st.composite
+def lien_sets(draw: st.DrawFn) -> tuple[list[int], int]:
+    """(lien amounts, payout) with 1..4 liens and a payout they can cover."""
+    liens = draw(
+        st.lists(st.one_of(st.integers(0, 2**20), st.integers(0, U64)), min_size=1, max_size=4)
+    )
+    payout = draw(st.integers(0, sum(liens)))
+    return liens, payout
+
+
+def test_the_waterfall_split_pays_exactly_and_never_more_than_a_lien(seed: int) -> None:
+    @given(lien_sets())
+    def check(case: tuple[list[int], int]) -> None:
+        liens, payout = case
+        shares = split_payout(payout, liens)
+        assert sum(shares) == payout <= sum(liens)  # total paid <= total locked
+        for share, locked in zip(shares, liens, strict=True):
+            released = locked - share
+            assert 0 <= share <= locked and released >= 0
+            assert share + released == locked  # per lien
+        # in order: a lien pays only once every lien before it is spent whole
+        for i, share in enumerate(shares):
+            if share:
+                assert all(shares[j] == liens[j] for j in range(i))
+        with pytest.raises(ValueError):
+            split_payout(sum(liens) + 1, liens)
+
+    run_seeded(seed, max_examples=1000)(check)
+
+
+def test_a_percentage_split_of_the_collateral_sums_to_it_exactly(seed: int) -> None:
+    @given(u64, st.lists(st.integers(1, 9_999), min_size=0, max_size=3))
+    def check(total: int, cuts: list[int]) -> None:
+        points = sorted(set(cuts))
+        weights = [b - a for a, b in zip([0, *points], [*points, 10_000], strict=True)]
+        shares = split_collateral(total, weights)
+        assert sum(shares) == total and all(s >= 0 for s in shares)
+        for share, w in zip(shares[:-1], weights[:-1], strict=True):
+            assert share == total * w // 10_000  # every lien but the last rounds down
+
+    run_seeded(seed, max_examples=1000)(check)
+
+
+THREE = ("alpha", "beta", "gamma")
+
+
+def rich_genesis_of(rollups: tuple[str, ...], eth_decimals: int) -> Genesis:
+    g = dev_genesis(rollups=rollups)
+    allocations = tuple(
+        dataclasses.replace(a, amount=RICH) if a.address == WRITER.address else a
+        for a in g.allocations
+    )
+    return dataclasses.replace(
+        g, assets=(Asset("USDC", 6), Asset("ETH", eth_decimals)), allocations=allocations
+    )
+
+
+@st.composite
+def multi_lives(draw: st.DrawFn) -> tuple[OptionKind, int, int, int, list[tuple[str, int]], int]:
+    """(kind, decimals, strike, size, liens, price): liens on 1..3 of alpha, beta
+    (local) and gamma in a drawn order, together at least the collateral."""
+    kind = draw(KINDS)
+    d = draw(st.integers(0, 12))
+    strike = draw(st.integers(1, 2**40))
+    max_size = min(2**40, RICH * 10**d // strike) if kind == OptionKind.PUT else 2**40
+    size = draw(st.integers(1, max_size))
+    need = int(compute_collateral(kind, strike, size, d))
+    on = draw(st.permutations(THREE).map(list))[: draw(st.integers(1, 3))]
+    cuts = sorted(draw(st.lists(st.integers(0, need), min_size=len(on) - 1, max_size=len(on) - 1)))
+    amounts = [b - a for a, b in zip([0, *cuts], [*cuts, need], strict=True)]
+    amounts = [a + draw(st.integers(0, 2**20)) for a in amounts]  # surplus per lien
+    amounts = [max(a, 1) for a in amounts]  # a lien holds something
+    price = draw(st.integers(1, 2**40))
+    return kind, d, strike, size, list(zip(on, amounts, strict=True)), price
+
+
+def test_a_multi_lien_settlement_pays_each_share_and_returns_each_rest(seed: int) -> None:
+    @given(multi_lives())
+    def check(life: tuple[OptionKind, int, int, int, list[tuple[str, int]], int]) -> None:
+        kind, d, strike, size, liens, price = life
+        genesis = rich_genesis_of(THREE, d)
+        rollups = {name: Rollup(name, genesis) for name in THREE}
+        chain = [GENESIS_PARENT]
+        asset = collateral_asset(kind, "ETH", "USDC")
+        votes: list[Vote] = []
+
+        def apply(*entries: Entry) -> None:
+            block = seal(len(chain), chain[-1], entries, genesis)
+            chain.append(block.hash)
+            votes.clear()
+            for rollup in rollups.values():
+                out = rollup.apply(block)
+                assert all(r.ok for r in out.receipts), out.receipts
+                assert all(v.yes for v in out.votes), out.votes
+                assert all(s.status == bundles.COMMITTED for s in out.finished)
+                for a in compute_supply(rollup.state.items.items()).assets.values():
+                    assert a.conserved, (rollup.name, a)
+                if out.votes:
+                    votes.append(signed_vote(rollup.name, out.height, out.votes, genesis))
+
+        def commit(bundle_id: bytes) -> tuple[Entry, ...]:
+            return (*votes, decision(bundle_id, True, ReasonCode.ALL_YES))
+
+        opened = decode_bundle(
+            build_open_option(
+                WRITER,
+                HOLDER,
+                kind,
+                strike,
+                size,
+                2,
+                0,
+                100,
+                underlying_decimals=d,
+                liens=liens,
+                option_rollup="beta",
+                nonce=1,
+            )
+        )
+        quote = decode_tx(build_price_update(ORACLE, "beta", "ETH", "USDC", price, 100))
+        apply(opened)
+        apply(*commit(opened.id), quote)
+        payout = int(compute_payout(kind, strike, size, price, d))
+        shares = split_payout(payout, [a for _, a in liens])
+        before = {
+            (r, who): rollups[r].balance(who, asset)
+            for r, _ in liens
+            for who in (WRITER.address, HOLDER.address)
+        }
+        settle = decode_bundle(
+            build_settle_option(
+                KEEPER,
+                opened.id,
+                payout,
+                HOLDER.address,
+                100,
+                option_rollup="beta",
+                liens=liens,
+                nonce=2,
+            )
+        )
+        apply(settle)
+        apply(*commit(settle.id))
+
+        assert sum(shares) == payout <= sum(a for _, a in liens)
+        for (r, locked), share in zip(liens, shares, strict=True):
+            paid = rollups[r].balance(HOLDER.address, asset) - before[(r, HOLDER.address)]
+            released = rollups[r].balance(WRITER.address, asset) - before[(r, WRITER.address)]
+            assert paid == share and released == locked - share  # paid + released = locked
+            lien = collateral.get_lien(State(rollups[r].state), opened.id)
+            assert lien is not None
+            assert (lien.status, lien.amount, lien.paid_out) == (
+                collateral.RELEASED,
+                locked,
+                share,
+            )
+        o = options.get_option(State(rollups["beta"].state), opened.id)
+        assert o is not None and (o.status, o.payout, o.shares) == (
+            options.SETTLED,
+            payout,
+            shares,
+        )
+
+    run_seeded(seed, max_examples=100)(check)
