@@ -14,6 +14,9 @@ atomicity, supply per asset on every rollup, equal roots."""
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -37,6 +40,7 @@ from xrollup.model import OptionKind, ReasonCode
 from xrollup.options import split_collateral, split_payout
 from xrollup.v1 import node_pb2 as npb
 
+DEVNET = str(Path(sys.executable).parent / "devnet")
 ROLLUPS = ("alpha", "beta", "gamma")
 USDC, ETH = 10**6, 10**9
 STRIKE, SIZE = 2_800 * USDC, 2 * ETH
@@ -281,3 +285,41 @@ async def _local_and_remote(net: Net) -> None:
 
 def test_a_lien_on_the_options_own_rollup_backs_it_beside_a_remote_one(net: Net) -> None:
     asyncio.run(_local_and_remote(net))
+
+
+def devnet_cli(net: Net, *args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
+    data_dir = Path(net.manifest.data_dir)
+    p = subprocess.run(
+        [DEVNET, *args, "--data-dir", str(data_dir)], capture_output=True, text=True, timeout=120
+    )
+    assert p.returncode == expect, (args, p.returncode, p.stdout, p.stderr)
+    return p
+
+
+def test_option_open_splits_the_collateral_by_percentage_over_lien_rollups(net: Net) -> None:
+    base = ("option", "open", "--writer", "1", "--holder", "0", "--kind", "put")
+    terms = ("--strike", "2800", "--size", "2", "--premium", "1", "--option-rollup", "beta")
+    opened = json.loads(
+        devnet_cli(
+            net, *base, *terms, "--lien", "alpha=60%", "--lien", "gamma=40%", "--json"
+        ).stdout
+    )
+    assert opened["status"] == "committed" and set(opened["rollups"]) == set(ROLLUPS)
+    assert opened["liens"] == [
+        {"rollup": "alpha", "amount": "3360"},
+        {"rollup": "gamma", "amount": "2240"},
+    ]
+    shown = json.loads(
+        devnet_cli(net, "option", "show", opened["id"], "--option-rollup", "beta", "--json").stdout
+    )
+    assert shown["collateral_rollups"] == ["alpha", "gamma"] and shown["collateral"] == "5600"
+
+    for bad, says in (
+        (("--lien", "alpha=60%", "--lien", "gamma=30%"), "sum to 90%, not 100%"),
+        (("--lien", "alpha=60%", "--lien", "gamma=2240"), "every share as a percentage"),
+        (("--lien", "alpha=50%", "--lien", "alpha=50%"), "a rollup named twice"),
+        (("--lien", "alpha"), "want ROLLUP=SHARE"),
+        (("--lien", "omega=100%"), "omega"),
+    ):
+        p = devnet_cli(net, *base, *terms, *bad, expect=1 if "omega" not in says else 2)
+        assert says in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
