@@ -1,5 +1,6 @@
-"""The RollupNodeService gRPC servicer: balances, receipts, state roots, prices
-and status, read from the node's store. Errors go through xrollup.grpc_status."""
+"""The RollupNodeService gRPC servicer: balances, receipts, state roots, prices,
+positions, accounts (GetAccount: the margin view's holds) and status, read from
+the node's store. Errors go through xrollup.grpc_status."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from grpc import aio
 
-from rollup_node.core import bank, bundles, collateral, options, oracle, supply
+from rollup_node.core import accounts, bank, bundles, collateral, options, oracle, supply
 from rollup_node.core.state import State
 from rollup_node.follower import Follower
 from xrollup.errors import InvalidInput, NotFound
@@ -185,6 +186,9 @@ class RollupNodeService(npb_grpc.RollupNodeServiceServicer):
                 f"no lien {request.id.hex()} on {self.follower.rollup}"
                 + self._pruned_records("released or reclaimed liens", "that")
             )
+        return self._lien_pb(lien)
+
+    def _lien_pb(self, lien: collateral.Lien) -> npb.Lien:
         return npb.Lien(
             id=lien.id,
             owner=lien.owner,
@@ -216,28 +220,42 @@ class RollupNodeService(npb_grpc.RollupNodeServiceServicer):
                     "settled options, and open ones whose claim window closed,", "that"
                 )
             )
-        return npb.OptionPosition(
-            id=o.id,
-            kind=int(o.kind),  # type: ignore[arg-type]
-            underlying=o.underlying,
-            quote=o.quote,
-            strike=o.strike,
-            size=o.size,
-            expiry_height=o.expiry_height,
-            premium=o.premium,
-            writer=o.writer,
-            holder=o.holder,
-            collateral_asset=o.collateral_asset,
-            collateral=o.collateral,
-            status=_OPTION_STATUS[o.status],
-            opened_height=o.opened_height,
-            settled_height=o.settled_height,
-            settle_price=o.settle_price,
-            payout=o.payout,
-            liens=[
-                npb.OptionLien(rollup=on, amount=amount, paid=paid)
-                for (on, amount), paid in zip(o.liens, o.shares or (0,) * len(o.liens), strict=True)
+        return _option_pb(o)
+
+    @grpc_method
+    async def GetAccount(
+        self, request: npb.GetAccountRequest, context: Context
+    ) -> npb.GetAccountResponse:
+        if len(request.address) != ADDRESS_LEN:
+            raise InvalidInput(
+                f"address is {len(request.address)} bytes, want {ADDRESS_LEN}"
+                " (an account is a 20-byte address)"
+            )
+        limit = request.limit if 0 < request.limit <= ACCOUNT_LIMIT else ACCOUNT_LIMIT
+        reader, height = self.store.snapshot_reader()
+        assets = sorted(a.symbol for a in self.genesis.assets)
+        view = accounts.get_account(reader, request.address, assets, limit)
+        deadline = self.genesis.limits.bundle_deadline_blocks
+        return npb.GetAccountResponse(
+            address=view.address,
+            rollup=self.follower.rollup,
+            height=height,
+            balances=[npb.Balance(asset=a, amount=v) for a, v in view.balances.items()],
+            liens=[self._lien_pb(lien) for lien in view.liens],
+            escrows=[
+                npb.EscrowHold(
+                    bundle_id=e.bundle_id,
+                    held=[npb.Balance(asset=a, amount=v) for a, v in e.held.items()],
+                    prepare_height=e.prepare_height,
+                    deadline_height=e.prepare_height + deadline,
+                )
+                for e in view.escrows
             ],
+            options=[
+                npb.AccountOption(role=_role(o, view.address), option=_option_pb(o))
+                for o in view.options
+            ],
+            truncated=view.truncated,
         )
 
     @grpc_method
@@ -260,6 +278,41 @@ class RollupNodeService(npb_grpc.RollupNodeServiceServicer):
             ],
             open_bundles=report.open_bundles,
         )
+
+
+ACCOUNT_LIMIT = 1000  # GetAccount's most entries per list
+
+
+def _role(o: options.OptionPosition, account: bytes) -> npb.AccountOption.Role.ValueType:
+    if o.writer == account and o.holder == account:
+        return npb.AccountOption.ROLE_BOTH
+    return npb.AccountOption.ROLE_WRITER if o.writer == account else npb.AccountOption.ROLE_HOLDER
+
+
+def _option_pb(o: options.OptionPosition) -> npb.OptionPosition:
+    return npb.OptionPosition(
+        id=o.id,
+        kind=int(o.kind),  # type: ignore[arg-type]
+        underlying=o.underlying,
+        quote=o.quote,
+        strike=o.strike,
+        size=o.size,
+        expiry_height=o.expiry_height,
+        premium=o.premium,
+        writer=o.writer,
+        holder=o.holder,
+        collateral_asset=o.collateral_asset,
+        collateral=o.collateral,
+        status=_OPTION_STATUS[o.status],
+        opened_height=o.opened_height,
+        settled_height=o.settled_height,
+        settle_price=o.settle_price,
+        payout=o.payout,
+        liens=[
+            npb.OptionLien(rollup=on, amount=amount, paid=paid)
+            for (on, amount), paid in zip(o.liens, o.shares or (0,) * len(o.liens), strict=True)
+        ],
+    )
 
 
 def _validate_id(raw: bytes) -> None:

@@ -24,7 +24,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rollup_node.core import bank, collateral, options, oracle
-from rollup_node.core.state import BUNDLE, ESCROW, State, StateReader, encode_record, seen_key
+from rollup_node.core.state import (
+    BUNDLE,
+    ESCROW,
+    State,
+    StateReader,
+    account_escrow_key,
+    encode_record,
+    seen_key,
+)
 from xrollup import checks
 from xrollup.amounts import format_units
 from xrollup.blocks import BlockRefused, RefusalCode
@@ -263,6 +271,32 @@ def get_escrow(state: State, bundle_id: bytes) -> Escrow | None:
     return None if raw is None else decode_escrow(raw)
 
 
+def compute_held_for(escrow: Escrow) -> dict[bytes, dict[str, int]]:
+    """Per owner and asset, what the escrow holds on the owner's behalf: the
+    Credits its abort returns (Escrow.hold), in the order they were held."""
+    out: dict[bytes, dict[str, int]] = {}
+    for e in escrow.abort:
+        if isinstance(e, Credit):
+            held = out.setdefault(e.owner, {})
+            held[e.asset] = held.get(e.asset, 0) + e.amount
+    return out
+
+
+def save_escrow(state: State, bundle_id: bytes, escrow: Escrow) -> None:
+    """Save a prepared bundle's escrow, and an index key (b"ace:") for each
+    account it holds funds of."""
+    state.put(ESCROW + bundle_id, encode_escrow(escrow))
+    for owner in compute_held_for(escrow):
+        state.put(account_escrow_key(owner, bundle_id), b"")
+
+
+def delete_escrow(state: State, bundle_id: bytes, escrow: Escrow) -> None:
+    """The bundle is finished: its escrow goes, and its accounts' index keys."""
+    state.delete(ESCROW + bundle_id)
+    for owner in compute_held_for(escrow):
+        state.delete(account_escrow_key(owner, bundle_id))
+
+
 def get_escrow_held(base: StateReader) -> dict[str, int]:
     """Per asset, what the escrows of every undecided bundle hold (reads only the
     escrow prefix: one record per bundle prepared here and not yet finished)."""
@@ -342,7 +376,7 @@ def prepare_bundle(
             state.rollback()
         else:
             state.commit()
-            state.put(ESCROW + bundle.id, encode_escrow(escrow))
+            save_escrow(state, bundle.id, escrow)
     yes = not text
     record = BundleRecord(bundle.id, PREPARED, yes, code, int(height), legs=tuple(outcomes))
     state.put(BUNDLE + bundle.id, encode_bundle_record(record))
@@ -578,7 +612,7 @@ def finish_bundle(
     if escrow is not None:
         for effect in escrow.commit if commit else escrow.abort:
             apply_effect(state, effect, height)
-        state.delete(ESCROW + bundle_id)
+        delete_escrow(state, bundle_id, escrow)
     status = COMMITTED if commit else ABORTED
     final_code = record.code if not commit and not record.vote else code
     done = replace(record, status=status, code=final_code, decision_height=int(height))

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, fields, replace
 
 from rollup_node.core import bank
-from rollup_node.core.state import LIEN, State, encode_record
+from rollup_node.core.state import LIEN, State, account_lien_key, encode_record
 from xrollup.errors import NotAuthorized, Refused
 from xrollup.keys import Address
 from xrollup.model import ReasonCode
@@ -66,7 +66,15 @@ def get_lien(state: State, lien_id: bytes) -> Lien | None:
 
 
 def save_lien(state: State, lien: Lien) -> None:
+    """Save the lien, and its owner's index key (b"acl:") while it holds funds:
+    written when it is created, kept while PENDING, deleted when it is released
+    or reclaimed (before retention can prune the record)."""
     state.put(LIEN + lien.id, encode_lien(lien))
+    key = account_lien_key(lien.owner, lien.id)
+    if is_holding(lien):
+        state.put(key, b"")
+    else:
+        state.delete(key)
 
 
 def is_holding(lien: Lien) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, fields
 
-from rollup_node.core.state import OPTION, State, encode_record
+from rollup_node.core.state import OPTION, State, account_option_key, encode_record
 from xrollup.keys import Address
 from xrollup.model import OptionKind
 
@@ -74,5 +74,31 @@ def get_option(state: State, option_id: bytes) -> OptionPosition | None:
     return None if raw is None else decode_option(raw)
 
 
+def is_live(option: OptionPosition) -> bool:
+    """OPEN or SETTLING: its writer's and holder's index keys exist."""
+    return option.status in (OPEN, SETTLING)
+
+
+def compute_parties(option: OptionPosition) -> tuple[Address, ...]:
+    """Writer and holder, once each (one account may be both)."""
+    return tuple(dict.fromkeys((option.writer, option.holder)))
+
+
 def save_option(state: State, option: OptionPosition) -> None:
+    """Save the option, and its writer's and holder's index keys (b"aco:") while
+    it is OPEN or SETTLING: written when it opens, deleted when it settles."""
     state.put(OPTION + option.id, encode_option(option))
+    for account in compute_parties(option):
+        key = account_option_key(account, option.id)
+        if is_live(option):
+            state.put(key, b"")
+        else:
+            state.delete(key)
+
+
+def delete_option(state: State, option: OptionPosition) -> None:
+    """Retention: the record goes, and with it the index keys of one still OPEN
+    (its claim window closed long ago), so no index key names a pruned option."""
+    state.delete(OPTION + option.id)
+    for account in compute_parties(option):
+        state.delete(account_option_key(account, option.id))

@@ -23,7 +23,12 @@ a second logged decision on a pruned bundle is ignored instead of refused
 (protocol.is_tracked); a settle or release naming a pruned position is refused
 with NO_POSITION instead of POSITION_BUSY or CLAIM_WINDOW_CLOSED. A bundle id
 cannot execute twice after its record is gone: its seen-marker (b"seen:") stays
-until its expiry height, and an expired bundle is refused (bundles.prepare_bundle)."""
+until its expiry height, and an expired bundle is refused (bundles.prepare_bundle).
+
+The account indexes (state.py) never name a pruned record: a lien's key goes when
+it is released or reclaimed, before it is final; an escrow's when its bundle
+finishes; an option's when it settles, or here with the record when it is pruned
+still OPEN (its claim window closed R blocks before)."""
 
 from __future__ import annotations
 
@@ -107,6 +112,9 @@ def prune_records(state: State, height: int, limits: Limits) -> None:
         if raw is None:
             continue  # scheduled twice (an option opened, then settled): gone already
         if is_final(record_key, raw, height, limits):
-            state.delete(record_key)
+            if record_key.startswith(OPTION):
+                options.delete_option(state, options.decode_option(raw))  # and its index keys
+            else:
+                state.delete(record_key)  # a lien or bundle final here has none
         else:
             state.put(retire_key(height + keep, record_key), b"")

@@ -22,6 +22,18 @@ are canonical JSON (sorted keys, no spaces, bytes as hex, enums as integers).
                                         finished bnd:/lien:/opt: record to delete
                                         at height `due`; rollup_node/core/retention.py)
 
+Account indexes (GetAccount reads an account's holds without scanning the state;
+each key exists exactly while its record says so, written where the record is):
+
+    b"acl:" + owner + lien id        -> b""   a lien of `owner` holding funds
+                                              (LOCKED or PENDING; collateral.save_lien)
+    b"ace:" + owner + bundle id      -> b""   an undecided escrow holding some of
+                                              `owner`'s funds (an abort Credit to it;
+                                              bundles.save_escrow / delete_escrow)
+    b"aco:" + account + option id    -> b""   an option `account` writes or holds,
+                                              OPEN or SETTLING (options.save_option;
+                                              deleted with the record by retention)
+
 A block's writes are collected in a `State` over a read-only base; a journal
 lets one transaction roll back so an invalid one changes nothing."""
 
@@ -46,6 +58,9 @@ BUNDLE = b"bnd:"
 OPEN = b"opn:"
 DEADLINE = b"ddl:"
 RETIRE = b"ret:"
+ACCOUNT_LIEN = b"acl:"
+ACCOUNT_ESCROW = b"ace:"
+ACCOUNT_OPTION = b"aco:"
 PREFIXES = (
     BALANCE,
     SUPPLY,
@@ -59,6 +74,9 @@ PREFIXES = (
     OPEN,
     DEADLINE,
     RETIRE,
+    ACCOUNT_LIEN,
+    ACCOUNT_ESCROW,
+    ACCOUNT_OPTION,
 )
 
 
@@ -88,6 +106,26 @@ def deadline_key(deadline: int, bundle_id: bytes) -> bytes:
 
 def retire_key(due: int, record_key: bytes) -> bytes:
     return RETIRE + struct.pack(">Q", due) + record_key
+
+
+def account_lien_key(owner: Address, lien_id: bytes) -> bytes:
+    return ACCOUNT_LIEN + owner + lien_id
+
+
+def account_escrow_key(owner: Address, bundle_id: bytes) -> bytes:
+    return ACCOUNT_ESCROW + owner + bundle_id
+
+
+def account_option_key(account: Address, option_id: bytes) -> bytes:
+    return ACCOUNT_OPTION + account + option_id
+
+
+def compute_prefix_end(prefix: bytes) -> bytes:
+    """The least key above every key that starts with `prefix` (the stop of
+    iterate): the prefix with its last byte below 0xff incremented."""
+    stripped = prefix.rstrip(b"\xff")
+    assert stripped, "a prefix of 0xff bytes only has no end"
+    return stripped[:-1] + bytes([stripped[-1] + 1])
 
 
 def encode_record(fields: dict[str, object]) -> bytes:

@@ -11,6 +11,9 @@ import typing
 
 from rollup_node.core import bundles, collateral, options, oracle, protocol
 from rollup_node.core.state import (
+    ACCOUNT_ESCROW,
+    ACCOUNT_LIEN,
+    ACCOUNT_OPTION,
     BALANCE,
     BUNDLE,
     DEADLINE,
@@ -26,7 +29,11 @@ from rollup_node.core.state import (
     SUPPLY,
     MemoryState,
     State,
+    account_escrow_key,
+    account_lien_key,
+    account_option_key,
     balance_key,
+    compute_prefix_end,
     deadline_key,
     encode_record,
     encode_u64,
@@ -69,6 +76,9 @@ def test_the_prefixes_are_pinned_and_none_is_a_prefix_of_another() -> None:
         b"opn:",
         b"ddl:",
         b"ret:",
+        b"acl:",
+        b"ace:",
+        b"aco:",
     )
     assert (
         BALANCE,
@@ -83,6 +93,9 @@ def test_the_prefixes_are_pinned_and_none_is_a_prefix_of_another() -> None:
         OPEN,
         DEADLINE,
         RETIRE,
+        ACCOUNT_LIEN,
+        ACCOUNT_ESCROW,
+        ACCOUNT_OPTION,
     ) == PREFIXES
     for a in PREFIXES:
         for b in PREFIXES:
@@ -100,6 +113,13 @@ def test_key_layouts() -> None:
     assert encode_u64(2**64 - 1) == b"\xff" * 8
     # big-endian heights: the deadline index iterates in height order
     assert deadline_key(255, ID) < deadline_key(256, ID)
+    # the account indexes: prefix, the 20-byte account, the record's 32-byte id; b"" values
+    assert account_lien_key(OWNER, ID) == b"acl:" + OWNER + ID
+    assert account_escrow_key(OWNER, ID) == b"ace:" + OWNER + ID
+    assert account_option_key(PAYEE, POS) == b"aco:" + PAYEE + POS
+    # one account's keys iterate as a range, whatever bytes its address ends in
+    assert compute_prefix_end(b"acl:" + OWNER) == b"acl:" + b"\xaa" * 19 + b"\xab"
+    assert compute_prefix_end(b"acl:" + b"\x01" + b"\xff" * 19) == b"acl:\x02"
 
 
 def test_records_are_canonical_json() -> None:

@@ -21,6 +21,162 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class GetAccountRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    address: _builtins.bytes
+    """20 bytes"""
+    limit: _builtins.int
+    """at most this many of each list (0 or over 1000: 1000)"""
+    def __init__(
+        self,
+        *,
+        address: _builtins.bytes = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAccountRequest: _TypeAlias = GetAccountRequest  # noqa: Y015
+
+@_typing.final
+class EscrowHold(_message.Message):
+    """What one undecided bundle's escrow holds on the account's behalf (returned to
+    it if the bundle aborts).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BUNDLE_ID_FIELD_NUMBER: _builtins.int
+    HELD_FIELD_NUMBER: _builtins.int
+    PREPARE_HEIGHT_FIELD_NUMBER: _builtins.int
+    DEADLINE_HEIGHT_FIELD_NUMBER: _builtins.int
+    bundle_id: _builtins.bytes
+    prepare_height: _builtins.int
+    deadline_height: _builtins.int
+    """every node aborts it here if still undecided"""
+    @_builtins.property
+    def held(self) -> _containers.RepeatedCompositeFieldContainer[Global___Balance]:
+        """per asset, sorted by symbol"""
+
+    def __init__(
+        self,
+        *,
+        bundle_id: _builtins.bytes = ...,
+        held: _abc.Iterable[Global___Balance] | None = ...,
+        prepare_height: _builtins.int = ...,
+        deadline_height: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle_id", b"bundle_id", "deadline_height", b"deadline_height", "held", b"held", "prepare_height", b"prepare_height"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EscrowHold: _TypeAlias = EscrowHold  # noqa: Y015
+
+@_typing.final
+class AccountOption(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Role:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _RoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[AccountOption._Role.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        ROLE_UNSPECIFIED: AccountOption._Role.ValueType  # 0
+        ROLE_WRITER: AccountOption._Role.ValueType  # 1
+        ROLE_HOLDER: AccountOption._Role.ValueType  # 2
+        ROLE_BOTH: AccountOption._Role.ValueType  # 3
+        """the account wrote the option and holds it"""
+
+    class Role(_Role, metaclass=_RoleEnumTypeWrapper): ...
+    ROLE_UNSPECIFIED: AccountOption.Role.ValueType  # 0
+    ROLE_WRITER: AccountOption.Role.ValueType  # 1
+    ROLE_HOLDER: AccountOption.Role.ValueType  # 2
+    ROLE_BOTH: AccountOption.Role.ValueType  # 3
+    """the account wrote the option and holds it"""
+
+    ROLE_FIELD_NUMBER: _builtins.int
+    OPTION_FIELD_NUMBER: _builtins.int
+    role: Global___AccountOption.Role.ValueType
+    @_builtins.property
+    def option(self) -> Global___OptionPosition: ...
+    def __init__(
+        self,
+        *,
+        role: Global___AccountOption.Role.ValueType = ...,
+        option: Global___OptionPosition | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["option", b"option"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["option", b"option", "role", b"role"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountOption: _TypeAlias = AccountOption  # noqa: Y015
+
+@_typing.final
+class GetAccountResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    ROLLUP_FIELD_NUMBER: _builtins.int
+    HEIGHT_FIELD_NUMBER: _builtins.int
+    BALANCES_FIELD_NUMBER: _builtins.int
+    LIENS_FIELD_NUMBER: _builtins.int
+    ESCROWS_FIELD_NUMBER: _builtins.int
+    OPTIONS_FIELD_NUMBER: _builtins.int
+    TRUNCATED_FIELD_NUMBER: _builtins.int
+    address: _builtins.bytes
+    rollup: _builtins.str
+    height: _builtins.int
+    """the applied height the answer reflects"""
+    truncated: _builtins.bool
+    """some list stopped at the limit"""
+    @_builtins.property
+    def balances(self) -> _containers.RepeatedCompositeFieldContainer[Global___Balance]:
+        """free: every asset of genesis, sorted, zeros included"""
+
+    @_builtins.property
+    def liens(self) -> _containers.RepeatedCompositeFieldContainer[Global___Lien]:
+        """owned, LOCKED or PENDING, by id"""
+
+    @_builtins.property
+    def escrows(self) -> _containers.RepeatedCompositeFieldContainer[Global___EscrowHold]:
+        """undecided bundles holding its funds, by bundle id"""
+
+    @_builtins.property
+    def options(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccountOption]:
+        """OPEN or SETTLING, written or held, by id"""
+
+    def __init__(
+        self,
+        *,
+        address: _builtins.bytes = ...,
+        rollup: _builtins.str = ...,
+        height: _builtins.int = ...,
+        balances: _abc.Iterable[Global___Balance] | None = ...,
+        liens: _abc.Iterable[Global___Lien] | None = ...,
+        escrows: _abc.Iterable[Global___EscrowHold] | None = ...,
+        options: _abc.Iterable[Global___AccountOption] | None = ...,
+        truncated: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "balances", b"balances", "escrows", b"escrows", "height", b"height", "liens", b"liens", "options", b"options", "rollup", b"rollup", "truncated", b"truncated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAccountResponse: _TypeAlias = GetAccountResponse  # noqa: Y015
+
+@_typing.final
 class GetSupplyRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -79,6 +79,11 @@ class RollupNodeServiceStub:
                 request_serializer=xrollup_dot_v1_dot_node__pb2.GetSupplyRequest.SerializeToString,
                 response_deserializer=xrollup_dot_v1_dot_node__pb2.GetSupplyResponse.FromString,
                 _registered_method=True)
+        self.GetAccount = channel.unary_unary(
+                '/xrollup.v1.RollupNodeService/GetAccount',
+                request_serializer=xrollup_dot_v1_dot_node__pb2.GetAccountRequest.SerializeToString,
+                response_deserializer=xrollup_dot_v1_dot_node__pb2.GetAccountResponse.FromString,
+                _registered_method=True)
 
 
 class RollupNodeServiceServicer:
@@ -139,6 +144,16 @@ class RollupNodeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAccount(self, request, context):
+        """One account on this rollup: its free balances, the liens it owns that hold
+        funds, what undecided bundles hold in escrow for it, and the live options it
+        writes or holds. Read through the account indexes of the state
+        (rollup_node/core/state.py), never a scan.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RollupNodeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -186,6 +201,11 @@ def add_RollupNodeServiceServicer_to_server(servicer, server):
                     servicer.GetSupply,
                     request_deserializer=xrollup_dot_v1_dot_node__pb2.GetSupplyRequest.FromString,
                     response_serializer=xrollup_dot_v1_dot_node__pb2.GetSupplyResponse.SerializeToString,
+            ),
+            'GetAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAccount,
+                    request_deserializer=xrollup_dot_v1_dot_node__pb2.GetAccountRequest.FromString,
+                    response_serializer=xrollup_dot_v1_dot_node__pb2.GetAccountResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -431,6 +451,33 @@ class RollupNodeService:
             '/xrollup.v1.RollupNodeService/GetSupply',
             xrollup_dot_v1_dot_node__pb2.GetSupplyRequest.SerializeToString,
             xrollup_dot_v1_dot_node__pb2.GetSupplyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xrollup.v1.RollupNodeService/GetAccount',
+            xrollup_dot_v1_dot_node__pb2.GetAccountRequest.SerializeToString,
+            xrollup_dot_v1_dot_node__pb2.GetAccountResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,6 +41,12 @@ class RollupNodeServiceStub:
     GetOption: _grpc.UnaryUnaryMultiCallable[_node_pb2.GetOptionRequest, _node_pb2.OptionPosition]
     GetSupply: _grpc.UnaryUnaryMultiCallable[_node_pb2.GetSupplyRequest, _node_pb2.GetSupplyResponse]
     """Per-asset accounting of the whole state (invariant I2); scans the state."""
+    GetAccount: _grpc.UnaryUnaryMultiCallable[_node_pb2.GetAccountRequest, _node_pb2.GetAccountResponse]
+    """One account on this rollup: its free balances, the liens it owns that hold
+    funds, what undecided bundles hold in escrow for it, and the live options it
+    writes or holds. Read through the account indexes of the state
+    (rollup_node/core/state.py), never a scan.
+    """
 
 @_typing.type_check_only
 class RollupNodeServiceAsyncStub(RollupNodeServiceStub):
@@ -55,6 +61,12 @@ class RollupNodeServiceAsyncStub(RollupNodeServiceStub):
     GetOption: _aio.UnaryUnaryMultiCallable[_node_pb2.GetOptionRequest, _node_pb2.OptionPosition]  # type: ignore[assignment]
     GetSupply: _aio.UnaryUnaryMultiCallable[_node_pb2.GetSupplyRequest, _node_pb2.GetSupplyResponse]  # type: ignore[assignment]
     """Per-asset accounting of the whole state (invariant I2); scans the state."""
+    GetAccount: _aio.UnaryUnaryMultiCallable[_node_pb2.GetAccountRequest, _node_pb2.GetAccountResponse]  # type: ignore[assignment]
+    """One account on this rollup: its free balances, the liens it owns that hold
+    funds, what undecided bundles hold in escrow for it, and the live options it
+    writes or holds. Read through the account indexes of the state
+    (rollup_node/core/state.py), never a scan.
+    """
 
 class RollupNodeServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -120,5 +132,17 @@ class RollupNodeServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_node_pb2.GetSupplyResponse, _abc.Awaitable[_node_pb2.GetSupplyResponse]]:
         """Per-asset accounting of the whole state (invariant I2); scans the state."""
+
+    @_abc_1.abstractmethod
+    def GetAccount(
+        self,
+        request: _node_pb2.GetAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.GetAccountResponse, _abc.Awaitable[_node_pb2.GetAccountResponse]]:
+        """One account on this rollup: its free balances, the liens it owns that hold
+        funds, what undecided bundles hold in escrow for it, and the live options it
+        writes or holds. Read through the account indexes of the state
+        (rollup_node/core/state.py), never a scan.
+        """
 
 def add_RollupNodeServiceServicer_to_server(servicer: RollupNodeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
