@@ -556,6 +556,17 @@ class NodeClient(_Connection):
     async def supply(self, timeout: float | None = 10.0) -> npb.GetSupplyResponse:
         return await self.stub.GetSupply(npb.GetSupplyRequest(), timeout=timeout)
 
+    async def account(
+        self, address: Address, limit: int = 0, timeout: float | None = 5.0
+    ) -> npb.GetAccountResponse:
+        """The account on this rollup: free balances, the liens it owns that hold
+        funds, what undecided bundles hold in escrow for it, the open or settling
+        options it writes or holds (at most `limit` of each, 0: the node's most).
+        Across every rollup, with the position each lien backs: devnet.margin."""
+        return await self.stub.GetAccount(
+            npb.GetAccountRequest(address=address, limit=limit), timeout=timeout
+        )
+
     async def wait_for_bundle(
         self, bundle_id: bytes, timeout: float = 30.0, poll: float = 0.01
     ) -> npb.BundleRecord:
