@@ -1,5 +1,5 @@
 """`devnet`: the command users type. One module per section of its help
-(lifecycle, chain, options, faults, verification, observe); shared options,
+(lifecycle, chain, options and margin, faults, verification, observe); shared options,
 endpoint resolution and errors in common.py, rendering in render.py, what
 status, faults and watch read from the processes in collect.py. Every command
 has --json for scripts and reads endpoints from DIR/devnet.json unless given
@@ -14,6 +14,7 @@ from devnet.cli import (
     experiments,
     faults,
     lifecycle,
+    margin,
     observe,
     options,
     snapshots,
@@ -41,6 +42,7 @@ main.add_section("Lifecycle", lifecycle.COMMANDS)
 main.add_section("Lifecycle", snapshots.COMMANDS)
 main.add_section("Chain", chain.COMMANDS)
 main.add_section("Options and liens", options.COMMANDS)
+main.add_section("Options and liens", margin.COMMANDS)
 main.add_section("Faults", faults.COMMANDS)
 main.add_section("Verification", verification.COMMANDS)
 main.add_section("Observe", observe.COMMANDS)

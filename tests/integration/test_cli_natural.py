@@ -121,6 +121,7 @@ def test_help_lists_the_commands_under_section_headings() -> None:
         "price": "Chain",
         "option": "Options and liens",
         "lien": "Options and liens",
+        "margin": "Options and liens",
         "kill": "Faults",
         "byzantine": "Faults",
         "faults": "Faults",
