@@ -125,6 +125,9 @@ def create_app(sources: Sources, index: ChainIndex) -> Starlette:
     async def build_account(request: Request) -> dict[str, Any]:
         return await explorer.account(parse_address(param(request, "address")))
 
+    async def build_margin(request: Request) -> dict[str, Any]:
+        return await explorer.margin(parse_address(param(request, "address")))
+
     pages = {
         "/": ("home.html", build_home),
         "/block/{height}": ("block.html", build_block),
@@ -133,6 +136,7 @@ def create_app(sources: Sources, index: ChainIndex) -> Starlette:
         "/option/{id}": ("option.html", build_option),
         "/lien/{id}": ("lien.html", build_lien),
         "/account/{address}": ("account.html", build_account),
+        "/margin/{address}": ("margin.html", build_margin),
     }
     routes: list[Route | Mount] = []
     for path, (template, build) in pages.items():

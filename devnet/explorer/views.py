@@ -22,6 +22,7 @@ from devnet.explorer.follower import describe_error
 from devnet.explorer.index import ChainIndex, compute_rates, verify_summary
 from devnet.explorer.sources import NODE, SEQUENCER, NodeRef, Sources
 from devnet.lifecycle import trace_bundle
+from devnet.margin import margin_json, read_margin
 from devnet.status import link_text, node_note, node_status_json
 from xrollup import codec
 from xrollup.blocks import GENESIS_PARENT
@@ -537,6 +538,20 @@ class Explorer:
             ],
             "indexed_from": self.index.first,
         }
+
+    async def margin(self, address: bytes) -> dict[str, Any]:
+        """The consolidated margin view (devnet.margin), amounts in base units as
+        strings; a rollup with no live node is shown down."""
+        live = (await self.health()).live
+        nodes = {
+            rollup: [n.client for n in live if n.ref.rollup == rollup]
+            for rollup in self.sources.genesis.rollup_names
+        }
+        try:
+            view = await read_margin(address, nodes, timeout=CALL_TIMEOUT)
+        except aio.AioRpcError as e:  # INVALID_ARGUMENT: parse_address lets none through
+            raise PageError(400, f"A node refused the address: {describe_error(e)}.") from None
+        return margin_json(view, lambda amount, asset: str(amount))
 
     # ------------------------------------------------------------ search
 
