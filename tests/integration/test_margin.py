@@ -31,8 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 from explorersupport import explorer_url, get
+from grpc import aio
 
 from devnet import faults, network
 from devnet.manifest import Manifest
@@ -401,6 +403,18 @@ def test_after_settlement_the_liens_are_gone_and_balances_moved(story: Story) ->
     )
     holder_alpha = rollup(story.settled_holder, "alpha")["assets"]["USDC"]
     assert holder_alpha == holdings(FUNDED_USDC + story.payout)
+
+
+def test_get_account_refuses_a_bad_address_with_invalid_argument(story: Story) -> None:
+    async def ask() -> aio.AioRpcError:
+        async with NodeClient(endpoints(story.manifest)["alpha"][0]) as n:
+            with pytest.raises(aio.AioRpcError) as e:
+                await n.account(b"\x01" * 5)
+            return e.value
+
+    e = asyncio.run(ask())
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert e.details() == "address is 5 bytes, want 20 (an account is a 20-byte address)"
 
 
 # ---------------------------------------------------------------- the command line
