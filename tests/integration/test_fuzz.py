@@ -92,6 +92,7 @@ NODE_METHODS = (
     "GetLien",
     "GetOption",
     "GetSupply",
+    "GetAccount",
 )
 OVERSIZED = LIMITS.max_message_bytes + 1
 
@@ -1054,6 +1055,7 @@ RAW_VALID: dict[str, bytes] = {
     "GetLien": npb.GetLienRequest(id=b"\x01" * 32).SerializeToString(),
     "GetOption": npb.GetOptionRequest(id=b"\x01" * 32).SerializeToString(),
     "GetSupply": b"",
+    "GetAccount": npb.GetAccountRequest(address=b"\x01" * 20).SerializeToString(),
 }
 REQUEST_TYPES = {
     "SubmitTransaction": spb.SubmitTransactionRequest,
