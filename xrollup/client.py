@@ -57,10 +57,12 @@ CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
     # gRPC's default reconnect backoff grows to 120 s; on a devnet where processes
-    # are killed and links cut on purpose, reconnect within a second or two.
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
+    # are killed and links cut on purpose, reconnect within a fraction of a second
+    # (loopback: a connection attempt costs nothing). With 1 s a node back from a
+    # cut link could take 50 blocks of 20 ms to connect: a whole bundle deadline.
+    ("grpc.initial_reconnect_backoff_ms", 50),
+    ("grpc.min_reconnect_backoff_ms", 50),
+    ("grpc.max_reconnect_backoff_ms", 250),
     # A new channel would otherwise share a subchannel (and its backoff) with an
     # older channel to the same address that is still waiting to reconnect.
     ("grpc.use_local_subchannel_pool", 1),

@@ -6,10 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
 from devnet import launcher
+from rollup_node.follower import compute_max_retry_delay
+from xrollup.genesis import dev_genesis
 
 
 def test_reaped_child_is_never_signalled(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -28,3 +31,12 @@ def test_running_child_is_stopped_by_sigterm() -> None:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     assert launcher.stop_pid(child.pid, grace=5, popen=child)
     assert child.returncode is not None
+
+
+def test_a_node_retries_the_sequencer_within_a_tenth_of_the_bundle_deadline() -> None:
+    g = dev_genesis()  # 50 blocks of 20 ms: a deadline of 1 s
+    assert compute_max_retry_delay(g) == 0.1
+    slow = replace(g, block_interval_ms=2_000)  # a deadline of 100 s: capped at 1 s
+    assert compute_max_retry_delay(slow) == 1.0
+    fast = replace(g, block_interval_ms=1)  # 50 ms: floored at 50 ms
+    assert compute_max_retry_delay(fast) == 0.05
