@@ -11,38 +11,15 @@ included) passed after every run and the bridge's books balanced."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-
-DEVNET = str(Path(sys.executable).parent / "devnet")
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+from experimentsupport import assert_png, run_small
 
 
 @pytest.mark.timeout(150)
 def test_experiment_capital_small(tmp_path: Path, seed: int) -> None:
-    started = time.monotonic()
-    argv = ["experiment", "capital", "--seed", str(seed), "--size", "small"]
-    p = subprocess.run(
-        [DEVNET, *argv, "--out", str(tmp_path / "out"), "--json"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=140,
-    )
-    seconds = time.monotonic() - started
-    print(f"devnet experiment capital --seed {seed} --size small: {seconds:.1f} s")
-    assert p.returncode == 0, f"exit {p.returncode}\n{p.stdout}\n{p.stderr}"
-    doc = json.loads(p.stdout)
-
-    folder = Path(doc["folder"])
-    assert folder == (tmp_path / "out" / f"capital-seed{seed}-small").resolve()
-    markdown = Path(doc["report"]).read_text()
-    assert json.loads((folder / "report.json").read_text())["summary"] == doc["summary"]
+    doc, folder, markdown = run_small("capital", seed, tmp_path, timeout=140)
 
     tables = {t["title"].split(":")[0]: t for t in doc["tables"]}
     for name in ("published bridge delays scaled to blocks (1 block = 2 s)", "capital",
@@ -52,7 +29,7 @@ def test_experiment_capital_small(tmp_path: Path, seed: int) -> None:
     assert doc["figures"], doc
     for figure in doc["figures"]:
         png = folder / figure["file"]
-        assert png.read_bytes()[:8] == PNG_MAGIC, png
+        assert_png(png)
         assert f"]({png.name})" in markdown
     assert {f["file"] for f in doc["figures"]} == {"capital-idle.png", "capital-latency.png"}
 

@@ -9,41 +9,18 @@ balance against the run's ledger."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+from experimentsupport import assert_png, run_small
 
-DEVNET = str(Path(sys.executable).parent / "devnet")
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TABLES = ("options:", "outcomes:", "frozen:", "exit:", "conservation:", "invariants:")
 FIGURES = ("contagion-frozen.png", "contagion-outcomes.png")
 
 
 @pytest.mark.timeout(180)
 def test_experiment_contagion_small(tmp_path: Path, seed: int) -> None:
-    started = time.monotonic()
-    argv = ["experiment", "contagion", "--seed", str(seed), "--size", "small"]
-    p = subprocess.run(
-        [DEVNET, *argv, "--out", str(tmp_path / "out"), "--json"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=170,
-    )
-    seconds = time.monotonic() - started
-    print(f"devnet experiment contagion --seed {seed} --size small: {seconds:.1f} s")
-    assert p.returncode == 0, f"exit {p.returncode}\n{p.stdout}\n{p.stderr}"
-    doc = json.loads(p.stdout)
-
-    folder = Path(doc["folder"])
-    assert folder == (tmp_path / "out" / f"contagion-seed{seed}-small").resolve()
-    markdown = Path(doc["report"]).read_text()
-    assert Path(doc["report"]) == folder / "report.md"
-    assert json.loads((folder / "report.json").read_text())["summary"] == doc["summary"]
+    doc, folder, markdown = run_small("contagion", seed, tmp_path, timeout=170)
 
     titles = [t["title"] for t in doc["tables"]]
     for prefix in TABLES:
@@ -52,7 +29,7 @@ def test_experiment_contagion_small(tmp_path: Path, seed: int) -> None:
         assert f"**{table['title']}**" in markdown
     assert [f["file"] for f in doc["figures"]] == list(FIGURES), titles
     for name in FIGURES:
-        assert (folder / name).read_bytes()[:8] == PNG_MAGIC, name
+        assert_png(folder / name)
         assert f"]({name})" in markdown
 
     s = doc["summary"]

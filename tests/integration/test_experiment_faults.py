@@ -6,39 +6,17 @@ deadline must abort the bundles ordered in it; with no fault every bundle commit
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+from experimentsupport import assert_png, run_small
 
-DEVNET = str(Path(sys.executable).parent / "devnet")
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SWEEPS = ("delay", "partition", "kill")
 
 
 @pytest.mark.timeout(180)
 def test_experiment_faults_small(tmp_path: Path, seed: int) -> None:
-    started = time.monotonic()
-    argv = ["experiment", "faults", "--seed", str(seed), "--size", "small"]
-    p = subprocess.run(
-        [DEVNET, *argv, "--out", str(tmp_path / "out"), "--json"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=170,
-    )
-    seconds = time.monotonic() - started
-    print(f"devnet experiment faults --seed {seed} --size small: {seconds:.1f} s")
-    assert p.returncode == 0, f"exit {p.returncode}\n{p.stdout}\n{p.stderr}"
-    doc = json.loads(p.stdout)
-
-    folder = Path(doc["folder"])
-    assert folder == (tmp_path / "out" / f"faults-seed{seed}-small").resolve()
-    markdown = Path(doc["report"]).read_text()
-    assert json.loads((folder / "report.json").read_text())["summary"] == doc["summary"]
+    doc, folder, markdown = run_small("faults", seed, tmp_path, timeout=170)
 
     titles = [t["title"] for t in doc["tables"]]
     for sweep in SWEEPS:
@@ -46,7 +24,7 @@ def test_experiment_faults_small(tmp_path: Path, seed: int) -> None:
         assert len(table["rows"]) == 2, table  # two levels at the small size
         assert f"**{table['title']}**" in markdown
         png = folder / f"faults-{sweep}.png"
-        assert png.read_bytes()[:8] == PNG_MAGIC, png
+        assert_png(png)
         assert f"]({png.name})" in markdown
     assert any(t.startswith("invariants:") for t in titles), titles
 
