@@ -403,6 +403,25 @@ class Client(_Connection):
         r = await self.stub.SubmitBundle(spb.SubmitBundleRequest(bundle=bundle), timeout=timeout)
         return Submitted(r.id, r.height, r.index, r.duplicate)
 
+    async def submit_retrying(
+        self, msg: pb.SignedTx | pb.SignedBundle, timeout: float = 30.0, attempt: float = 5.0
+    ) -> Submitted:
+        """Submit the same bytes until acknowledged, for up to `timeout` seconds
+        (the same id each time, so a retry is harmless: the second gets the
+        first's result), as a client riding through a fault or a busy machine
+        would; an error that is not transient (TRANSIENT) is raised at once."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                if isinstance(msg, pb.SignedBundle):
+                    return await self.submit_bundle(msg, timeout=attempt)
+                return await self.submit_tx(msg, timeout=attempt)
+            except aio.AioRpcError as e:
+                if e.code() not in TRANSIENT or loop.time() > deadline:
+                    raise
+            await asyncio.sleep(0.05)
+
     async def submit_vote(self, vote: pb.SignedVote, timeout: float | None = 30.0) -> Submitted:
         r = await self.stub.SubmitVote(spb.SubmitVoteRequest(vote=vote), timeout=timeout)
         return Submitted(r.id, r.height, r.index, r.duplicate)

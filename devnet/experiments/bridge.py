@@ -25,14 +25,11 @@ import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from grpc import aio
-
 from xrollup import codec
-from xrollup.client import TRANSIENT, Client, NodeClient, Submitted, build_transfer
+from xrollup.client import Client, NodeClient, Submitted, build_transfer
 from xrollup.genesis import Allocation, Asset, Genesis, dev_genesis
 from xrollup.keys import derive_keypair
 from xrollup.model import Decision, Entry, Transfer, Tx, Vote
-from xrollup.v1 import types_pb2 as pb
 
 SOURCE, DEST = "alpha", "beta"  # the bridge's two sides: collateral home, options rollup
 ASSET, WRAPPED = "USDC", "WUSDC"  # WUSDC is the report's wUSDC (symbols are upper case)
@@ -56,21 +53,6 @@ def bridge_genesis(block_interval_ms: int) -> Genesis:
             Allocation(DEST, RESERVE.address, WRAPPED, RESERVE_SUPPLY),
         ),
     )
-
-
-async def submit(client: Client, msg: pb.SignedTx | pb.SignedBundle) -> Submitted:
-    """Send the same bytes until acknowledged (a busy machine may answer slowly)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + SUBMIT_TIMEOUT_S
-    while True:
-        try:
-            if isinstance(msg, pb.SignedTx):
-                return await client.submit_tx(msg, timeout=10.0)
-            return await client.submit_bundle(msg, timeout=10.0)
-        except aio.AioRpcError as e:
-            if e.code() not in TRANSIENT or loop.time() > deadline:
-                raise
-        await asyncio.sleep(0.05)
 
 
 # ---------------------------------------------------------------- the log as it grows
@@ -207,7 +189,7 @@ class Relayer:
                 head + EXPIRY_BLOCKS,
                 self.chain_id,
             )
-            ack = await submit(self.client, out)
+            ack = await self.client.submit_retrying(out, SUBMIT_TIMEOUT_S, attempt=10.0)
             done = await self.nodes[dst].wait_for_receipt(ack.id, timeout=STALL_S)
             crossing = Crossing(kind, tx.body.sender, int(a.amount), tx.id, height, ack, done.ok)
             self.crossings.append(crossing)
@@ -247,5 +229,4 @@ __all__ = [
     "Relayer",
     "bridge_genesis",
     "read_books",
-    "submit",
 ]

@@ -79,13 +79,13 @@ from devnet.experiments.bridge import (
     EXPIRY_BLOCKS,
     RESERVE,
     SOURCE,
+    SUBMIT_TIMEOUT_S,
     VAULT,
     WRAPPED,
     Chain,
     Relayer,
     bridge_genesis,
     read_books,
-    submit,
 )
 from devnet.experiments.context import Context
 from devnet.experiments.report import Report
@@ -363,7 +363,7 @@ class Arm:
 
     async def submit(self, r: TradeResult, msg: pb.SignedTx | pb.SignedBundle) -> Submitted:
         """Submit for the trader, counted as the trade's."""
-        ack = await submit(self.client, msg)
+        ack = await self.client.submit_retrying(msg, SUBMIT_TIMEOUT_S, attempt=10.0)
         r.acks.append(ack)
         r.trader_txs += 1
         if isinstance(msg, pb.SignedBundle):
@@ -625,7 +625,7 @@ async def fund_holder(net: Net) -> tuple[int, int]:
                 chain.head + EXPIRY_BLOCKS,
                 net.genesis.chain_id,
             )
-            ack = await submit(client, tx)
+            ack = await client.submit_retrying(tx, SUBMIT_TIMEOUT_S, attempt=10.0)
             crossing = await asyncio.wait_for(relayer.wait(ack.id), 60.0)
             assert crossing.ok, "the market maker's float was not minted"
         finally:

@@ -58,7 +58,6 @@ from devnet.lifecycle import DECIDED, FINISHED, ORDERED, SUBMITTED, BundleTrace,
 from devnet.manifest import Manifest
 from xrollup import codec
 from xrollup.client import (
-    TRANSIENT,
     Client,
     NodeClient,
     Submitted,
@@ -395,20 +394,6 @@ def build_planned(p: Planned, genesis: Genesis, head: int) -> pb.SignedBundle:
     )
 
 
-async def submit(client: Client, bundle: pb.SignedBundle) -> Submitted:
-    """The same bytes until acknowledged (the sequencer is never faulted here, but
-    it may be slow on a busy machine)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + SUBMIT_TIMEOUT_S
-    while True:
-        try:
-            return await client.submit_bundle(bundle, timeout=5.0)
-        except aio.AioRpcError as e:
-            if e.code() not in TRANSIENT or loop.time() > deadline:
-                raise
-        await asyncio.sleep(0.05)
-
-
 # ---------------------------------------------------------------- one level
 
 
@@ -459,7 +444,9 @@ async def run_level(
                     bid = codec.decode_bundle(bundle).id
                     watch.wanted.add(bid)
                     kinds[bid] = p.kind
-                    tasks.append(asyncio.create_task(submit(client, bundle)))
+                    tasks.append(
+                        asyncio.create_task(client.submit_retrying(bundle, SUBMIT_TIMEOUT_S))
+                    )
                 run.acks.extend(await asyncio.gather(*tasks))
 
             async def inject() -> None:

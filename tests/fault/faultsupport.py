@@ -56,7 +56,6 @@ from devnet.load import run_load
 from devnet.manifest import Manifest, load_manifest
 from xrollup import codec
 from xrollup.client import (
-    TRANSIENT,
     Client,
     NodeClient,
     Submitted,
@@ -222,18 +221,8 @@ class RunRecord:
 async def submit_retrying(
     client: Client, msg: pb.SignedTx | pb.SignedBundle, timeout: float = 30.0
 ) -> Submitted:
-    """Submit the same bytes until acknowledged (the same id each time, as a
-    client riding through a fault would)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if isinstance(msg, pb.SignedBundle):
-                return await client.submit_bundle(msg, timeout=5.0)
-            return await client.submit_tx(msg, timeout=5.0)
-        except aio.AioRpcError as e:
-            if e.code() not in TRANSIENT or time.monotonic() > deadline:
-                raise
-        await asyncio.sleep(0.05)
+    """Submit the same bytes until acknowledged (Client.submit_retrying)."""
+    return await client.submit_retrying(msg, timeout)
 
 
 async def head_retrying(client: Client, timeout: float = 30.0) -> int:
