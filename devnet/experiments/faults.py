@@ -23,9 +23,9 @@ atomicity, conservation, durability of every acknowledged bundle) must pass. Mea
 carry 95 % Student-t intervals over the seeds.
 
 Sizes: small (the test suite) is 2 seeds x 2 levels per sweep x 5 bundles: 24-26 s
-on 2 cores. Full is 5 seeds x 6/5/5 levels x 20 bundles (1,600 bundles): `devnet
-experiment faults --seed 1` took 5 min 32 s to 6 min 1 s wall over three runs on 2
-cores shared with other work (about 2 min of user CPU in the command itself).
+on 2 cores. Full is 5 seeds x 6/7/5 levels x 20 bundles (1,800 bundles): `devnet
+experiment faults --seed 1` took 5 min 42 s wall on 2 cores (docs/results.md);
+with the 5 partition levels of before, 5 min 22 s to 6 min 1 s.
 
 The seed fixes the workload and the fault schedule, not how long things take in
 wall time: a restart is ~0.2 s, 10 blocks on a quiet machine, longer on a busy one,
@@ -56,6 +56,7 @@ from devnet.experiments.context import Context
 from devnet.experiments.report import Report
 from devnet.lifecycle import DECIDED, FINISHED, ORDERED, SUBMITTED, BundleTrace, trace_bundle
 from devnet.manifest import Manifest
+from rollup_node.follower import compute_max_retry_delay
 from xrollup import codec
 from xrollup.client import (
     Client,
@@ -64,7 +65,7 @@ from xrollup.client import (
     build_bundle,
     build_open_option,
 )
-from xrollup.genesis import Genesis, compute_option_rollups, decode_genesis
+from xrollup.genesis import Genesis, compute_option_rollups, decode_genesis, dev_genesis
 from xrollup.keys import derive_dev_account
 from xrollup.model import Decision, Leg, OptionKind, Transfer
 from xrollup.numeric import Amount
@@ -117,7 +118,13 @@ def compute_plan(small: bool) -> Plan:
         window=200,
         sweeps=(
             Sweep(DELAY, "Link delay", "ms each way", "ms of delay", (0, 100, 250, 400, 500, 600)),
-            Sweep(PARTITION, "Partition length", "blocks", "block of cut", (0, 10, 20, 30, 60)),
+            Sweep(
+                PARTITION,
+                "Partition length",
+                "blocks",
+                "block of cut",
+                (0, 10, 20, 30, 40, 50, 60),
+            ),
             Sweep(
                 KILL,
                 "Node kill rate",
@@ -817,6 +824,9 @@ def describe_sweep(sweep: Sweep, stats: list[LevelStats], deadline: int) -> str:
         )
     if sweep.name == PARTITION and "outage_blocks" in top.fault:
         rows = [s for s in stats if "outage_blocks" in s.fault]
+        genesis = dev_genesis()  # what ctx.devnet starts
+        cap_ms = compute_max_retry_delay(genesis) * 1000
+        cap_blocks = cap_ms / genesis.block_interval_ms
         parts.append(
             "The node's outage outlasts the cut: it came back "
             + ", ".join(
@@ -824,9 +834,11 @@ def describe_sweep(sweep: Sweep, stats: list[LevelStats], deadline: int) -> str:
                 f" {s.fault['cut_blocks']:.0f}-block cut"
                 for s in rows
             )
-            + ". A refused link makes the node back off between stream attempts (doubling up"
-            " to 1 s, 50 blocks: rollup_node/follower.py), so the outage runs past the heal"
-            " and a cut shorter than the deadline can abort the bundles ordered in it."
+            + f". After the heal a node waits out its retry back-off (doubling up to"
+            f" {cap_ms:.0f} ms, {cap_blocks:.0f} blocks: a tenth of the deadline,"
+            " rollup_node/follower.py compute_max_retry_delay), reconnects and catches up,"
+            " so a cut aborts the bundles ordered in it once the cut plus that tail passes"
+            " the deadline."
         )
     if sweep.name == KILL and "down_blocks" in top.fault:
         parts.append(
