@@ -132,7 +132,7 @@ def test_the_explorer_live_and_both_bundle_timelines_in_a_browser(
                 page.locator(f'a[href="/option/{o.committed}"]').first.click()
                 page.wait_for_url(f"{base}/option/{o.committed}")
                 body = page.inner_text("main")
-                assert "Its lien on alpha" in body and "2,800 USDC per ETH" in body
+                assert "Lien 1 of 1, on alpha" in body and "2,800 USDC per ETH" in body
                 page.screenshot(path=str(out / "option.png"), full_page=True)
             finally:
                 browser.close()
