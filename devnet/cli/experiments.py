@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from devnet import experiments
-from devnet.cli.common import JSON_OPTION, fail, handle_errors
+from devnet.cli.common import JSON_OPTION, handle_errors
 from devnet.cli.render import console, emit_json
 
 NAMES = "\n\n".join(f"{name}: {what}." for name, what in experiments.EXPERIMENTS.items())
@@ -26,8 +26,10 @@ OUT/NAME-seedS[-small]. The same seed gives the same workload.
 
 {NAMES}"""
 )
-@click.argument("name", type=click.Choice(sorted(experiments.EXPERIMENTS)))
-@click.option("--seed", type=int, default=1, show_default=True, help="Seed of every draw.")
+@click.argument("name", type=click.Choice(sorted(experiments.EXPERIMENTS)), metavar="NAME")
+@click.option(
+    "--seed", type=click.IntRange(0), default=1, show_default=True, help="Seed of every draw."
+)
 @click.option(
     "--size",
     type=click.Choice(experiments.SIZES),
@@ -50,8 +52,6 @@ OUT/NAME-seedS[-small]. The same seed gives the same workload.
 def experiment(
     name: str, seed: int, size: str, out: Path, keep_devnets: bool, as_json: bool
 ) -> None:
-    if seed < 0:
-        fail("--seed must be 0 or more")
     folder = (out / f"{name}-seed{seed}{'-small' if size == 'small' else ''}").resolve()
     command = f"devnet experiment {name} --seed {seed}" + (
         " --size small" if size == "small" else ""

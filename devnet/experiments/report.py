@@ -108,33 +108,46 @@ class Report:
         return "\n".join(out)
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "experiment": self.experiment,
-            "seed": self.seed,
-            "title": self.title,
-            "command": self.command,
-            "folder": str(self.folder) if self.folder else None,
-            "report": str(self.folder / "report.md") if self.folder else None,
-            "summary": self.summary,
-            "tables": [
-                {"title": t.title, "headers": t.headers, "rows": t.rows} for t in self.tables
-            ],
-            "figures": [{"file": f.file, "caption": f.caption} for f in self.figures],
-        }
+        """The report for scripts (report.json, --json): NaN as null."""
+        doc: dict[str, Any] = _without_nan(
+            {
+                "experiment": self.experiment,
+                "seed": self.seed,
+                "title": self.title,
+                "command": self.command,
+                "folder": str(self.folder) if self.folder else None,
+                "report": str(self.folder / "report.md") if self.folder else None,
+                "summary": self.summary,
+                "tables": [
+                    {"title": t.title, "headers": t.headers, "rows": t.rows} for t in self.tables
+                ],
+                "figures": [{"file": f.file, "caption": f.caption} for f in self.figures],
+            }
+        )
+        return doc
 
     def write(self) -> Path:
         """Write report.md and report.json; the path of report.md."""
         assert self.folder is not None
         (self.folder / "report.md").write_text(self.markdown())
         (self.folder / "report.json").write_text(
-            json.dumps(self.as_json(), indent=2, default=_json_default) + "\n"
+            json.dumps(self.as_json(), indent=2, default=_json_default, allow_nan=False) + "\n"
         )
         return self.folder / "report.md"
 
 
-def _json_default(v: Any) -> Any:
-    if isinstance(v, float) and math.isnan(v):
+def _without_nan(v: Any) -> Any:
+    """NaN (a mean of nothing) as null: JSON has no NaN, and strict readers refuse it."""
+    if isinstance(v, float) and not math.isfinite(v):
         return None
+    if isinstance(v, dict):
+        return {k: _without_nan(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_without_nan(x) for x in v]
+    return v
+
+
+def _json_default(v: Any) -> Any:
     if isinstance(v, bytes):
         return v.hex()
     return str(v)
