@@ -100,7 +100,7 @@ def validate_action(action: Action, sender: Address, genesis: Genesis, what: str
             validate_rollup(name, genesis, f"{w}.collateral_rollups[{i}]")
         if len(set(action.collateral_rollups)) != len(action.collateral_rollups):
             raise InvalidInput(f"{w}.collateral_rollups: a rollup named twice")
-        for name in ("strike", "size", "premium"):
+        for name in ("strike", "size", "premium", "expiry_height"):
             if getattr(action, name) > max_amount:
                 raise LimitExceeded(f"{w}.{name} is over the limit {max_amount}")
         if action.writer == sender:

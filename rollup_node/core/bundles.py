@@ -37,7 +37,7 @@ from xrollup import checks
 from xrollup.amounts import format_units
 from xrollup.blocks import BlockRefused, RefusalCode
 from xrollup.errors import ArithmeticOverflow, BadSignature, Expired, WrongSigners, XrollupError
-from xrollup.genesis import Genesis
+from xrollup.genesis import UINT64_MAX, Genesis
 from xrollup.keys import encode_address
 from xrollup.model import (
     Bundle,
@@ -437,6 +437,13 @@ def _prepare_open(
         raise LegRefused(
             ReasonCode.INVALID,
             f"option expiry {int(a.expiry_height)} is not after height {int(height)}",
+        )
+    grace, keep = genesis.limits.lien_grace_blocks, genesis.limits.record_retention_blocks
+    if int(a.expiry_height) + grace + keep > UINT64_MAX:  # plain ints: no Height overflow
+        raise LegRefused(
+            ReasonCode.INVALID,
+            f"option expiry {int(a.expiry_height)}: its claim window and the record's retention"
+            " run past the largest height",
         )
     asset = genesis.get_asset(a.underlying)
     assert asset is not None  # checked at admission and in validate_bundle

@@ -36,7 +36,7 @@ import json
 
 from rollup_node.core import bundles, collateral, options
 from rollup_node.core.state import BUNDLE, LIEN, OPTION, RETIRE, State, retire_key
-from xrollup.genesis import Limits
+from xrollup.genesis import UINT64_MAX, Limits
 
 RETAINED = (BUNDLE, LIEN, OPTION)  # the prefixes whose finished records retire
 
@@ -95,7 +95,7 @@ def schedule_finished(state: State, height: int, limits: Limits) -> None:
         if new is None:
             continue
         due = compute_due(key, state.get_base(key), new, height, limits)
-        if due is not None:
+        if due is not None and due <= UINT64_MAX:  # past the largest height: never due
             state.put(retire_key(due, key), b"")
 
 

@@ -13,9 +13,10 @@ from blocksupport import decision
 from statesupport import ALICE, BOB, CAROL, GENESIS, ORACLE, Chain, Pair, price_update, transfer
 
 from rollup_node.core import bundles, collateral, options, retention
-from rollup_node.core.state import BUNDLE, LIEN, OPTION, RETIRE, State, retire_key
+from rollup_node.core.state import BUNDLE, LIEN, OPTION, RETIRE, MemoryState, State, retire_key
 from xrollup.client import build_open_option, build_reclaim_lien, build_settle_option
 from xrollup.codec import decode_bundle, decode_tx
+from xrollup.genesis import UINT64_MAX
 from xrollup.model import Bundle, OptionKind, ReasonCode
 
 R = 4
@@ -205,3 +206,47 @@ def test_a_refused_block_at_the_due_height_prunes_nothing() -> None:
     assert has(p.alpha, BUNDLE + b.id) and has(p.beta, BUNDLE + b.id)
     p.apply()  # the due block, honest this time
     assert not has(p.alpha, BUNDLE + b.id) and not has(p.beta, BUNDLE + b.id)
+
+
+# A valid open whose claim window and retention run past the largest height (found
+# by the slow fuzz profile: the node computed the due height, could not pack it in
+# 8 bytes, and its follower stopped: every beta node halted by one bundle).
+FAR = dataclasses.replace(
+    SHORT, limits=dataclasses.replace(SHORT.limits, lien_grace_blocks=UINT64_MAX - R - 2)
+)
+
+
+def test_an_open_whose_window_and_retention_pass_the_largest_height_is_a_no_vote() -> None:
+    p = Pair(FAR)
+    b = open_bundle()
+    a_out, b_out = p.apply(b)  # raised struct.error before
+    assert a_out.votes[0].yes
+    assert (b_out.votes[0].yes, b_out.votes[0].code) == (False, ReasonCode.INVALID)
+    assert "run past the largest height" in b_out.receipts[0].reason
+    assert retiring(p.beta) == []
+    p.decide(b.id, False)
+    assert not has(p.alpha, LIEN + b.id) and not has(p.beta, OPTION + b.id)
+
+
+def test_a_record_due_past_the_largest_height_is_never_scheduled() -> None:
+    far = options.OptionPosition(
+        id=b"\x07" * 32,
+        kind=OptionKind.CALL,
+        underlying="ETH",
+        quote="USDC",
+        strike=1,
+        size=1,
+        expiry_height=UINT64_MAX,
+        premium=0,
+        writer=ALICE.address,
+        holder=BOB.address,
+        liens=(("alpha", 1),),
+        collateral_asset="ETH",
+        collateral=1,
+        status=options.OPEN,
+        opened_height=1,
+    )
+    state = State(MemoryState())
+    options.save_option(state, far)
+    retention.schedule_finished(state, 2, SHORT.limits)
+    assert not any(k.startswith(RETIRE) for k in state.writes)
