@@ -93,9 +93,10 @@ class Tamperer:
         self.genesis_hash = compute_genesis_hash(genesis)
         self.sequencer_key = sequencer_key or derive_sequencer_key()
         self.forger_key = forger_key or derive_keypair("forger")
-        # The bundles seen ordered, per stream rollup ("" for the whole stream), newest
-        # last: what forge-decision targets in a block that orders none.
-        self._seen_bundles: dict[str, list[bytes]] = {}
+        # The bundles seen ordered, per stream rollup ("" for the whole stream), as
+        # (height, id), newest last: what forge-decision targets in a block that
+        # orders none.
+        self._seen_bundles: dict[str, list[tuple[int, bytes]]] = {}
         self._modes: dict[str, Callable[[pb.Block, str], list[pb.Block]]] = {
             CORRUPT: self.corrupt,
             FORGE_BLOCK: self.forge_block,
@@ -184,12 +185,24 @@ class Tamperer:
         either way not a commit the votes give). Blocks before the stream has shown
         any bundle pass unchanged: a node judges only the decisions of bundles it
         tracks (a leg on its rollup). Validly signed, so only the decision rule can
-        catch it."""
+        catch it. The fallback is a bundle ordered below this block's height, which
+        the node has applied."""
         entries = list(msg.entries)
+        height = msg.header.height
         ordered = [compute_id(e.bundle.body) for e in entries if e.WhichOneof("kind") == "bundle"]
         seen = self._seen_bundles.setdefault(rollup, [])
-        bundle_id = ordered[0] if ordered else (seen[-1] if seen else None)
-        seen[:] = (seen + ordered)[-16:]
+        # Only a bundle ordered *below* this height: the node has prepared it, so it
+        # judges the decision. Nodes of one rollup share this list and a node may be
+        # sent a height again (after a refusal, a restart, a replica behind the
+        # primary); a bundle ordered above it is one the node has not seen, and a
+        # decision on a bundle a node does not track is ignored, so the forged block
+        # would be applied: a second signed block at that height, which is
+        # equivocation, not the bad decision this mode is for.
+        earlier = [bundle_id for h, bundle_id in seen if h < height]
+        bundle_id = ordered[0] if ordered else (earlier[-1] if earlier else None)
+        known = {(h, b) for h, b in seen}
+        fresh = [(height, b) for b in ordered if (height, b) not in known]
+        seen[:] = sorted(seen + fresh)[-16:]
         if bundle_id is None:
             return [msg]  # no bundle to decide yet: passed on as it is
         decision = codec.encode_decision(bundle_id, True, ReasonCode.ALL_YES)

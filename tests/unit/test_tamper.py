@@ -59,7 +59,8 @@ def sealed(genesis: Genesis, wire: list[pb.Entry], height: int = 1) -> pb.Block:
 
 
 def verify(genesis: Genesis, msg: pb.Block) -> None:
-    verify_block(msg, genesis, compute_genesis_hash(genesis), 1, GENESIS_PARENT)
+    """As a node that applied every height below msg's (sealed on GENESIS_PARENT)."""
+    verify_block(msg, genesis, compute_genesis_hash(genesis), msg.header.height, GENESIS_PARENT)
 
 
 def refusal(genesis: Genesis, msg: pb.Block) -> RefusalCode:
@@ -127,14 +128,28 @@ def test_forge_decision_without_a_bundle_decides_the_last_one_seen() -> None:
     # targets a bundle the stream ordered: none yet, the block passes unchanged.
     g = dev_genesis()
     t = tamper.Tamperer(g)
-    empty = sealed(g, entries(bundle=False))
+    empty = sealed(g, entries(bundle=False), height=2)
     assert t.apply(tamper.FORGE_DECISION, empty) == [empty]
-    with_bundle = sealed(g, entries())
+    with_bundle = sealed(g, entries(), height=1)
     t.apply(tamper.FORGE_DECISION, with_bundle)
     [bad] = t.apply(tamper.FORGE_DECISION, empty)
     assert t.apply(tamper.FORGE_DECISION, empty) == [bad]  # the same for every retry
     verify(g, bad)
     assert bad.entries[-1].decision.bundle_id == compute_id(with_bundle.entries[-1].bundle.body)
+
+
+def test_forge_decision_never_targets_a_bundle_ordered_at_or_above_the_block() -> None:
+    # A node sent a height again (after a refusal, a restart; or a replica behind
+    # the primary on the same rollup's list) has not seen the bundles ordered later:
+    # a decision on them it would ignore, applying a second signed block at that
+    # height (equivocation, found by the full fault suite). Such a block passes.
+    g = dev_genesis()
+    t = tamper.Tamperer(g)
+    t.apply(tamper.FORGE_DECISION, sealed(g, entries(), height=5))
+    again = sealed(g, entries(bundle=False), height=5)
+    assert t.apply(tamper.FORGE_DECISION, again) == [again]
+    earlier = sealed(g, entries(bundle=False), height=3)
+    assert t.apply(tamper.FORGE_DECISION, earlier) == [earlier]
 
 
 def test_forge_decision_stays_within_the_block_byte_budget() -> None:
