@@ -404,7 +404,9 @@ async def kill_in_decision(ctx: Ctx) -> None:
 async def restart_all(ctx: Ctx) -> None:
     """Every process at once: SIGKILL, or SIGTERM with a grace period; then up again."""
     if ctx.rng.random() < 0.5:
-        order = ["sequencer", "proxy", *NODES]
+        # The explorer too: start_devnet below starts a new one and records its pid,
+        # so one left running would be a process nobody stops.
+        order = ["sequencer", "proxy", "explorer", *NODES]
         ctx.rng.shuffle(order)
         await ctx.kill(*order)
         how = "SIGKILL " + ", ".join(order)

@@ -185,37 +185,48 @@ class Rollup:
         return int(bank.get_balance(State(self.state), who, asset))
 
 
+class Honest:
+    """Rollups applying the blocks an honest sequencer seals, where every entry
+    succeeds, every vote is yes, every finished bundle commits and supply is
+    conserved after each block; `commit` is what the sequencer logs next."""
+
+    def __init__(self, genesis: Genesis, names: tuple[str, ...]) -> None:
+        self.genesis = genesis
+        self.rollups = {name: Rollup(name, genesis) for name in names}
+        self.chain = [GENESIS_PARENT]
+        self.votes: list[Vote] = []  # what the rollups voted in the last block, signed
+
+    def apply(self, *entries: Entry) -> None:
+        block = seal(len(self.chain), self.chain[-1], entries, self.genesis)
+        self.chain.append(block.hash)
+        self.votes.clear()
+        for rollup in self.rollups.values():
+            out = rollup.apply(block)
+            assert all(r.ok for r in out.receipts), out.receipts
+            assert all(v.yes for v in out.votes), out.votes
+            assert all(s.status == bundles.COMMITTED for s in out.finished)
+            for a in compute_supply(rollup.state.items.items()).assets.values():
+                assert a.conserved, (rollup.name, a)
+            if out.votes:
+                self.votes.append(signed_vote(rollup.name, out.height, out.votes, self.genesis))
+
+    def commit(self, bundle_id: bytes) -> tuple[Entry, ...]:
+        """The involved rollups' votes, then the commit, as the sequencer logs them."""
+        return (*self.votes, decision(bundle_id, True, ReasonCode.ALL_YES))
+
+
 def test_settlement_pays_exactly_the_payout_and_releases_the_rest(seed: int) -> None:
     @given(lives())
     def check(life: tuple[OptionKind, int, int, int, int, int, int]) -> None:
         kind, d, strike, size, surplus, price, premium = life
         genesis = rich_genesis(d)
-        alpha, beta = Rollup("alpha", genesis), Rollup("beta", genesis)
-        chain = [GENESIS_PARENT]
+        net = Honest(genesis, ("alpha", "beta"))
+        apply, commit = net.apply, net.commit
+        alpha = net.rollups["alpha"]
+        beta = net.rollups["beta"]
         asset = collateral_asset(kind, "ETH", "USDC")
         need = int(compute_collateral(kind, strike, size, d))
         locked = need + surplus
-
-        votes: list[Vote] = []  # what the rollups voted in the last block, signed
-
-        def apply(*entries: Entry) -> None:
-            block = seal(len(chain), chain[-1], entries, genesis)
-            chain.append(block.hash)
-            votes.clear()
-            for rollup in (alpha, beta):
-                out = rollup.apply(block)
-                assert all(r.ok for r in out.receipts), out.receipts
-                assert all(v.yes for v in out.votes), out.votes
-                assert all(s.status == bundles.COMMITTED for s in out.finished)
-                for a in compute_supply(rollup.state.items.items()).assets.values():
-                    assert a.conserved, (rollup.name, a)
-                if out.votes:
-                    votes.append(signed_vote(rollup.name, out.height, out.votes, genesis))
-
-        def commit(bundle_id: bytes) -> tuple[Entry, ...]:
-            """Both rollups' votes, then the commit, as the sequencer logs them."""
-            assert len(votes) == 2
-            return (*votes, decision(bundle_id, True, ReasonCode.ALL_YES))
 
         opened = decode_bundle(
             build_open_option(
@@ -347,27 +358,9 @@ def test_a_multi_lien_settlement_pays_each_share_and_returns_each_rest(seed: int
     def check(life: tuple[OptionKind, int, int, int, list[tuple[str, int]], int]) -> None:
         kind, d, strike, size, liens, price = life
         genesis = rich_genesis_of(THREE, d)
-        rollups = {name: Rollup(name, genesis) for name in THREE}
-        chain = [GENESIS_PARENT]
+        net = Honest(genesis, THREE)
+        apply, commit, rollups = net.apply, net.commit, net.rollups
         asset = collateral_asset(kind, "ETH", "USDC")
-        votes: list[Vote] = []
-
-        def apply(*entries: Entry) -> None:
-            block = seal(len(chain), chain[-1], entries, genesis)
-            chain.append(block.hash)
-            votes.clear()
-            for rollup in rollups.values():
-                out = rollup.apply(block)
-                assert all(r.ok for r in out.receipts), out.receipts
-                assert all(v.yes for v in out.votes), out.votes
-                assert all(s.status == bundles.COMMITTED for s in out.finished)
-                for a in compute_supply(rollup.state.items.items()).assets.values():
-                    assert a.conserved, (rollup.name, a)
-                if out.votes:
-                    votes.append(signed_vote(rollup.name, out.height, out.votes, genesis))
-
-        def commit(bundle_id: bytes) -> tuple[Entry, ...]:
-            return (*votes, decision(bundle_id, True, ReasonCode.ALL_YES))
 
         opened = decode_bundle(
             build_open_option(
