@@ -51,6 +51,9 @@ FORGE_DECISION = "forge-decision"
 EQUIVOCATE = "equivocate"
 MODES = (CORRUPT, FORGE_BLOCK, FORGE_DECISION, EQUIVOCATE)
 SIGNING_MODES = (FORGE_DECISION, EQUIVOCATE)  # they sign as the genesis sequencer key
+# How many ordered bundles forge-decision remembers per stream: enough that a node
+# sent an older height again still finds one ordered below it (~100 bytes each).
+SEEN_BUNDLES = 4096
 EXPECTED_REFUSAL = {
     CORRUPT: "BAD_COMMITMENT",
     FORGE_BLOCK: "BAD_SIGNATURE",
@@ -202,7 +205,7 @@ class Tamperer:
         bundle_id = ordered[0] if ordered else (earlier[-1] if earlier else None)
         known = {(h, b) for h, b in seen}
         fresh = [(height, b) for b in ordered if (height, b) not in known]
-        seen[:] = sorted(seen + fresh)[-16:]
+        seen[:] = sorted(seen + fresh)[-SEEN_BUNDLES:]
         if bundle_id is None:
             return [msg]  # no bundle to decide yet: passed on as it is
         decision = codec.encode_decision(bundle_id, True, ReasonCode.ALL_YES)
