@@ -97,6 +97,29 @@ class Chain:
         involved = tuple(dict.fromkeys([*(r for r, _ in liens), "beta"]))
         return ack.id, await self.decided(ack.id, involved)
 
+    async def settle(
+        self,
+        keeper: Keypair,
+        option: npb.OptionPosition,
+        payout: int,
+        liens: list[tuple[str, int]] | None = None,
+    ) -> dict[str, npb.BundleRecord]:
+        """Submit the settle bundle (a release on each of `liens`, by default the
+        option's own, in its order) and wait for each involved rollup's decision."""
+        liens = option_liens(option) if liens is None else liens
+        bundle = build_settle_option(
+            keeper,
+            option.id,
+            payout,
+            option.holder,
+            await self.head() + 200,
+            option_rollup="beta",
+            liens=liens,
+        )
+        ack = await self.client.submit_bundle(bundle)
+        involved = tuple(dict.fromkeys(["beta", *(r for r, _ in liens)]))
+        return await self.decided(ack.id, involved)
+
     async def post_price_after(self, height: int, price: int) -> None:
         while await self.head() < height:
             await asyncio.sleep(0.02)
@@ -148,17 +171,8 @@ async def _opens_and_settles(net: Net) -> None:
         assert shares == (SPLIT[0], payout - SPLIT[0])
 
         # A split that is not the waterfall: beta votes no, nothing moves anywhere.
-        wrong = build_settle_option(
-            keeper,
-            option_id,
-            payout,
-            holder.address,
-            await c.head() + 200,
-            option_rollup="beta",
-            liens=[("gamma", SPLIT[1]), ("alpha", SPLIT[0])],  # gamma first
-        )
-        ack = await c.client.submit_bundle(wrong)
-        records = await c.decided(ack.id)
+        wrong = [("gamma", SPLIT[1]), ("alpha", SPLIT[0])]  # gamma first
+        records = await c.settle(keeper, o, payout, wrong)
         assert statuses(records) == dict.fromkeys(ROLLUPS, ABORTED)
         assert (records["beta"].vote, records["beta"].reason_code) == (
             False,
@@ -167,17 +181,8 @@ async def _opens_and_settles(net: Net) -> None:
         assert (await c.nodes["beta"].option(option_id)).status == npb.OptionPosition.STATUS_OPEN
         assert (await c.nodes["gamma"].lien(option_id)).status == npb.Lien.STATUS_LOCKED
 
-        settle = build_settle_option(
-            keeper,
-            option_id,
-            payout,
-            holder.address,
-            await c.head() + 200,
-            option_rollup="beta",
-            liens=option_liens(o),
-        )
-        ack = await c.client.submit_bundle(settle)
-        assert statuses(await c.decided(ack.id)) == dict.fromkeys(ROLLUPS, COMMITTED)
+        records = await c.settle(keeper, o, payout)
+        assert statuses(records) == dict.fromkeys(ROLLUPS, COMMITTED)
         w2, h2 = await c.usdc(writer), await c.usdc(holder)
         for i, r in enumerate(("alpha", "gamma")):
             assert h2[r] - h0[r] == shares[i]  # the holder is paid each lien's share
@@ -264,17 +269,7 @@ async def _local_and_remote(net: Net) -> None:
         o = await c.nodes["beta"].option(oid)
         await c.post_price_after(o.expiry_height, 2_300 * USDC)
         payout = 1_000 * USDC  # (2,800 - 2,300) x 2: the local lien pays all of it
-        settle = build_settle_option(
-            keeper,
-            oid,
-            payout,
-            holder.address,
-            await c.head() + 200,
-            option_rollup="beta",
-            liens=option_liens(o),
-        )
-        ack = await c.client.submit_bundle(settle)
-        assert statuses(await c.decided(ack.id, ("alpha", "beta"))) == {
+        assert statuses(await c.settle(keeper, o, payout)) == {
             "alpha": COMMITTED,
             "beta": COMMITTED,
         }
