@@ -31,8 +31,7 @@ class RollupNodeService(npb_grpc.RollupNodeServiceServicer):
     async def GetBalances(
         self, request: npb.GetBalancesRequest, context: Context
     ) -> npb.GetBalancesResponse:
-        if len(request.address) != ADDRESS_LEN:
-            raise InvalidInput(f"address is {len(request.address)} bytes, want {ADDRESS_LEN}")
+        _validate_address(request.address)
         reader, height = self.store.snapshot_reader()
         state = State(reader)
         balances = [
@@ -226,11 +225,7 @@ class RollupNodeService(npb_grpc.RollupNodeServiceServicer):
     async def GetAccount(
         self, request: npb.GetAccountRequest, context: Context
     ) -> npb.GetAccountResponse:
-        if len(request.address) != ADDRESS_LEN:
-            raise InvalidInput(
-                f"address is {len(request.address)} bytes, want {ADDRESS_LEN}"
-                " (an account is a 20-byte address)"
-            )
+        _validate_address(request.address)
         limit = request.limit if 0 < request.limit <= ACCOUNT_LIMIT else ACCOUNT_LIMIT
         reader, height = self.store.snapshot_reader()
         assets = sorted(a.symbol for a in self.genesis.assets)
@@ -313,6 +308,13 @@ def _option_pb(o: options.OptionPosition) -> npb.OptionPosition:
             for (on, amount), paid in zip(o.liens, o.shares or (0,) * len(o.liens), strict=True)
         ],
     )
+
+
+def _validate_address(raw: bytes) -> None:
+    if len(raw) != ADDRESS_LEN:
+        raise InvalidInput(
+            f"address is {len(raw)} bytes, want {ADDRESS_LEN} (an account is a 20-byte address)"
+        )
 
 
 def _validate_id(raw: bytes) -> None:
