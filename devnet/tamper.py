@@ -125,7 +125,7 @@ class Tamperer:
         rollup: str = "",
         positions: list[int] | None = None,
     ) -> pb.Block:
-        """A block at msg's height and parent with these entries, signed by `key`.
+        """A block at msg's height, term and parent with these entries, signed by `key`.
         For a filtered stream (`rollup`), the entries sent at `positions` (default:
         msg's): the protocol's and the rollup's commitments are recomputed from
         them, the other namespaces' copied from msg's header, as a sequencer
@@ -134,7 +134,14 @@ class Tamperer:
         ts = h.timestamp_ms if timestamp_ms is None else timestamp_ms
         if not rollup:
             return seal_block(
-                entries, h.height, bytes(h.parent_hash), ts, self.genesis, self.genesis_hash, key
+                entries,
+                h.height,
+                bytes(h.parent_hash),
+                ts,
+                self.genesis,
+                self.genesis_hash,
+                key,
+                h.term,
             )
         at = list(msg.indices) if positions is None else positions
         header = codec.decode_header(h)

@@ -10,8 +10,12 @@
   protobuf's serialization); the sequencer signs (tag, genesis hash, block hash)
   with the key genesis names, so a block from another devnet never verifies.
 
+- The header carries the sealing leader's term (0 for a single sequencer), so a
+  node refuses a signed block of a lower term than the one it applied
+  (STALE_TERM): a superseded leader's block is stale, not evidence.
+
 Canonical header encoding (integers big-endian):
-    height u64 | parent 32 | timestamp u64 | entry count u32 | byte count u64 |
+    height u64 | term u64 | parent 32 | timestamp u64 | entry count u32 | byte count u64 |
     namespace count u32 | per namespace: name length u16, name utf-8, count u32, root 32
 
 A namespace root: blake3(tag | name | per entry in block order: index u32 | length u32 | bytes).
@@ -32,7 +36,7 @@ from xrollup.model import Bundle, Commitment, Entry, Header, Tx
 HASH_LEN = 32
 GENESIS_PARENT = bytes(HASH_LEN)
 PROTOCOL = ""  # the protocol namespace's name: votes and decisions
-_HEADER_TAG = b"xrollup/header/v2"
+_HEADER_TAG = b"xrollup/header/v3"
 _NAMESPACE_TAG = b"xrollup/namespace/v1"
 _SIGNING_TAG = b"xrollup/block-signature/v1"
 _DECISION_TAG = b"xrollup/decision/v2"
@@ -49,6 +53,7 @@ class RefusalCode(enum.IntEnum):
     TOO_LARGE = 5
     BAD_DECISION = 6
     EQUIVOCATION = 7
+    STALE_TERM = 8
 
 
 class BlockRefused(InvalidInput):
@@ -115,7 +120,7 @@ def compute_commitments(
 
 def encode_header(h: Header) -> bytes:
     parts = [
-        struct.pack(">Q", h.height),
+        struct.pack(">QQ", h.height, h.term),
         h.parent_hash,
         struct.pack(">QIQI", h.timestamp_ms, h.entry_count, h.byte_count, len(h.namespaces)),
     ]
@@ -171,6 +176,21 @@ def validate_header(
     if not is_valid_block_signature(sequencer_key, genesis_hash, block_hash, signature):
         raise BlockRefused(
             RefusalCode.BAD_SIGNATURE, height, "header is not signed by the genesis sequencer key"
+        )
+
+
+def validate_term(header: Header, min_term: int) -> None:
+    """The header's leader term is not below `min_term`, the term of the applied
+    header it competes with (the node's head for the next height, the one applied
+    at its height for an applied one). Call it once the header's signature
+    verified: only then is the block a superseded leader's rather than a forgery.
+    Raises BlockRefused (STALE_TERM)."""
+    if header.term < min_term:
+        raise BlockRefused(
+            RefusalCode.STALE_TERM,
+            int(header.height),
+            f"term {header.term} is below term {min_term}, which this node has seen:"
+            " signed by a superseded leader",
         )
 
 

@@ -39,7 +39,7 @@ from xrollup.model import (
     Vote,
     VoteBody,
 )
-from xrollup.numeric import Amount, Height
+from xrollup.numeric import Amount, Height, Term
 from xrollup.v1 import types_pb2 as pb
 
 M = TypeVar("M", bound=Message)
@@ -275,6 +275,7 @@ def decode_header(msg: pb.BlockHeader) -> Header:
         entry_count=msg.entry_count,
         namespaces=tuple(Commitment(c.rollup, c.count, bytes(c.root)) for c in msg.namespaces),
         byte_count=msg.byte_count,
+        term=Term(msg.term),
     )
 
 
@@ -462,6 +463,7 @@ def encode_header(h: Header) -> pb.BlockHeader:
             for c in h.namespaces
         ],
         byte_count=h.byte_count,
+        term=h.term,
     )
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from xrollup.keys import Address
-from xrollup.numeric import Amount, Height
+from xrollup.numeric import Amount, Height, Term
 
 
 class ReasonCode(enum.IntEnum):
@@ -255,6 +255,7 @@ class Header:
     entry_count: int
     namespaces: tuple[Commitment, ...]
     byte_count: int
+    term: Term  # the leader's term (0 for a single sequencer); never decreases along a chain
 
 
 @dataclass(frozen=True, slots=True)

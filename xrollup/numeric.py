@@ -77,3 +77,10 @@ class Height(Uint64):
 
 class Amount(Uint64):
     """An amount of an asset in integer base units."""
+
+
+class Term(Uint64):
+    """A sequencer leader's term, carried in every signed block header: 0 for a
+    single sequencer, else the create revision of the etcd leader key it won
+    (positive, increasing). Nodes refuse a block of a lower term than they have
+    applied: it is from a superseded leader."""

@@ -2,7 +2,10 @@
 one. Verification is what every node does to a block before applying anything
 of it, in order of cost: the link to the chain it has, the header's byte budget
 and hash, the sequencer's signature, then every entry's full bytes against the
-header's namespace commitments. A block that fails is never applied."""
+header's namespace commitments. A block of a lower leader term than the node has
+applied is refused as stale once its signature verifies, wherever it would link:
+a superseded leader's block is neither the next block nor evidence of a fork. A
+block that fails is never applied."""
 
 from __future__ import annotations
 
@@ -22,11 +25,12 @@ from xrollup.blocks import (
     validate_filtered_commitments,
     validate_header,
     validate_link,
+    validate_term,
 )
 from xrollup.genesis import Genesis
 from xrollup.keys import Keypair
 from xrollup.model import Block, Header
-from xrollup.numeric import Height
+from xrollup.numeric import Height, Term
 from xrollup.v1 import types_pb2 as pb
 
 
@@ -37,24 +41,34 @@ def verify_block(
     expected_height: int,
     expected_parent: bytes,
     rollup: str | None = None,
+    min_term: int = 0,
 ) -> Block:
     """The decoded block, once it is shown to be the sequencer's, unaltered, and
     the next block of this chain. Raises BlockRefused saying which check failed.
     `rollup`: the block was streamed filtered to that rollup (filter_block): its
     entries are checked against the protocol's and that rollup's commitments, at
     the positions the block gives; the other namespaces rest on the signature. A
-    whole block is checked whole either way."""
+    whole block is checked whole either way. `min_term`: the leader term of the
+    block the node applied last; a signed block of a lower term is refused
+    STALE_TERM before its link is looked at (a forged one BAD_SIGNATURE)."""
     header = codec.decode_header(msg.header)
+
+    def validate_signed() -> None:
+        validate_header(
+            header,
+            bytes(msg.hash),
+            bytes(msg.signature),
+            genesis.sequencer_key,
+            genesis_hash,
+            genesis.rollup_names,
+            genesis.limits.max_block_bytes,
+        )
+
+    if header.term < min_term:
+        validate_signed()
+        validate_term(header, min_term)
     validate_link(header, expected_height, expected_parent)
-    validate_header(
-        header,
-        bytes(msg.hash),
-        bytes(msg.signature),
-        genesis.sequencer_key,
-        genesis_hash,
-        genesis.rollup_names,
-        genesis.limits.max_block_bytes,
-    )
+    validate_signed()
     block = codec.decode_block(msg)
     raw = codec.encode_entries(msg)
     rollups = genesis.rollup_names
@@ -99,14 +113,15 @@ def seal_block(
     genesis: Genesis,
     genesis_hash: bytes,
     key: Keypair,
+    term: int = 0,
 ) -> pb.Block:
-    """A block of these entries, committed and signed with `key`, finding each
-    entry's namespaces by decoding it: for tests, test stream servers and the
-    byzantine fault tools (the sequencer knows them from admission)."""
+    """A block of these entries, committed and signed with `key` for leader
+    `term`, finding each entry's namespaces by decoding it: for tests, test stream
+    servers and the byzantine fault tools (the sequencer knows them from admission)."""
     rollups = genesis.rollup_names
     spaces = compute_entry_spaces(entries, rollups)
     return seal_entries(
-        entries, spaces, height, parent_hash, timestamp_ms, rollups, genesis_hash, key
+        entries, spaces, height, parent_hash, timestamp_ms, rollups, genesis_hash, key, term
     )
 
 
@@ -119,9 +134,12 @@ def seal_entries(
     rollups: Sequence[str],
     genesis_hash: bytes,
     key: Keypair,
+    term: int = 0,
 ) -> pb.Block:
     """The sealed block: every entry's full bytes committed per namespace
-    (`spaces[i]` are entry i's), the header hashed and signed with `key`."""
+    (`spaces[i]` are entry i's), the header hashed and signed with `key`.
+    `term`: the sealing leader's term, 0 for a single sequencer; an HA leader
+    passes the term it won (its etcd leader key's create revision)."""
     raw = [e.SerializeToString() for e in entries]
     header = Header(
         height=Height(height),
@@ -130,6 +148,7 @@ def seal_entries(
         entry_count=len(entries),
         namespaces=compute_commitments(list(zip(raw, spaces, strict=True)), rollups),
         byte_count=sum(len(r) for r in raw),
+        term=Term(term),
     )
     block_hash = compute_block_hash(header)
     return codec.encode_block(

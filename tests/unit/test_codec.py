@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 
+import blake3
 import pytest
 
 from xrollup import codec
-from xrollup.blocks import BlockRefused, RefusalCode, compute_block_hash, compute_id
+from xrollup.blocks import (
+    BlockRefused,
+    RefusalCode,
+    compute_block_hash,
+    compute_id,
+    encode_header,
+)
 from xrollup.errors import InvalidInput, LimitExceeded
 from xrollup.genesis import DEV_CHAIN_ID, Genesis, compute_genesis_hash, dev_genesis
 from xrollup.keys import Keypair, derive_dev_account, derive_rollup_vote_key, derive_sequencer_key
@@ -27,7 +34,7 @@ from xrollup.model import (
     TxBody,
     VoteBody,
 )
-from xrollup.numeric import Amount, Height
+from xrollup.numeric import Amount, Height, Term
 from xrollup.v1 import types_pb2 as pb
 from xrollup.verify import seal_block, verify_block
 
@@ -175,8 +182,9 @@ def sealed(
     key: Keypair = SEQUENCER,
     genesis: Genesis = GENESIS,
     genesis_hash: bytes = GENESIS_HASH,
+    term: int = 0,
 ) -> pb.Block:
-    return seal_block(entries, height, parent, 1_700_000_000_000, genesis, genesis_hash, key)
+    return seal_block(entries, height, parent, 1_700_000_000_000, genesis, genesis_hash, key, term)
 
 
 def two_entries() -> list[pb.Entry]:
@@ -186,10 +194,19 @@ def two_entries() -> list[pb.Entry]:
     ]
 
 
-def verify(msg: pb.Block, height: int = 3, parent: bytes = PARENT, genesis: Genesis = GENESIS):
-    """The block as a node at height - 1 with block `parent` receives it off the wire."""
+def verify(
+    msg: pb.Block,
+    height: int = 3,
+    parent: bytes = PARENT,
+    genesis: Genesis = GENESIS,
+    min_term: int = 0,
+):
+    """The block as a node at height - 1 with block `parent` (of leader term
+    `min_term`) receives it off the wire."""
     wire = codec.decode_block_bytes(msg.SerializeToString())
-    return verify_block(wire, genesis, compute_genesis_hash(genesis), height, parent)
+    return verify_block(
+        wire, genesis, compute_genesis_hash(genesis), height, parent, min_term=min_term
+    )
 
 
 def test_a_sealed_block_verifies_and_round_trips() -> None:
@@ -237,6 +254,7 @@ ALTERATIONS = {
         (3, PARENT),
         RefusalCode.BAD_HEADER,
     ),
+    "term": (lambda m: setattr(m.header, "term", 1), (3, PARENT), RefusalCode.BAD_HEADER),
     "an entry's signature byte": (flip_signature_byte, (3, PARENT), RefusalCode.BAD_COMMITMENT),
     "an entry replaced": (
         lambda m: m.entries[0].CopyFrom(pb.Entry(tx=signed_tx(tx_body(nonce=43)))),
@@ -318,6 +336,67 @@ def test_a_header_over_the_byte_budget_is_refused_even_when_signed() -> None:
         tight, limits=dataclasses.replace(tight.limits, max_block_bytes=size)
     )
     verify(sealed(entries, genesis=fits, genesis_hash=compute_genesis_hash(fits)), genesis=fits)
+
+
+# ---------------------------------------------------------------- leader terms
+
+
+def test_the_header_hash_covers_the_term_under_the_v3_tag() -> None:
+    at_5, at_6 = sealed(two_entries(), term=5), sealed(two_entries(), term=6)
+
+    h5, h6 = codec.decode_header(at_5.header), codec.decode_header(at_6.header)
+
+    assert (h5.term, h6.term) == (Term(5), Term(6)) and isinstance(h5.term, Term)
+    assert dataclasses.replace(h5, term=Term(6)) == h6  # the term is all that differs
+    assert at_5.hash != at_6.hash
+    # height u64, then term u64, big-endian, hashed under the v3 tag
+    assert encode_header(h5)[:16] == (3).to_bytes(8, "big") + (5).to_bytes(8, "big")
+    assert (
+        compute_block_hash(h5) == blake3.blake3(b"xrollup/header/v3" + encode_header(h5)).digest()
+    )
+    assert codec.encode_header(h5) == at_5.header
+    assert sealed(two_entries()).header.term == 0  # a single sequencer's: term 0
+
+
+def test_a_signed_block_of_a_lower_term_is_refused_stale_and_equal_or_higher_verify() -> None:
+    msg = sealed(two_entries(), term=5)
+
+    for seen in (0, 4, 5):
+        assert verify(msg, min_term=seen).header.term == 5
+    with pytest.raises(BlockRefused) as err:
+        verify(msg, min_term=6)
+
+    assert err.value.code == RefusalCode.STALE_TERM and err.value.height == 3
+    assert str(err.value) == (
+        "block 3: term 5 is below term 6, which this node has seen: signed by a superseded leader"
+    )
+
+
+def test_a_stale_term_is_refused_as_such_wherever_the_block_would_link() -> None:
+    # A superseded leader's block at another height or on another parent is stale,
+    # not a link failure (which the follower would examine as a possible fork).
+    msg = sealed(two_entries(), term=5)
+    for height, parent in ((3, b"\x12" * 32), (2, PARENT), (9, PARENT)):
+        with pytest.raises(BlockRefused) as err:
+            verify(msg, height, parent, min_term=6)
+        assert err.value.code == RefusalCode.STALE_TERM
+    # ... and at the expected link with an equal term, a wrong parent is BAD_LINK as before
+    with pytest.raises(BlockRefused) as err:
+        verify(msg, 3, b"\x12" * 32, min_term=5)
+    assert err.value.code == RefusalCode.BAD_LINK
+
+
+def test_a_lower_term_header_that_is_not_the_sequencers_is_refused_for_that_not_as_stale() -> None:
+    # Anyone on the link can write a low term: only a signed header is a superseded
+    # leader's.
+    forged = sealed(two_entries(), key=ALICE, term=5)
+    altered = sealed(two_entries(), term=5)
+    altered.header.timestamp_ms += 1  # no longer hashes to its signed hash
+
+    for msg, code in ((forged, RefusalCode.BAD_SIGNATURE), (altered, RefusalCode.BAD_HEADER)):
+        with pytest.raises(BlockRefused) as err:
+            verify(msg, min_term=6)
+        assert err.value.code == code
 
 
 def test_an_entry_that_does_not_decode_is_sealed_as_malformed() -> None:

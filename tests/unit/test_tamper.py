@@ -46,7 +46,7 @@ def entries(n_tx: int = 2, bundle: bool = True) -> list[pb.Entry]:
     return out
 
 
-def sealed(genesis: Genesis, wire: list[pb.Entry], height: int = 1) -> pb.Block:
+def sealed(genesis: Genesis, wire: list[pb.Entry], height: int = 1, term: int = 0) -> pb.Block:
     return seal_block(
         wire,
         height,
@@ -55,6 +55,7 @@ def sealed(genesis: Genesis, wire: list[pb.Entry], height: int = 1) -> pb.Block:
         genesis,
         compute_genesis_hash(genesis),
         derive_sequencer_key(),
+        term,
     )
 
 
@@ -173,6 +174,30 @@ def test_equivocate_sends_the_honest_block_then_another_signed_one(wire: list[pb
     assert second.header.parent_hash == honest.header.parent_hash
     assert second.hash != honest.hash
     verify(g, second)  # a valid block for the same height: evidence, not a forgery
+
+
+@pytest.mark.parametrize("rollup", ["", "alpha"])
+def test_every_mode_keeps_the_leader_term_of_the_block_it_replaces(rollup: str) -> None:
+    """An HA leader's block (term 7) tampered with is still of term 7: the node
+    refuses it for the mode's reason, never as a superseded leader's (STALE_TERM)."""
+    g = dev_genesis()
+    gh = compute_genesis_hash(g)
+    honest = sealed(g, entries(), term=7)
+    if rollup:
+        honest = filter_block(honest, compute_entry_spaces(honest.entries, g.rollup_names), rollup)
+    t = tamper.Tamperer(g)
+    for mode in tamper.MODES:
+        *_, out = t.apply(mode, honest, rollup)
+        assert out.header.term == 7, mode
+        if mode != tamper.FORGE_BLOCK:  # the forger's key: not the sequencer's signature
+            assert is_signed_header(out, g, gh), mode
+        try:
+            verify_block(out, g, gh, 1, GENESIS_PARENT, rollup or None, min_term=7)
+            replay_decisions(out, g)
+        except BlockRefused as e:
+            assert e.code == RefusalCode[tamper.EXPECTED_REFUSAL[mode]], mode
+        else:
+            assert mode == tamper.EQUIVOCATE  # its second block verifies: evidence
 
 
 def test_modes_that_sign_as_the_sequencer_need_the_dev_key() -> None:

@@ -827,6 +827,7 @@ class GetNodeStatusResponse(_message.Message):
     APPLIED_HEADER_FIELD_NUMBER: _builtins.int
     RETAINED_FROM_FIELD_NUMBER: _builtins.int
     RETAIN_BLOCKS_FIELD_NUMBER: _builtins.int
+    TERM_FIELD_NUMBER: _builtins.int
     rollup: _builtins.str
     applied_height: _builtins.int
     state_root: _builtins.bytes
@@ -846,6 +847,11 @@ class GetNodeStatusResponse(_message.Message):
     root of a height a snapshot was taken at is kept too.
     """
     retain_blocks: _builtins.int
+    term: _builtins.int
+    """The leader term of the block applied at applied_height: the highest this node
+    has seen (terms never decrease along its chain). 0 with a single sequencer.
+    A signed block of a lower term is refused (Refusal.CODE_STALE_TERM).
+    """
     @_builtins.property
     def refusal(self) -> Global___Refusal:
         """Set while the node refuses what its link serves: why, and at which height.
@@ -880,10 +886,11 @@ class GetNodeStatusResponse(_message.Message):
         applied_header: _types_pb2.Block | None = ...,
         retained_from: _builtins.int = ...,
         retain_blocks: _builtins.int = ...,
+        term: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["applied_header", b"applied_header", "equivocation", b"equivocation", "refusal", b"refusal"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_header", b"applied_header", "applied_height", b"applied_height", "connected", b"connected", "equivocation", b"equivocation", "lag", b"lag", "refusal", b"refusal", "refused_blocks", b"refused_blocks", "retain_blocks", b"retain_blocks", "retained_from", b"retained_from", "rollup", b"rollup", "sequencer_height", b"sequencer_height", "state_root", b"state_root", "stream_error", b"stream_error"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_header", b"applied_header", "applied_height", b"applied_height", "connected", b"connected", "equivocation", b"equivocation", "lag", b"lag", "refusal", b"refusal", "refused_blocks", b"refused_blocks", "retain_blocks", b"retain_blocks", "retained_from", b"retained_from", "rollup", b"rollup", "sequencer_height", b"sequencer_height", "state_root", b"state_root", "stream_error", b"stream_error", "term", b"term"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -914,6 +921,8 @@ class Refusal(_message.Message):
         """a decision contradicts the logged votes"""
         CODE_EQUIVOCATION: Refusal._Code.ValueType  # 7
         """a second signed header for an applied height"""
+        CODE_STALE_TERM: Refusal._Code.ValueType  # 8
+        """signed, but of a lower leader term than this node applied"""
 
     class Code(_Code, metaclass=_CodeEnumTypeWrapper): ...
     CODE_UNSPECIFIED: Refusal.Code.ValueType  # 0
@@ -931,6 +940,8 @@ class Refusal(_message.Message):
     """a decision contradicts the logged votes"""
     CODE_EQUIVOCATION: Refusal.Code.ValueType  # 7
     """a second signed header for an applied height"""
+    CODE_STALE_TERM: Refusal.Code.ValueType  # 8
+    """signed, but of a lower leader term than this node applied"""
 
     CODE_FIELD_NUMBER: _builtins.int
     HEIGHT_FIELD_NUMBER: _builtins.int

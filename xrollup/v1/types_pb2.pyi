@@ -796,6 +796,7 @@ class BlockHeader(_message.Message):
     ENTRY_COUNT_FIELD_NUMBER: _builtins.int
     NAMESPACES_FIELD_NUMBER: _builtins.int
     BYTE_COUNT_FIELD_NUMBER: _builtins.int
+    TERM_FIELD_NUMBER: _builtins.int
     height: _builtins.int
     parent_hash: _builtins.bytes
     """32 bytes; zeros for height 1"""
@@ -804,6 +805,12 @@ class BlockHeader(_message.Message):
     entry_count: _builtins.int
     byte_count: _builtins.int
     """total encoded bytes of the entries"""
+    term: _builtins.int
+    """The term of the leader that sealed it: 0 for a single sequencer; with replicas
+    (devnet up --ha) the create revision of the etcd leader key it won, which only
+    increases. Never decreases along a chain: nodes refuse a block of a lower term
+    than the one they applied last (Refusal.CODE_STALE_TERM).
+    """
     @_builtins.property
     def namespaces(self) -> _containers.RepeatedCompositeFieldContainer[Global___NamespaceCommitment]:
         """The protocol namespace first, then one per genesis rollup in genesis order
@@ -819,10 +826,11 @@ class BlockHeader(_message.Message):
         entry_count: _builtins.int = ...,
         namespaces: _abc.Iterable[Global___NamespaceCommitment] | None = ...,
         byte_count: _builtins.int = ...,
+        term: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["byte_count", b"byte_count", "entry_count", b"entry_count", "height", b"height", "namespaces", b"namespaces", "parent_hash", b"parent_hash", "timestamp_ms", b"timestamp_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["byte_count", b"byte_count", "entry_count", b"entry_count", "height", b"height", "namespaces", b"namespaces", "parent_hash", b"parent_hash", "term", b"term", "timestamp_ms", b"timestamp_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
