@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -11,6 +12,8 @@ import sys
 from pathlib import Path
 
 from sequencer.admitter import Admitter
+from sequencer.etcdlog import parse_endpoints
+from sequencer.ha import Replica
 from sequencer.metrics import SequencerMetrics
 from sequencer.runtime import Sequencer
 from sequencer.service import SequencerService
@@ -79,6 +82,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         " SetPruneFloor sets (the devnet sets it to where every node and snapshot is); never"
         " within the bundle deadline window",
     )
+    p.add_argument(
+        "--etcd",
+        default="",
+        metavar="HOST:PORT,...",
+        help="HA: the etcd cluster's client endpoints; the log lives there and this process"
+        " is one replica: it leads when elected, else it follows the log, serves reads and"
+        " forwards submissions to the leader (sequencer/ha.py). Empty: a single sequencer",
+    )
+    p.add_argument(
+        "--replica-name", default="", help="HA: this replica's name (default: its endpoint)"
+    )
+    p.add_argument(
+        "--unsafe-no-lease-check",
+        action="store_true",
+        help="HA, for tests of fencing only: append even when the lease may have expired,"
+        " so that only etcd's fenced transaction stands between a stale leader and the log",
+    )
     add_metrics_argument(p)
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
@@ -93,13 +113,17 @@ async def serve(args: argparse.Namespace) -> int:
         raise InvalidInput("the sequencer key does not match genesis; pass --sequencer-key")
     if args.retain_blocks < 0:
         raise InvalidInput(f"--retain-blocks is {args.retain_blocks}: 0 (every block) or more")
+    etcd = parse_endpoints(args.etcd) if args.etcd else None
     store = LevelDBBlockStore(args.data_dir)
     seq = Sequencer(genesis, store, key)
     seq.retain_blocks = args.retain_blocks
+    replica: Replica | None = None
+    if etcd is not None:
+        replica = Replica(seq, etcd, args.replica_name, not args.unsafe_no_lease_check)
     admitter = Admitter(genesis, args.admission_processes) if args.admission_processes > 0 else None
     metrics = SequencerMetrics(seq) if args.metrics_listen else None
     seq.metrics = metrics
-    service = SequencerService(seq, admitter, metrics)
+    service = SequencerService(seq, admitter, metrics, replica)
     server = serving.build_server(genesis.limits.max_message_bytes)
     sequencer_pb2_grpc.add_SequencerServiceServicer_to_server(service, server)
     snapshot_pb2_grpc.add_SnapshotServiceServicer_to_server(
@@ -113,7 +137,12 @@ async def serve(args: argparse.Namespace) -> int:
             metrics_server = serve_metrics(metrics.registry, args.metrics_listen)
         endpoint = serving.bind(server, args.listen)
         await server.start()
-        seq.start()
+        if replica is None:
+            seq.start()
+            running = seq.sealer
+        else:
+            replica.name = replica.name or endpoint
+            running = asyncio.create_task(replica.run(endpoint), name="replica")
         await serving.set_serving(health, [SERVICE_NAME], True)
         metrics_url = metrics_server.url if metrics_server is not None else ""
         serving.write_ready_file(args.ready_file, endpoint, metrics_url)
@@ -130,14 +159,21 @@ async def serve(args: argparse.Namespace) -> int:
             args.data_dir,
             f", metrics {metrics_url}" if metrics_url else "",
         )
-        assert seq.sealer is not None
-        failure = await serving.wait_for_termination(seq.sealer)
+        assert running is not None
+        failure = await serving.wait_for_termination(running)
         if failure is None:
             log.info("SIGTERM: draining")
         await serving.set_serving(health, [SERVICE_NAME], False)
-        # Stop admitting, let in-flight submissions be sealed and acknowledged, then stop.
+        # Stop admitting, let in-flight submissions be sealed and acknowledged, then stop
+        # (HA: and hand the lead over at once).
         stop_server = asyncio.create_task(server.stop(args.grace))
-        await seq.stop()
+        if replica is None:
+            await seq.stop()
+        else:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await running
+            await replica.stop()
         await stop_server
     finally:
         if metrics_server is not None:

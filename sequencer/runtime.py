@@ -11,10 +11,10 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from sequencer.core.pool import Pending, Pool
 from sequencer.core.retention import compute_keep_from
@@ -22,7 +22,7 @@ from sequencer.store import BlockStore
 from xrollup import codec
 from xrollup.blocks import PROTOCOL, compute_decision_id
 from xrollup.decisions import BundleMeta, BundleTracker, EntryMeta, VoteMeta
-from xrollup.errors import Expired, NotFound, Unavailable, XrollupError
+from xrollup.errors import Expired, NotFound, Refused, Unavailable, XrollupError
 from xrollup.genesis import Genesis, compute_genesis_hash
 from xrollup.keys import Keypair
 from xrollup.model import Bundle, Decision, Vote
@@ -59,6 +59,34 @@ class Sealable:
 
     entry: pb.Entry
     namespaces: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """An admitted entry to order: a vote goes to the protocol lane; `meta` is what
+    the bundle protocol needs of it (xrollup/decisions.py)."""
+
+    entry: Sealable
+    id: bytes
+    expiry_height: int
+    protocol: bool = False
+    meta: EntryMeta | None = None
+
+
+class ReplicatedLog(Protocol):
+    """Where an HA leader commits a block before its own copy (sequencer/etcdlog.py)."""
+
+    def append(self, term: int, height: int, block: bytes, block_hash: bytes) -> bool:
+        """Commit block `height` if `term` still leads; False: fenced off."""
+
+
+class Fenced(Refused):
+    """This replica may not append: it is no longer the leader (etcd refused the
+    append, or its lease may have expired)."""
+
+
+class NotLeading(Unavailable):
+    """A replica that does not lead was asked to order something."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +135,16 @@ class Sequencer:
         self.prune_floor = store.load_floor()
         self._pruner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prune")
         self._pruning: Future[tuple[int, int]] | None = None
+        # HA (sequencer/ha.py): a replica orders only while it leads, under `term`,
+        # committing every block to `log` first; `lease_ok` says whether its lease
+        # is surely still valid (None: no check); `on_lost_lead` hears why it stopped.
+        # A single sequencer leads for good with term 0 and no log.
+        self.leading = True
+        self.term = 0
+        self.log: ReplicatedLog | None = None
+        self.lease_ok: Callable[[], bool] | None = None
+        self.on_lost_lead: Callable[[BaseException], None] | None = None
+        self.fenced_appends = 0  # appends etcd refused (a superseded leader's)
         if self.head_height:
             raw = store.get_block(self.head_height)
             assert raw is not None
@@ -157,6 +195,8 @@ class Sequencer:
         if pending is None:
             if self._stopping:
                 raise Unavailable("sequencer is shutting down")
+            if not self.leading:
+                raise NotLeading("this sequencer replica does not lead; resubmit")
             pending_entry = Pending(entry_id, expiry_height, entry, entry.entry.ByteSize())
             self.pool.add(pending_entry, protocol=protocol)
             self._note_admitted(entry_id)
@@ -170,32 +210,37 @@ class Sequencer:
         ack = await asyncio.shield(pending)
         return Ack(ack.id, ack.height, ack.index, duplicate=True)
 
-    async def enqueue_many(
-        self, items: Sequence[tuple[Sealable, bytes, int]]
-    ) -> list[Ack | XrollupError]:
-        """Queue many admitted user entries (entry, id, expiry height) and wait until
-        each is on disk or refused. Each is answered as `enqueue` would answer it,
-        in order; one coroutine waits for all of them instead of one per entry."""
+    async def enqueue_many(self, items: Sequence[Queued]) -> list[Ack | XrollupError]:
+        """Queue many admitted entries and wait until each is on disk or refused.
+        Each is answered as `enqueue` would answer it, in order; one coroutine waits
+        for all of them instead of one per entry."""
         results: list[Ack | XrollupError | None] = [None] * len(items)
         waiting: list[tuple[int, asyncio.Future[Ack], bool]] = []
         loop = asyncio.get_running_loop()
-        for i, (entry, entry_id, expiry_height) in enumerate(items):
-            pending = self.lookup(entry_id)
+        for i, q in enumerate(items):
+            pending = self.lookup(q.id)
             if isinstance(pending, Ack):
                 results[i] = pending
             elif pending is not None:
                 waiting.append((i, pending, True))
             elif self._stopping:
                 results[i] = Unavailable("sequencer is shutting down")
+            elif not self.leading:
+                results[i] = NotLeading("this sequencer replica does not lead; resubmit")
             else:
                 try:
-                    self.pool.add(Pending(entry_id, expiry_height, entry, entry.entry.ByteSize()))
+                    self.pool.add(
+                        Pending(q.id, q.expiry_height, q.entry, q.entry.entry.ByteSize()),
+                        protocol=q.protocol,
+                    )
                 except XrollupError as e:
                     results[i] = e
                     continue
-                self._note_admitted(entry_id)
+                self._note_admitted(q.id)
+                if q.meta is not None:
+                    self._meta[q.id] = q.meta
                 pending = loop.create_future()
-                self._waiters[entry_id] = pending
+                self._waiters[q.id] = pending
                 waiting.append((i, pending, False))
         if len(self.pool) >= self.genesis.limits.max_block_entries:
             self._wake.set()
@@ -263,7 +308,10 @@ class Sequencer:
             started = loop.time()
             try:
                 await self.seal_block()
-            except Exception:
+            except Exception as e:
+                if self.log is not None:
+                    self._lose_lead(e)
+                    return
                 log.critical("sealing failed; refusing further submissions", exc_info=True)
                 self._stopping = True
                 self._fail_all(
@@ -422,8 +470,80 @@ class Sequencer:
             self.genesis_hash,
             self.key,
         )
+        if self.log is not None:
+            # HA: committed by etcd's quorum, fenced by the term, before anything else.
+            if self.lease_ok is not None and not self.lease_ok():
+                raise Fenced(f"lease of term {self.term} may have expired; not appending")
+            if not self.log.append(self.term, height, block.SerializeToString(), block.hash):
+                self.fenced_appends += 1
+                raise Fenced(f"etcd refused block {height} of term {self.term}: superseded")
         self.store.append(block, ids)
         return block
+
+    # ------------------------------------------------------------ HA roles
+
+    def lead(self, term: int) -> None:
+        """Start ordering as the leader of `term`, from this replica's head, which
+        the caller has brought to the committed head after winning (no other
+        replica can append under a lower term any more). Bundles still undecided in
+        the last blocks are found again, as after a restart."""
+        assert not self.leading and term > self.term, (term, self.term)
+        self.term = term
+        self.tracker = BundleTracker(self.genesis.limits.bundle_deadline_blocks)
+        self._meta.clear()
+        if self.head_height:
+            raw = self.store.get_block(self.head_height)
+            assert raw is not None
+            self._head_timestamp = codec.decode_block_bytes(raw).header.timestamp_ms
+            self._rebuild_tracker()
+        self._stopping = False
+        self.leading = True
+        self.start()
+
+    def follow(self) -> None:
+        """Standby: order nothing; blocks arrive through `ingest`."""
+        self.leading = False
+
+    def _lose_lead(self, err: BaseException) -> None:
+        """The sealer could not commit a block: another replica leads now, or this
+        one cannot reach etcd or renew its lease. Everything waiting here is told
+        to resubmit (none of it was acknowledged); the pool is dropped."""
+        if isinstance(err, Fenced):
+            log.warning("term %d: %s; stepping down", self.term, err)
+        else:
+            log.error("term %d: appending failed (%s); stepping down", self.term, err)
+        self.leading = False
+        self._fail_all(NotLeading(f"the leader changed before this was ordered ({err}); resubmit"))
+        self.pool = Pool(self.genesis.limits.max_pool)
+        self._meta.clear()
+        if self.on_lost_lead is not None:
+            self.on_lost_lead(err)
+
+    async def ingest(self, raw: bytes) -> None:
+        """Standby: take the next committed block (from the replicated log) into
+        this replica's copy, and hand it to the streams that wait for it."""
+        block = codec.decode_block_bytes(raw)
+        height = block.header.height
+        if height != self.head_height + 1 or block.header.parent_hash != self.head_hash:
+            raise Refused(
+                f"block {height} from the log does not extend this replica's head"
+                f" {self.head_height} ({self.head_hash.hex()[:16]})"
+            )
+        ids = [codec.compute_entry_id(e) for e in block.entries]
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._io, self.store.append, block, ids)
+        self.head_height, self.head_hash = height, bytes(block.hash)
+        self._head_timestamp = block.header.timestamp_ms
+        self.term = max(self.term, self._term_of(block))
+        spaces = compute_entry_spaces(block.entries, self.genesis.rollup_names)
+        self._remember_recent(block, spaces)
+        self._schedule_prune()
+        async with self._new_block:
+            self._new_block.notify_all()
+
+    @staticmethod
+    def _term_of(block: pb.Block) -> int:
+        return int(getattr(block.header, "term", 0))
 
     def _fail_all(self, err: Exception) -> None:
         for fut in self._waiters.values():

@@ -9,7 +9,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 from grpc import aio
@@ -17,7 +17,7 @@ from grpc import aio
 from sequencer.admitter import Admitter
 from sequencer.core import admission
 from sequencer.metrics import BUNDLE, TX, VOTE, SequencerMetrics
-from sequencer.runtime import Ack, Pruned, Sealable, Sequencer
+from sequencer.runtime import Ack, Pruned, Queued, Sealable, Sequencer
 from xrollup import codec
 from xrollup.blocks import PROTOCOL
 from xrollup.decisions import BundleMeta, VoteMeta
@@ -33,6 +33,9 @@ from xrollup.grpc_status import compute_status_value, grpc_method
 from xrollup.v1 import sequencer_pb2 as spb
 from xrollup.v1 import sequencer_pb2_grpc as spb_grpc
 from xrollup.v1 import types_pb2 as pb
+
+if TYPE_CHECKING:
+    from sequencer.ha import Replica
 
 Context = aio.ServicerContext[Any, Any]
 log = logging.getLogger(__name__)
@@ -51,9 +54,12 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
         sequencer: Sequencer,
         admitter: Admitter | None = None,
         metrics: SequencerMetrics | None = None,
+        replica: Replica | None = None,
     ) -> None:
         self.seq = sequencer
         self.metrics = metrics
+        # HA (sequencer/ha.py): a standby admits as the leader does, then forwards.
+        self.replica = replica
         self.genesis = sequencer.genesis
         # Batches are admitted in worker processes (sequencer/admitter.py says why);
         # bundles and votes, and batches when no worker runs, on threads beside the
@@ -71,6 +77,20 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._verify, fn, *args)
 
+    async def _order(self, q: Queued) -> Ack:
+        """Order one admitted entry here (leading) or through the leader (standby)."""
+        if self.replica is None or self.seq.leading:
+            return await self.seq.enqueue(q.entry, q.id, q.expiry_height, q.protocol, q.meta)
+        (result,) = await self.replica.forwarder.submit([q])
+        if isinstance(result, XrollupError):
+            raise result
+        return result
+
+    async def _order_many(self, items: list[Queued]) -> list[Ack | XrollupError]:
+        if self.replica is None or self.seq.leading:
+            return await self.seq.enqueue_many(items)
+        return await self.replica.forwarder.submit(items)
+
     @grpc_method
     async def SubmitTransaction(
         self, request: spb.SubmitTransactionRequest, context: Context
@@ -83,7 +103,7 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
             # thread pool, 2,250/s inline, the same inline as through the workers).
             tx = admission.admit_tx(request.tx, self.genesis, self.seq.next_height)
             entry = Sealable(codec.encode_canonical_tx(request.tx), (tx.body.rollup,))
-            ack = await self.seq.enqueue(entry, tx.id, tx.body.expiry_height)
+            ack = await self._order(Queued(entry, tx.id, tx.body.expiry_height))
         except Exception as e:
             if self.metrics is not None:
                 self.metrics.count_refused(TX, e)
@@ -102,11 +122,13 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
             bundle = await self._run(
                 admission.admit_bundle, request.bundle, self.genesis, self.seq.next_height
             )
-            ack = await self.seq.enqueue(
-                Sealable(codec.encode_canonical_bundle(request.bundle), bundle.rollups),
-                bundle.id,
-                bundle.body.expiry_height,
-                meta=BundleMeta(bundle.rollups),
+            ack = await self._order(
+                Queued(
+                    Sealable(codec.encode_canonical_bundle(request.bundle), bundle.rollups),
+                    bundle.id,
+                    bundle.body.expiry_height,
+                    meta=BundleMeta(bundle.rollups),
+                )
             )
         except Exception as e:
             if self.metrics is not None:
@@ -126,7 +148,7 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
             vote = await self._run(admission.admit_vote, request.vote, self.genesis)
             meta = VoteMeta(vote.body.rollup, vote.body.votes)
             entry = Sealable(codec.encode_canonical_vote(request.vote), (PROTOCOL,))
-            ack = await self.seq.enqueue(entry, vote.id, 0, protocol=True, meta=meta)
+            ack = await self._order(Queued(entry, vote.id, 0, protocol=True, meta=meta))
         except Exception as e:
             if self.metrics is not None:
                 self.metrics.count_refused(VOTE, e)
@@ -181,7 +203,7 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
             admitted = [item for part in parts for item in part]
 
         results: list[spb.BatchResult | None] = [None] * len(txs)
-        queued: list[tuple[Sealable, bytes, int]] = []
+        queued: list[Queued] = []
         where: list[int] = []
         for i, (msg, item) in enumerate(zip(txs, admitted, strict=True)):
             if isinstance(item, XrollupError):
@@ -192,17 +214,17 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
                 entry_id, expiry, rollup, canonical = item
                 # Re-encoded only when it carries more than its fields (padding).
                 entry = pb.Entry(tx=msg) if canonical else codec.encode_canonical_tx(msg)
-                queued.append((Sealable(entry, (rollup,)), entry_id, expiry))
+                queued.append(Queued(Sealable(entry, (rollup,)), entry_id, expiry))
                 where.append(i)
-        acks = await self.seq.enqueue_many(queued)
-        for i, (_entry, entry_id, _expiry), ack in zip(where, queued, acks, strict=True):
+        acks = await self._order_many(queued)
+        for i, q, ack in zip(where, queued, acks, strict=True):
             if isinstance(ack, Ack):
                 results[i] = spb.BatchResult(
                     id=ack.id, code=_OK, height=ack.height, index=ack.index, duplicate=ack.duplicate
                 )
             else:
                 code, message = compute_status_value(ack)
-                results[i] = spb.BatchResult(id=entry_id, code=code, message=message)
+                results[i] = spb.BatchResult(id=q.id, code=code, message=message)
                 refused.append(code)
         return spb.SubmitBatchResponse(results=cast(list[spb.BatchResult], results))
 
@@ -298,7 +320,62 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
             first_height=self.seq.first_height,
             prune_floor=self.seq.prune_floor,
             retain_blocks=self.seq.retain_blocks,
+            **self._ha_status(),
         )
+
+    def _ha_status(self) -> dict[str, Any]:
+        replica = self.replica
+        if replica is None:
+            return {"role": "single"}
+        leader = replica.leader
+        return {
+            "replica": replica.name,
+            "role": replica.role,
+            "term": self.seq.term,
+            "leader": leader.name if leader else "",
+            "leader_endpoint": leader.endpoint if leader else "",
+        }
+
+    @grpc_method
+    async def Forward(self, request: spb.ForwardRequest, context: Context) -> spb.ForwardResponse:
+        """The leader's side of a standby's Forwarder: order what it admitted."""
+        from sequencer.ha import check_forward  # only an HA sequencer gets here
+
+        batch = check_forward(self.seq, request)
+        items = []
+        for fe in batch.entries:
+            namespaces = tuple(fe.namespaces)
+            sealable = Sealable(fe.entry, namespaces)
+            kind = fe.entry.WhichOneof("kind")
+            if kind == "vote":
+                vote = codec.decode_vote(fe.entry.vote)
+                meta = VoteMeta(vote.body.rollup, vote.body.votes)
+                items.append(Queued(sealable, bytes(fe.id), 0, protocol=True, meta=meta))
+            elif kind == "bundle":
+                items.append(
+                    Queued(sealable, bytes(fe.id), fe.expiry_height, meta=BundleMeta(namespaces))
+                )
+            elif kind == "tx":
+                items.append(Queued(sealable, bytes(fe.id), fe.expiry_height))
+            else:
+                raise InvalidInput(f"a forwarded entry of kind {kind!r}")
+        acks = await self.seq.enqueue_many(items)
+        results = []
+        for q, ack in zip(items, acks, strict=True):
+            if isinstance(ack, Ack):
+                results.append(
+                    spb.BatchResult(
+                        id=ack.id,
+                        code=_OK,
+                        height=ack.height,
+                        index=ack.index,
+                        duplicate=ack.duplicate,
+                    )
+                )
+            else:
+                code, message = compute_status_value(ack)
+                results.append(spb.BatchResult(id=q.id, code=code, message=message))
+        return spb.ForwardResponse(results=results)
 
     @grpc_method
     async def SetPruneFloor(

@@ -47,6 +47,15 @@ def compute_status_value(err: BaseException) -> tuple[int, str]:
     return int(code.value[0]), message
 
 
+def compute_error(code: int, message: str) -> errors.XrollupError:
+    """The domain error for a status code value and message (a batch result passed
+    on): the first class STATUS_TABLE maps to it, so it maps back to the same code."""
+    for cls, status in STATUS_TABLE:
+        if int(status.value[0]) == code:
+            return cls(message)
+    return errors.XrollupError(message)
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -335,6 +335,11 @@ class GetStatusResponse(_message.Message):
     FIRST_HEIGHT_FIELD_NUMBER: _builtins.int
     PRUNE_FLOOR_FIELD_NUMBER: _builtins.int
     RETAIN_BLOCKS_FIELD_NUMBER: _builtins.int
+    REPLICA_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    TERM_FIELD_NUMBER: _builtins.int
+    LEADER_FIELD_NUMBER: _builtins.int
+    LEADER_ENDPOINT_FIELD_NUMBER: _builtins.int
     chain_id: _builtins.str
     height: _builtins.int
     head_hash: _builtins.bytes
@@ -346,6 +351,14 @@ class GetStatusResponse(_message.Message):
     """
     prune_floor: _builtins.int
     retain_blocks: _builtins.int
+    replica: _builtins.str
+    """HA: this replica's name and role ("leader" or "standby"; "single" without HA),
+    the highest leader term it knows, and the leader's name and endpoint.
+    """
+    role: _builtins.str
+    term: _builtins.int
+    leader: _builtins.str
+    leader_endpoint: _builtins.str
     @_builtins.property
     def rollups(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -360,10 +373,15 @@ class GetStatusResponse(_message.Message):
         first_height: _builtins.int = ...,
         prune_floor: _builtins.int = ...,
         retain_blocks: _builtins.int = ...,
+        replica: _builtins.str = ...,
+        role: _builtins.str = ...,
+        term: _builtins.int = ...,
+        leader: _builtins.str = ...,
+        leader_endpoint: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["block_interval_ms", b"block_interval_ms", "chain_id", b"chain_id", "first_height", b"first_height", "head_hash", b"head_hash", "height", b"height", "pending", b"pending", "prune_floor", b"prune_floor", "retain_blocks", b"retain_blocks", "rollups", b"rollups"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["block_interval_ms", b"block_interval_ms", "chain_id", b"chain_id", "first_height", b"first_height", "head_hash", b"head_hash", "height", b"height", "leader", b"leader", "leader_endpoint", b"leader_endpoint", "pending", b"pending", "prune_floor", b"prune_floor", "replica", b"replica", "retain_blocks", b"retain_blocks", "role", b"role", "rollups", b"rollups", "term", b"term"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -413,3 +431,110 @@ class SetPruneFloorResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SetPruneFloorResponse: _TypeAlias = SetPruneFloorResponse  # noqa: Y015
+
+@_typing.final
+class ForwardedEntry(_message.Message):
+    """An entry a standby admitted (decoded, signatures checked, within the limits), as
+    the leader's pool takes it: its id, expiry height and namespaces were computed by
+    the standby.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRY_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    EXPIRY_HEIGHT_FIELD_NUMBER: _builtins.int
+    NAMESPACES_FIELD_NUMBER: _builtins.int
+    id: _builtins.bytes
+    expiry_height: _builtins.int
+    @_builtins.property
+    def entry(self) -> _types_pb2.Entry: ...
+    @_builtins.property
+    def namespaces(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        entry: _types_pb2.Entry | None = ...,
+        id: _builtins.bytes = ...,
+        expiry_height: _builtins.int = ...,
+        namespaces: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry", "expiry_height", b"expiry_height", "id", b"id", "namespaces", b"namespaces"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ForwardedEntry: _TypeAlias = ForwardedEntry  # noqa: Y015
+
+@_typing.final
+class ForwardBatch(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    REPLICA_FIELD_NUMBER: _builtins.int
+    replica: _builtins.str
+    """the standby's name, for logs"""
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___ForwardedEntry]: ...
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___ForwardedEntry] | None = ...,
+        replica: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "replica", b"replica"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ForwardBatch: _TypeAlias = ForwardBatch  # noqa: Y015
+
+@_typing.final
+class ForwardRequest(_message.Message):
+    """`batch`: an encoded ForwardBatch; `signature`: Ed25519 by the sequencer key over
+    (tag "xrollup/forward/v1", genesis hash, blake3(batch)).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    batch: _builtins.bytes
+    signature: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        batch: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ForwardRequest: _TypeAlias = ForwardRequest  # noqa: Y015
+
+@_typing.final
+class ForwardResponse(_message.Message):
+    """One result per entry, in order, as SubmitBatch answers (code 0: ordered)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___BatchResult]: ...
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___BatchResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ForwardResponse: _TypeAlias = ForwardResponse  # noqa: Y015

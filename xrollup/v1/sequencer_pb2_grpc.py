@@ -80,6 +80,11 @@ class SequencerServiceStub:
                 request_serializer=xrollup_dot_v1_dot_sequencer__pb2.SetPruneFloorRequest.SerializeToString,
                 response_deserializer=xrollup_dot_v1_dot_sequencer__pb2.SetPruneFloorResponse.FromString,
                 _registered_method=True)
+        self.Forward = channel.unary_unary(
+                '/xrollup.v1.SequencerService/Forward',
+                request_serializer=xrollup_dot_v1_dot_sequencer__pb2.ForwardRequest.SerializeToString,
+                response_deserializer=xrollup_dot_v1_dot_sequencer__pb2.ForwardResponse.FromString,
+                _registered_method=True)
 
 
 class SequencerServiceServicer:
@@ -149,6 +154,15 @@ class SequencerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Forward(self, request, context):
+        """HA (devnet up --ha): a standby replica hands the entries it admitted to the
+        leader, in batches. Signed with the sequencer key, which every replica holds;
+        anyone else is refused (PERMISSION_DENIED). Not for clients.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SequencerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -196,6 +210,11 @@ def add_SequencerServiceServicer_to_server(servicer, server):
                     servicer.SetPruneFloor,
                     request_deserializer=xrollup_dot_v1_dot_sequencer__pb2.SetPruneFloorRequest.FromString,
                     response_serializer=xrollup_dot_v1_dot_sequencer__pb2.SetPruneFloorResponse.SerializeToString,
+            ),
+            'Forward': grpc.unary_unary_rpc_method_handler(
+                    servicer.Forward,
+                    request_deserializer=xrollup_dot_v1_dot_sequencer__pb2.ForwardRequest.FromString,
+                    response_serializer=xrollup_dot_v1_dot_sequencer__pb2.ForwardResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -441,6 +460,33 @@ class SequencerService:
             '/xrollup.v1.SequencerService/SetPruneFloor',
             xrollup_dot_v1_dot_sequencer__pb2.SetPruneFloorRequest.SerializeToString,
             xrollup_dot_v1_dot_sequencer__pb2.SetPruneFloorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Forward(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xrollup.v1.SequencerService/Forward',
+            xrollup_dot_v1_dot_sequencer__pb2.ForwardRequest.SerializeToString,
+            xrollup_dot_v1_dot_sequencer__pb2.ForwardResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,6 +53,11 @@ class SequencerServiceStub:
     as every node and snapshot is past them. The devnet sets it (devnet/retention.py);
     kept across restarts; 0 stops pruning.
     """
+    Forward: _grpc.UnaryUnaryMultiCallable[_sequencer_pb2.ForwardRequest, _sequencer_pb2.ForwardResponse]
+    """HA (devnet up --ha): a standby replica hands the entries it admitted to the
+    leader, in batches. Signed with the sequencer key, which every replica holds;
+    anyone else is refused (PERMISSION_DENIED). Not for clients.
+    """
 
 @_typing.type_check_only
 class SequencerServiceAsyncStub(SequencerServiceStub):
@@ -77,6 +82,11 @@ class SequencerServiceAsyncStub(SequencerServiceStub):
     """Retention: blocks below `height` may be deleted (as --retain-blocks allows),
     as every node and snapshot is past them. The devnet sets it (devnet/retention.py);
     kept across restarts; 0 stops pruning.
+    """
+    Forward: _aio.UnaryUnaryMultiCallable[_sequencer_pb2.ForwardRequest, _sequencer_pb2.ForwardResponse]  # type: ignore[assignment]
+    """HA (devnet up --ha): a standby replica hands the entries it admitted to the
+    leader, in batches. Signed with the sequencer key, which every replica holds;
+    anyone else is refused (PERMISSION_DENIED). Not for clients.
     """
 
 class SequencerServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -153,6 +163,17 @@ class SequencerServiceServicer(metaclass=_abc_1.ABCMeta):
         """Retention: blocks below `height` may be deleted (as --retain-blocks allows),
         as every node and snapshot is past them. The devnet sets it (devnet/retention.py);
         kept across restarts; 0 stops pruning.
+        """
+
+    @_abc_1.abstractmethod
+    def Forward(
+        self,
+        request: _sequencer_pb2.ForwardRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sequencer_pb2.ForwardResponse, _abc.Awaitable[_sequencer_pb2.ForwardResponse]]:
+        """HA (devnet up --ha): a standby replica hands the entries it admitted to the
+        leader, in batches. Signed with the sequencer key, which every replica holds;
+        anyone else is refused (PERMISSION_DENIED). Not for clients.
         """
 
 def add_SequencerServiceServicer_to_server(servicer: SequencerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
