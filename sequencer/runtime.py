@@ -148,7 +148,11 @@ class Sequencer:
         if self.head_height:
             raw = store.get_block(self.head_height)
             assert raw is not None
-            self._head_timestamp = codec.decode_block_bytes(raw).header.timestamp_ms
+            header = codec.decode_block_bytes(raw).header
+            self._head_timestamp = header.timestamp_ms
+            # Terms never go down along the log: a single sequencer restarted on an
+            # HA replica's copy seals under the last term.
+            self.term = header.term
             self._rebuild_tracker()
 
     def _rebuild_tracker(self) -> None:
@@ -469,6 +473,7 @@ class Sequencer:
             self.genesis.rollup_names,
             self.genesis_hash,
             self.key,
+            term=self.term,
         )
         if self.log is not None:
             # HA: committed by etcd's quorum, fenced by the term, before anything else.
@@ -534,16 +539,12 @@ class Sequencer:
         await loop.run_in_executor(self._io, self.store.append, block, ids)
         self.head_height, self.head_hash = height, bytes(block.hash)
         self._head_timestamp = block.header.timestamp_ms
-        self.term = max(self.term, self._term_of(block))
+        self.term = max(self.term, block.header.term)
         spaces = compute_entry_spaces(block.entries, self.genesis.rollup_names)
         self._remember_recent(block, spaces)
         self._schedule_prune()
         async with self._new_block:
             self._new_block.notify_all()
-
-    @staticmethod
-    def _term_of(block: pb.Block) -> int:
-        return int(getattr(block.header, "term", 0))
 
     def _fail_all(self, err: Exception) -> None:
         for fut in self._waiters.values():
