@@ -6,7 +6,12 @@ logged votes, is never applied: the node logs why, shows it in GetNodeStatus,
 keeps refusing and resumes by itself once an honest stream returns. Two validly
 signed headers for one height, or a signed header for the next height naming
 another parent than the one this node applied, are evidence of equivocation: the
-node keeps them and stops following until it is restarted."""
+node keeps them and stops following until it is restarted. Unless the other
+header is of a lower leader term than the one it competes with (the applied
+header at its height, or the applied head for the next height): that is a
+superseded leader's block (an HA sequencer's old leader), refused as STALE_TERM,
+never applied and not evidence. So leader terms never decrease along the
+applied chain, and `Follower.term`, the applied head's, is the highest seen."""
 
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ from rollup_node.core.root import compute_state_root, update_accumulator
 from rollup_node.core.state import BUNDLE
 from rollup_node.store import Applied, Frozen, NodeStore
 from xrollup import codec
-from xrollup.blocks import GENESIS_PARENT, BlockRefused, RefusalCode
+from xrollup.blocks import GENESIS_PARENT, BlockRefused, RefusalCode, validate_term
 from xrollup.client import TRANSIENT, Client, sign_vote
 from xrollup.errors import Refused
 from xrollup.genesis import Genesis, compute_genesis_hash
@@ -132,6 +137,13 @@ class Follower:
             applied = self._apply_genesis()
         self.applied = applied
         self.state_root = store.get_root(applied.height) or b""
+        # The leader term of the applied head (0 at genesis and with a single
+        # sequencer): a block of a lower term is refused (STALE_TERM).
+        self.term = self._applied_term(applied.height)
+
+    def _applied_term(self, height: int) -> int:
+        header = self.store.get_header(height) if height else None
+        return header.header.term if header is not None else 0
 
     def _apply_genesis(self) -> Applied:
         outcome = apply_genesis(self.store.state, self.genesis, self.rollup)
@@ -158,6 +170,7 @@ class Follower:
                 self.applied.height + 1,
                 self.applied.block_hash,
                 self.stream_rollup or None,
+                self.term,
             )
         except BlockRefused as e:
             if e.code == RefusalCode.BAD_LINK:
@@ -175,6 +188,7 @@ class Follower:
         self.store.save_block(outcome, block.hash, acc, root, strip_entries(msg))
         self.applied = Applied(block.height, block.hash, acc)
         self.state_root = root
+        self.term = block.header.term  # verify_block refused a lower one
         self._note_applied(block.height)
         self._take_due_snapshot()
         if self.metrics is not None:
@@ -232,7 +246,9 @@ class Follower:
     def _check_fork(self, msg: pb.Block) -> None:
         """A sequencer-signed header for the next height naming another parent than
         the signed header this node applied there: the sequencer signed two blocks
-        for that height (it may have served this node one and others the other)."""
+        for that height (it may have served this node one and others the other).
+        Reached only for a header of the applied head's term or above: verify_block
+        refuses a lower one as STALE_TERM before looking at its link."""
         height = self.applied.height
         mine = self.store.get_header(height)
         if (
@@ -263,6 +279,9 @@ class Follower:
         )
 
     def _check_applied_height(self, msg: pb.Block) -> None:
+        """A block at a height already applied: the same block again is ignored; a
+        signed one of a lower term than the applied one there is a superseded
+        leader's (STALE_TERM); another signed one is evidence of equivocation."""
         height = msg.header.height
         mine = self.store.get_header(height)
         if mine is None or mine.hash == msg.hash:
@@ -273,6 +292,7 @@ class Follower:
                 height,
                 "a second header for an applied height, not signed by the sequencer key",
             )
+        validate_term(codec.decode_header(msg.header), mine.header.term)
         self._halt_on_evidence(
             height,
             mine,

@@ -77,6 +77,9 @@ class RollupNodeService(npb_grpc.RollupNodeServiceServicer):
         f = self.follower
         applied = f.applied.height
         seq = max(f.sequencer_height, applied)
+        # Read once: the header (and its term, the follower's) of this very height,
+        # even when the apply thread moves on meanwhile.
+        header = self.store.get_header(applied) if applied else None
         return npb.GetNodeStatusResponse(
             rollup=f.rollup,
             applied_height=applied,
@@ -96,9 +99,10 @@ class RollupNodeService(npb_grpc.RollupNodeServiceServicer):
             refused_blocks=f.refused_blocks,
             equivocation=self.store.get_equivocation(),
             stream_error=f.stream_error,
-            applied_header=self.store.get_header(applied) if applied else None,
+            applied_header=header,
             retained_from=self.store.retained_from(),
             retain_blocks=self.store.retain_blocks,
+            term=header.header.term if header is not None else 0,
         )
 
     @grpc_method

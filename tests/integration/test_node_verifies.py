@@ -107,9 +107,11 @@ class LogServer(spb_grpc.SequencerServiceServicer):
         return spb.SubmitResponse(id=compute_id(request.vote.body), height=len(self.blocks))
 
 
-def seal(entries: list[pb.Entry], height: int, parent: bytes, key: Any = None) -> pb.Block:
+def seal(
+    entries: list[pb.Entry], height: int, parent: bytes, key: Any = None, term: int = 0
+) -> pb.Block:
     return seal_block(
-        entries, height, parent, height, GENESIS, GENESIS_HASH, key or derive_sequencer_key()
+        entries, height, parent, height, GENESIS, GENESIS_HASH, key or derive_sequencer_key(), term
     )
 
 
@@ -334,6 +336,45 @@ def test_a_node_served_a_fork_finds_the_equivocation_when_the_other_chain_reache
                 await asyncio.sleep(0.3)
                 assert (await n.status()).applied_height == 2, "it stopped following"
                 assert "evidence kept" in (tmp_path / "alpha.log").read_text()
+        finally:
+            await asyncio.to_thread(stop_pid, node.pid, 5.0, node.popen)
+            await server.stop(None)
+
+    asyncio.run(run())
+
+
+def test_a_superseded_leaders_block_is_refused_stale_and_the_node_follows_the_new_leader(
+    tmp_path: Path,
+) -> None:
+    """An HA sequencer failed over between blocks 1 (term 5) and 2 (term 6); the
+    old leader's block 3 (term 5, on its own block 2) reaches the node: refused
+    STALE_TERM, not applied, no evidence, and GetNodeStatus says term 6. The new
+    leader's block 3 then applies."""
+    genesis_path = write_genesis(tmp_path)
+
+    async def run() -> None:
+        log, server, port = await serve_log()
+        block1 = seal([transfer(1)], 1, GENESIS_PARENT, term=5)
+        block2 = seal([transfer(2)], 2, block1.hash, term=6)
+        await log.put(1, block1)
+        await log.put(2, block2)
+        node = await _start_node(tmp_path, port, genesis_path)
+        try:
+            async with NodeClient(node.endpoint) as n:
+                await n.wait_for_height(2, timeout=20)
+                assert (await n.status()).term == 6
+                root2 = await n.state_root(2)
+                old2 = seal([transfer(3)], 2, block1.hash, term=5)
+                await log.put(3, seal([transfer(4)], 3, old2.hash, term=5))
+                status = await _wait(n, lambda s: s.HasField("refusal"))
+                assert status.refusal.code == RefusalCode.STALE_TERM, status.refusal
+                assert status.refusal.height == 3
+                assert "term 5 is below term 6" in status.refusal.message
+                assert status.applied_height == 2 and status.term == 6
+                assert not status.HasField("equivocation") and status.state_root == root2
+                await log.put(3, seal([transfer(3)], 3, block2.hash, term=6))
+                status = await _wait(n, lambda s: s.applied_height >= 3)
+                assert not status.HasField("refusal") and status.term == 6
         finally:
             await asyncio.to_thread(stop_pid, node.pid, 5.0, node.popen)
             await server.stop(None)
