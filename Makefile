@@ -10,11 +10,13 @@ GEN_DIR := xrollup/v1
 DATA_DIR ?= .devnet
 # Debian packages the tests and the devnet use beside Python (chromium: the explorer's
 # browser test; prometheus: tests/integration/test_prometheus.py runs its own server on a
-# free port, whatever service the package may start). Each installs /usr/bin/<package>;
-# one whose binary is missing is installed by `make system-deps`, which `up` and `test`
-# run first.
-SYSTEM_PACKAGES := chromium prometheus
-MISSING_PACKAGES = $(strip $(foreach p,$(SYSTEM_PACKAGES),$(if $(wildcard /usr/bin/$(p)),,$(p))))
+# free port, whatever service the package may start; etcd-server: the HA devnet's etcd
+# cluster, devnet/etcd.py). Each entry is PACKAGE:BINARY, the package installing
+# /usr/bin/BINARY; one whose binary is missing is installed by `make system-deps`, which
+# `up` and `test` run first.
+SYSTEM_PACKAGES := chromium:chromium prometheus:prometheus etcd-server:etcd
+MISSING_PACKAGES = $(strip $(foreach p,$(SYSTEM_PACKAGES),\
+  $(if $(wildcard /usr/bin/$(lastword $(subst :, ,$(p)))),,$(firstword $(subst :, ,$(p))))))
 
 .PHONY: venv system-deps up down status test test-slow test-all faults check lint fmt types imports proto proto-check bench clean
 
