@@ -1,7 +1,8 @@
 """Starting and stopping the devnet's processes as real OS processes: each with
-its data directory, log file and ready file, health-checked over grpc.health.v1,
-and stopped by its own pid (SIGTERM, then SIGKILL after a grace period). Never
-by name."""
+its data directory, log file and ready file, health-checked over grpc.health.v1
+(or, for a program that writes no ready file, such as etcd, up once a probe says
+so), and stopped by its own pid (SIGTERM, then SIGKILL after a grace period).
+Never by name."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,13 +85,14 @@ def start_process(
     timeout: float = 20.0,
     detach: bool = True,
     health: bool = True,
+    probe: Probe | None = None,
 ) -> Launched:
     """Start `argv` with output to `log`, wait for its ready file and (unless
-    health=False, for the proxy) its grpc.health.v1 status. The returned argv has
-    --listen and --metrics-listen pinned to what was bound, so a restart reuses
-    the ports."""
+    health=False, for the proxy) its grpc.health.v1 status, or, given a probe,
+    until the probe says it is up. The returned argv has --listen and
+    --metrics-listen pinned to what was bound, so a restart reuses the ports."""
     starting = spawn_process(
-        name, role, rollup, argv, data_dir, log, ready_file, timeout, detach, health
+        name, role, rollup, argv, data_dir, log, ready_file, timeout, detach, health, probe
     )
     while (launched := poll_started(starting)) is None:
         time.sleep(POLL_S)
@@ -115,6 +118,14 @@ class Starting:
     timeout: float
     deadline: float
     health: bool
+    probe: Probe | None = None
+
+
+Probe = Callable[[Starting], dict[str, Any] | None]
+"""Says whether a starting process that writes no ready file is up (one quick
+check, say an HTTP GET with a short timeout): None while not, else what a ready
+file would hold, at least its "endpoint" (and "metrics", its Prometheus URL, when
+it serves one)."""
 
 
 def spawn_process(
@@ -128,9 +139,11 @@ def spawn_process(
     timeout: float = 20.0,
     detach: bool = True,
     health: bool = True,
+    probe: Probe | None = None,
 ) -> Starting:
     """Start `argv` with output to `log` and return at once; poll_started says
-    when it is up. Several processes can start side by side this way."""
+    when it is up. Several processes can start side by side this way. `probe`:
+    see Probe; it replaces the ready file and the grpc.health.v1 check."""
     with contextlib.suppress(FileNotFoundError):
         ready_file.unlink()
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -145,21 +158,26 @@ def spawn_process(
         )
     deadline = time.monotonic() + timeout
     return Starting(
-        name, role, rollup, argv, data_dir, log, ready_file, popen, timeout, deadline, health
+        name, role, rollup, argv, data_dir, log, ready_file, popen, timeout, deadline, health, probe
     )
 
 
 def poll_started(s: Starting) -> Launched | None:
     """The process once its ready file names its endpoint and (unless health=False)
-    it answers SERVING; None while it is still starting. When it exited, or is not
-    up by its deadline, it is stopped and LaunchError says so."""
+    it answers SERVING, or once its probe gives its info; None while it is still
+    starting. When it exited, or is not up by its deadline, it is stopped and
+    LaunchError says so."""
     if s.popen.poll() is not None:
         raise LaunchError(f"{s.name} exited with code {s.popen.returncode} at start; see {s.log}")
-    info = _read_ready_file(s.ready_file)
+    info = s.probe(s) if s.probe is not None else _read_ready_file(s.ready_file)
     if info is None:
         if time.monotonic() < s.deadline:
             return None
-    elif not s.health or wait_healthy(info["endpoint"], max(0.5, s.deadline - time.monotonic())):
+    elif (
+        s.probe is not None
+        or not s.health
+        or wait_healthy(info["endpoint"], max(0.5, s.deadline - time.monotonic()))
+    ):
         endpoint = info["endpoint"]
         argv = pin_metrics_listen(pin_listen(s.argv, endpoint), info)
         return Launched(

@@ -30,7 +30,8 @@ class Start:
     addresses others reach it at, known before it runs (empty when nobody needs
     it); `offered`: the same read from the process once up. `movable`: it listens
     on fixed ports, so a failure may be a taken port and it may start again on any
-    port."""
+    port. `probe`: for a program that writes no ready file (etcd), what says it is
+    up instead of the ready file and `health` (launcher.Probe)."""
 
     name: str
     role: str
@@ -45,6 +46,7 @@ class Start:
     offered: Callable[[launcher.Launched], dict[str, str]] = lambda p: {}
     movable: bool = False
     health: bool = True
+    probe: launcher.Probe | None = None
 
 
 def start_all(starts: list[Start], timeout: float) -> list[launcher.Launched]:
@@ -107,6 +109,7 @@ class _Run:
             s.ready_file,
             self.timeout,
             health=s.health,
+            probe=s.probe,
         )
         self.starting[s.name] = starting
         self.spawned.append(starting)

@@ -6,7 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,3 +43,46 @@ def test_a_node_retries_the_sequencer_within_a_tenth_of_the_bundle_deadline() ->
     assert compute_max_retry_delay(slow) == 1.0
     fast = replace(g, block_interval_ms=1)  # 50 ms: floored at 50 ms
     assert compute_max_retry_delay(fast) == 0.05
+
+
+def test_a_probe_says_when_a_process_without_a_ready_file_is_up(tmp_path: Path) -> None:
+    """etcd writes no ready file: a probe (here: the third call answers) declares it
+    up in place of the ready file and grpc.health.v1; the record carries the
+    process's own pid and its argv as run."""
+    argv = [sys.executable, "-c", "import time; time.sleep(30)", "--name", "x"]
+    calls: list[launcher.Starting] = []
+
+    def probe(s: launcher.Starting) -> dict[str, Any] | None:
+        calls.append(s)
+        return {"endpoint": "127.0.0.1:7"} if len(calls) == 3 else None
+
+    s = launcher.spawn_process(
+        "x", "etcd", None, argv, tmp_path, tmp_path / "x.log", tmp_path / "x.ready", probe=probe
+    )
+    try:
+        while (up := launcher.poll_started(s)) is None:
+            time.sleep(launcher.POLL_S)
+        assert len(calls) == 3 and calls[0] is s
+        assert (up.pid, up.endpoint, up.argv, up.info) == (
+            s.popen.pid,
+            "127.0.0.1:7",
+            argv,
+            {"endpoint": "127.0.0.1:7"},
+        )
+        assert launcher.is_alive(up.pid, up.argv)
+    finally:
+        launcher.stop_pid(s.popen.pid, grace=5, popen=s.popen)
+
+
+def test_a_probe_that_never_answers_stops_the_process_at_its_deadline(tmp_path: Path) -> None:
+    argv = [sys.executable, "-c", "import time; time.sleep(30)"]
+    log = tmp_path / "x.log"
+    s = launcher.spawn_process(
+        "x", "etcd", None, argv, tmp_path, log, tmp_path / "x.ready", 0.3, probe=lambda s: None
+    )
+
+    with pytest.raises(launcher.LaunchError) as e:
+        while launcher.poll_started(s) is None:
+            time.sleep(launcher.POLL_S)
+    assert str(e.value) == f"x did not become healthy within 0.3s; see {log}"
+    assert s.popen.returncode is not None
