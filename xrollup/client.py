@@ -6,6 +6,11 @@ command and users' scripts all go through it.
         alice, bob = derive_dev_account(0), derive_dev_account(1)
         tx = await c.build_transfer(alice, "alpha", bob.address, "USDC", 5_000_000)
         ack = await c.submit_tx(tx)
+
+A sequencer's replicas are one comma-separated list, "127.0.0.1:5001,127.0.0.1:5002"
+(xrollup/endpoints.py): the channel stays on the first replica that accepts and
+moves to the next when it breaks; `Client(..., spread=True)` sends each call to
+the next ready replica instead (for load that should spread over them).
 """
 
 from __future__ import annotations
@@ -23,6 +28,13 @@ from grpc import aio
 
 from xrollup import codec
 from xrollup.blocks import compute_id
+from xrollup.endpoints import (
+    PICK_FIRST,
+    ROUND_ROBIN,
+    compute_channel_target,
+    compute_service_config,
+    parse_endpoints,
+)
 from xrollup.genesis import DEV_CHAIN_ID, Genesis, compute_genesis_hash
 from xrollup.keys import Address, Keypair
 from xrollup.model import (
@@ -67,6 +79,37 @@ CHANNEL_OPTIONS = [
     # older channel to the same address that is still waiting to reconnect.
     ("grpc.use_local_subchannel_pool", 1),
 ]
+ChannelOptions = list[tuple[str, int | str]]
+
+
+def compute_channel_options(
+    endpoints: Sequence[str],
+    spread: bool = False,
+    base: Sequence[tuple[str, int | str]] | None = None,
+) -> ChannelOptions:
+    """`base` (default CHANNEL_OPTIONS) and, for several endpoints or `spread`,
+    the load-balancing policy: round_robin when `spread` (every call to the next
+    ready replica), else pick_first (stay on the first that accepts, move on when
+    it breaks). One endpoint without `spread`: `base` alone, as it always was."""
+    options: ChannelOptions = list(CHANNEL_OPTIONS if base is None else base)
+    if spread or len(endpoints) > 1:
+        policy = ROUND_ROBIN if spread else PICK_FIRST
+        options.append(("grpc.service_config", compute_service_config(policy)))
+    return options
+
+
+def open_channel(
+    endpoints: str | Sequence[str],
+    spread: bool = False,
+    base: Sequence[tuple[str, int | str]] | None = None,
+) -> aio.Channel:
+    """An insecure grpc.aio channel to one endpoint or a list of replicas
+    ("A,B,C"), options as compute_channel_options; raises InvalidInput for a
+    malformed list."""
+    parsed = parse_endpoints(endpoints)
+    return aio.insecure_channel(
+        compute_channel_target(parsed), options=compute_channel_options(parsed, spread, base)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,11 +388,13 @@ async def poll_until(
 
 
 class _Connection:
-    """One grpc.aio channel to a server; use as `async with`."""
+    """One grpc.aio channel to a server, or to any of a list of its replicas
+    ("A,B,C": open_channel); use as `async with`."""
 
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-        self.channel = aio.insecure_channel(endpoint, options=CHANNEL_OPTIONS)
+    def __init__(self, endpoint: str | Sequence[str], spread: bool = False) -> None:
+        self.endpoints = parse_endpoints(endpoint)
+        self.endpoint = ",".join(self.endpoints)
+        self.channel = open_channel(self.endpoints, spread)
 
     async def __aenter__(self) -> Self:
         return self
@@ -367,10 +412,16 @@ class _Connection:
 
 
 class Client(_Connection):
-    """An async connection to a sequencer."""
+    """An async connection to a sequencer: one HOST:PORT or its replicas,
+    "A,B,C". On a list, calls go to the first replica that accepts until it
+    breaks, then to the next (a call in flight on the one that broke fails
+    UNAVAILABLE; submit_retrying and follow carry on through the next); with
+    `spread`, each call goes to the next ready replica (round_robin)."""
 
-    def __init__(self, endpoint: str, chain_id: str = DEV_CHAIN_ID) -> None:
-        super().__init__(endpoint)
+    def __init__(
+        self, endpoint: str | Sequence[str], chain_id: str = DEV_CHAIN_ID, spread: bool = False
+    ) -> None:
+        super().__init__(endpoint, spread)
         self.chain_id = chain_id
         self.stub = spb_grpc.SequencerServiceStub(self.channel)
 
@@ -409,7 +460,9 @@ class Client(_Connection):
         """Submit the same bytes until acknowledged, for up to `timeout` seconds
         (the same id each time, so a retry is harmless: the second gets the
         first's result), as a client riding through a fault or a busy machine
-        would; an error that is not transient (TRANSIENT) is raised at once."""
+        would; an error that is not transient (TRANSIENT) is raised at once. On
+        a list of replicas, a retry after the one it was on died goes to the
+        next that accepts (the channel's policy), with no wait but the 50 ms."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:

@@ -1,0 +1,97 @@
+"""Endpoint lists (xrollup/endpoints.py, issue 12): "A" or "A,B,C" becomes the
+channel target and load-balancing policy one place decides; one endpoint stays
+exactly what it was; every malformed list is refused with a message that names
+the item."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from xrollup.client import CHANNEL_OPTIONS, compute_channel_options
+from xrollup.endpoints import (
+    compute_channel_target,
+    compute_service_config,
+    parse_endpoints,
+    split_endpoint,
+)
+from xrollup.errors import InvalidInput
+
+A, B, C = "127.0.0.1:5001", "127.0.0.1:5002", "127.0.0.1:5003"
+
+
+def test_one_endpoint_is_the_target_as_it_was() -> None:
+    for given in (A, "localhost:50051", "sequencer.example:443", "[::1]:5001"):
+        parsed = parse_endpoints(given)
+        assert parsed == (given,)
+        assert compute_channel_target(parsed) == given
+        assert compute_channel_options(parsed) == CHANNEL_OPTIONS
+
+
+def test_a_grpc_uri_passes_through_whole() -> None:
+    for given in ("unix:/tmp/seq.sock", "ipv4:127.0.0.1:1,127.0.0.1:2", "dns:///localhost:1"):
+        assert parse_endpoints(given) == (given,)
+        assert compute_channel_target(parse_endpoints(given)) == given
+
+
+def test_a_list_is_one_ipv4_target_in_its_order() -> None:
+    parsed = parse_endpoints(f"{C}, {A} ,{B}")
+    assert parsed == (C, A, B)
+    assert compute_channel_target(parsed) == f"ipv4:{C},{A},{B}"
+    assert parse_endpoints([A, B]) == (A, B)
+    v6 = parse_endpoints("[::1]:5001,[::1]:5002")
+    assert compute_channel_target(v6) == "ipv6:[::1]:5001,[::1]:5002"
+
+
+def test_policy_pick_first_on_a_list_round_robin_when_spread() -> None:
+    def policy(options: list[tuple[str, int | str]]) -> str | None:
+        configs = [v for k, v in options if k == "grpc.service_config"]
+        if not configs:
+            return None
+        assert isinstance(configs[0], str)
+        name: str = next(iter(json.loads(configs[0])["loadBalancingConfig"][0]))
+        return name
+
+    two = parse_endpoints(f"{A},{B}")
+    assert policy(compute_channel_options(two)) == "pick_first"
+    assert policy(compute_channel_options(two, spread=True)) == "round_robin"
+    assert policy(compute_channel_options((A,), spread=True)) == "round_robin"
+    assert policy(compute_channel_options((A,))) is None
+    # The base options stay, each once: backoff, subchannel pool, message sizes.
+    options = compute_channel_options(two, spread=True)
+    assert options[: len(CHANNEL_OPTIONS)] == CHANNEL_OPTIONS
+    assert compute_service_config("round_robin") == '{"loadBalancingConfig":[{"round_robin":{}}]}'
+
+
+@pytest.mark.parametrize(
+    ("given", "fragment"),
+    [
+        ("", "no endpoint given"),
+        (" , ", "no endpoint given"),
+        (f"{A},,{B}", "empty item"),
+        (f"{A},", "empty item"),
+        ("127.0.0.1", "'127.0.0.1' has no port"),
+        (f"{A},127.0.0.1", "'127.0.0.1' has no port"),
+        ("127.0.0.1:", "has no port"),
+        ("127.0.0.1:http", "port 'http' is not a number"),
+        ("127.0.0.1:0", "port '0' is not a number from 1 to 65535"),
+        ("127.0.0.1:70000", "from 1 to 65535"),
+        (":5001", "has no host"),
+        ("::1:5001", "IPv6 host in brackets"),
+        ("[nope]:5001", "is not an IPv6 address"),
+        (f"{A},localhost:5002", "'localhost:5002': in a list of several, each host must be an IP"),
+        (f"{A},[::1]:5002", "mixes IPv4 and IPv6"),
+        (f"{A},{B},{A}", f"names {A!r} twice"),
+    ],
+)
+def test_malformed_lists_are_refused_naming_the_item(given: str, fragment: str) -> None:
+    with pytest.raises(InvalidInput) as e:
+        parse_endpoints(given)
+    assert fragment in str(e.value)
+
+
+def test_split_endpoint() -> None:
+    assert split_endpoint(" 127.0.0.1:5001 ") == ("127.0.0.1", 5001)
+    assert split_endpoint("[::1]:7") == ("::1", 7)
+    assert split_endpoint("localhost:65535") == ("localhost", 65535)
