@@ -9,10 +9,15 @@ One route per node, two layers per route:
   route's connections so the node reconnects through the right path). A
   partitioned route closes its connections and refuses new ones; a delayed
   route holds every chunk for delay_ms in each direction (order kept).
+  With --target A,B,C (a sequencer's replicas), each new connection goes to
+  the first that accepts, tried in order from the last one that did; when
+  that replica dies its connections close and the node's reconnect lands on
+  the next.
 - gRPC relay: a grpc.aio server of this process, one per route, that forwards
-  every SequencerService call (and health checks) to the sequencer as raw
-  bytes, except that the StreamBlocks responses are decoded and tampered
-  according to the route's byzantine mode (devnet/tamper.py).
+  every SequencerService call (and health checks) to the sequencer (on a
+  list, the first replica that accepts: pick_first) as raw bytes, except
+  that the StreamBlocks responses are decoded and tampered according to
+  the route's byzantine mode (devnet/tamper.py).
 
 With --devnet-dir it also keeps the sequencer's prune floor (devnet/retention.py):
 it is the one devnet process that always runs beside the sequencer.
@@ -48,7 +53,9 @@ from grpc_health.v1 import health_pb2
 from devnet.proxy_metrics import ProxyMetrics
 from devnet.retention import keep_prune_floor
 from devnet.tamper import MODES, Tamperer
-from xrollup.client import CHANNEL_OPTIONS
+from xrollup.client import CHANNEL_OPTIONS, open_channel
+from xrollup.endpoints import is_grpc_uri, parse_endpoints, split_endpoint
+from xrollup.errors import InvalidInput
 from xrollup.genesis import load_genesis
 from xrollup.metrics import add_metrics_argument, serve_metrics
 from xrollup.v1 import sequencer_pb2
@@ -61,6 +68,9 @@ SEQUENCER_SERVICE = sequencer_pb2.DESCRIPTOR.services_by_name["SequencerService"
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"]
 STREAM_BLOCKS = f"/{SEQUENCER_SERVICE.full_name}/StreamBlocks"
 TO_SEQUENCER, TO_NODE = "to_sequencer", "to_node"  # the directions bytes are counted in
+# With several targets, how long one may take to accept before the next is tried
+# (loopback: a dead replica refuses at once; this bounds one that drops SYNs).
+CONNECT_TIMEOUT_S = 0.5
 # The relay's link to the sequencer is loopback: reconnect quickly after a restart.
 UPSTREAM_OPTIONS = [
     *(o for o in CHANNEL_OPTIONS if o[0] != "grpc.max_reconnect_backoff_ms"),
@@ -138,7 +148,7 @@ class Relay:
     def __init__(self, route: Route, target: str, tamperer: Tamperer) -> None:
         self.route = route
         self.tamperer = tamperer
-        self.channel = aio.insecure_channel(target, options=UPSTREAM_OPTIONS)
+        self.channel = open_channel(target, base=UPSTREAM_OPTIONS)
         self.server = aio.server(options=SERVER_OPTIONS)
         for service in (SEQUENCER_SERVICE, HEALTH_SERVICE):
             handlers: dict[str, grpc.RpcMethodHandler[bytes, bytes]] = {}
@@ -219,6 +229,50 @@ class Relay:
 # ---------------------------------------------------------------- the TCP layer
 
 
+def parse_targets(text: str) -> tuple[tuple[str, int], ...]:
+    """(host, port) of each sequencer replica in --target "A" or "A,B,C";
+    raises InvalidInput (the TCP layer needs HOST:PORT, not a gRPC URI)."""
+    if is_grpc_uri(text):
+        raise InvalidInput(f"{text!r}: the proxy forwards TCP: want HOST:PORT[,HOST:PORT...]")
+    return tuple(split_endpoint(e) for e in parse_endpoints(text))
+
+
+@dataclass
+class Upstream:
+    """Where the TCP layer connects: the sequencer, or the first of its replicas
+    that accepts, tried in order from the last one that did (`good`)."""
+
+    targets: tuple[tuple[str, int], ...]
+    good: int = 0
+
+    def order(self) -> list[int]:
+        """The targets' indexes in the order to try them."""
+        n = len(self.targets)
+        return [(self.good + i) % n for i in range(n)]
+
+    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection to the first target that accepts; OSError when none does.
+        One target: as a plain connect (no timeout of ours)."""
+        timeout = CONNECT_TIMEOUT_S if len(self.targets) > 1 else None
+        error: OSError = OSError("no target")
+        for i in self.order():
+            host, port = self.targets[i]
+            try:
+                conn = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+            except TimeoutError:
+                error = OSError(f"{host}:{port} did not accept within {timeout}s")
+                continue
+            except OSError as e:
+                error = e
+                continue
+            if i != self.good:
+                was, was_port = self.targets[self.good]
+                log.info("sequencer %s:%d accepts (%s:%d did not)", host, port, was, was_port)
+                self.good = i
+            return conn
+        raise error
+
+
 async def pipe(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, route: Route, direction: str
 ) -> None:
@@ -263,15 +317,18 @@ async def pipe(
 
 
 async def handle(
-    route: Route, target: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    route: Route, upstream: Upstream, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
     route.accepted += 1
     if route.partitioned:
         writer.close()
         return
-    host, _, port = (route.relay if route.byzantine else target).rpartition(":")
     try:
-        up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        if route.byzantine:
+            host, port = split_endpoint(route.relay)
+            up_reader, up_writer = await asyncio.open_connection(host, port)
+        else:
+            up_reader, up_writer = await upstream.connect()
     except OSError:
         writer.close()
         return
@@ -324,6 +381,7 @@ async def serve(
     metrics_server = None
     if metrics_listen:
         metrics_server = serve_metrics(ProxyMetrics(routes).registry, metrics_listen)
+    upstream = Upstream(parse_targets(target))
     relays = [Relay(r, target, tamperer) for r in routes]
     for relay in relays:
         await relay.start()
@@ -332,7 +390,7 @@ async def serve(
     endpoints: dict[str, str] = {}
     for r in routes:
         host, _, port = r.listen.rpartition(":")
-        server = await asyncio.start_server(functools.partial(handle, r, target), host, int(port))
+        server = await asyncio.start_server(functools.partial(handle, r, upstream), host, int(port))
         bound = server.sockets[0].getsockname()[1]
         endpoints[r.name] = f"{host}:{bound}"
         servers.append(server)
@@ -377,7 +435,12 @@ async def serve(
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m devnet.proxy", description=__doc__)
-    p.add_argument("--target", required=True, help="the sequencer's HOST:PORT")
+    p.add_argument(
+        "--target",
+        required=True,
+        help="the sequencer's HOST:PORT, or its replicas' as a comma-separated list"
+        " (each new connection goes to the first that accepts)",
+    )
     p.add_argument("--route", action="append", default=[], help="NAME=HOST:PORT (port 0: any)")
     p.add_argument("--faults", type=Path, required=True, help="the fault state file")
     p.add_argument("--genesis", type=Path, default=None, help="default: genesis.json beside it")
@@ -391,6 +454,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_metrics_argument(p)
     args = p.parse_args(argv)
+    try:
+        parse_targets(args.target)
+    except InvalidInput as e:
+        p.error(f"--target: {e}")
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,

@@ -5,9 +5,10 @@ one devnet process that always runs beside the sequencer, runs `keep_prune_floor
 (python -m devnet.proxy --devnet-dir DIR): about once a second it asks every node
 of devnet.json for its applied height, reads each snapshot's height in
 DIR/snapshots/*/snapshot.json, and sets the sequencer's floor to the lowest
-(SetPruneFloor). A node that does not answer (stopped, paused, restarting, cut
-off) holds the floor where it was, so a stopped node finds every block it needs
-when it comes back; the floor never moves while any node is unheard of.
+(SetPruneFloor; every replica's, when the proxy's --target lists several). A
+node that does not answer (stopped, paused, restarting, cut off) holds the floor
+where it was, so a stopped node finds every block it needs when it comes back;
+the floor never moves while any node is unheard of.
 
 A snapshot being saved holds the floor from before its processes are asked
 (`hold_floor`: DIR/snapshots/.hold-NAME names its height) until it is complete
@@ -29,6 +30,7 @@ from grpc import aio
 
 from devnet.manifest import load_manifest
 from xrollup.client import Client, NodeClient
+from xrollup.endpoints import parse_endpoints
 from xrollup.snapshots import SNAPSHOTS
 
 log = logging.getLogger("proxy")
@@ -108,19 +110,34 @@ async def read_node_heights(data_dir: Path, timeout: float = 2.0) -> list[int | 
 
 
 async def keep_prune_floor(data_dir: Path, sequencer: str, interval: float = INTERVAL_S) -> None:
-    """Set the sequencer's prune floor every `interval` seconds until cancelled."""
-    last: int | None = None
-    async with Client(sequencer) as client:
+    """Set the sequencer's prune floor every `interval` seconds until cancelled.
+    `sequencer` may list replicas, "A,B,C": each keeps its own copy of the
+    blocks, so each is told the floor (one that does not answer is told again
+    next time, without holding up the others)."""
+    last: dict[str, int] = {}
+    clients = [Client(replica) for replica in parse_endpoints(sequencer)]
+
+    async def tell(client: Client, floor: int) -> None:
+        try:
+            await client.set_prune_floor(floor, timeout=5.0)
+            last[client.endpoint] = floor
+        except aio.AioRpcError as e:  # the sequencer restarting: next time
+            log.debug("prune floor of %s: %s", client.endpoint, e.details())
+
+    try:
         while True:
             try:
                 floor = compute_prune_floor(
                     await read_node_heights(data_dir), read_snapshot_heights(data_dir)
                 )
-                if floor is not None and floor != last:
-                    await client.set_prune_floor(floor, timeout=5.0)
-                    last = floor
-            except aio.AioRpcError as e:  # the sequencer restarting: next time
-                log.debug("prune floor: %s", e.details())
             except (OSError, ValueError, KeyError, TypeError) as e:  # devnet.json unreadable
                 log.warning("prune floor: devnet.json: %s", e)
+                floor = None
+            if floor is not None:
+                await asyncio.gather(
+                    *(tell(c, floor) for c in clients if last.get(c.endpoint) != floor)
+                )
             await asyncio.sleep(interval)
+    finally:
+        for c in clients:
+            await c.close()

@@ -1,7 +1,7 @@
 """Endpoint lists (xrollup/endpoints.py, issue 12): "A" or "A,B,C" becomes the
 channel target and load-balancing policy one place decides; one endpoint stays
 exactly what it was; every malformed list is refused with a message that names
-the item."""
+the item; the proxy reads --target through it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from devnet.proxy import Upstream, parse_targets
 from xrollup.client import CHANNEL_OPTIONS, compute_channel_options
 from xrollup.endpoints import (
     compute_channel_target,
@@ -95,3 +96,17 @@ def test_split_endpoint() -> None:
     assert split_endpoint(" 127.0.0.1:5001 ") == ("127.0.0.1", 5001)
     assert split_endpoint("[::1]:7") == ("::1", 7)
     assert split_endpoint("localhost:65535") == ("localhost", 65535)
+
+
+def test_proxy_targets_are_host_port_only() -> None:
+    assert parse_targets(f"{A},{B}") == (("127.0.0.1", 5001), ("127.0.0.1", 5002))
+    with pytest.raises(InvalidInput, match="HOST:PORT"):
+        parse_targets("unix:/tmp/seq.sock")
+
+
+def test_proxy_upstream_starts_from_the_last_good_target() -> None:
+    up = Upstream(parse_targets(f"{A},{B},{C}"))
+    assert up.order() == [0, 1, 2]
+    up.good = 2
+    assert up.order() == [2, 0, 1]
+    assert Upstream(parse_targets(A)).order() == [0]
