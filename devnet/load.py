@@ -10,7 +10,13 @@ sequencer is unreachable, retried with the same bytes (the same id, never a new
 one) until a bound. Every acknowledgement is appended to a journal (one JSON
 line: id, kind, height, index) that `devnet check` verifies against the log
 (I3). The summary counts what was submitted, acknowledged, refused, committed
-and aborted, and the acknowledgement latency."""
+and aborted, and the acknowledgement latency.
+
+`sequencer` is one HOST:PORT or a sequencer's replicas, "A,B,C": the block
+stream and the head come from the first replica that accepts (the next when it
+dies), while submissions spread over every ready replica (round_robin: each
+admits and forwards to the leader); a submission cut off with its replica is
+retried on another."""
 
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import random
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,7 +137,7 @@ async def run_load(
     price = [3_000 * 10**usdc.decimals]
     loop = asyncio.get_running_loop()
 
-    async with Client(sequencer, chain) as client:
+    async with Client(sequencer, chain) as client, _spread(client) as submitter:
         head = await _head(client, op_timeout)
         start_height = head + 1
         stop_follow = asyncio.Event()
@@ -237,9 +244,9 @@ async def run_load(
                 while True:
                     try:
                         if isinstance(msg, pb.SignedBundle):
-                            ack = await client.submit_bundle(msg, timeout=10.0)
+                            ack = await submitter.submit_bundle(msg, timeout=10.0)
                         else:
-                            ack = await client.submit_tx(msg, timeout=10.0)
+                            ack = await submitter.submit_tx(msg, timeout=10.0)
                         summary.acknowledged += 1
                         summary.latencies_ms.append((loop.time() - started) * 1000)
                         journal.record(kind, ack.id, ack.height, ack.index)
@@ -282,6 +289,17 @@ async def run_load(
     summary.aborted = sum(1 for b in bundles if decided.get(b) is False)
     summary.undecided = sum(1 for b in bundles if b not in decided)
     return summary
+
+
+@contextlib.asynccontextmanager
+async def _spread(client: Client) -> AsyncIterator[Client]:
+    """The client to submit through: on a list of replicas, a second channel that
+    sends each call to the next ready replica; on one sequencer, `client`."""
+    if len(client.endpoints) == 1:
+        yield client
+        return
+    async with Client(client.endpoints, client.chain_id, spread=True) as spread:
+        yield spread
 
 
 def _asset(genesis: Genesis, symbol: str) -> Asset:

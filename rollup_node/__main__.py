@@ -32,7 +32,12 @@ DEFAULT_RETAIN_BLOCKS = 10_000
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m rollup_node", description=__doc__)
     p.add_argument("--rollup", required=True, help="which rollup of genesis this node runs")
-    p.add_argument("--sequencer", required=True, help="sequencer HOST:PORT to follow")
+    p.add_argument(
+        "--sequencer",
+        required=True,
+        help="sequencer HOST:PORT to follow, or its replicas' as a comma-separated list"
+        " (the node follows the first that answers and moves on when it dies)",
+    )
     p.add_argument(
         "--listen", default="127.0.0.1:0", help="HOST:PORT to serve on (port 0: any free port)"
     )

@@ -21,6 +21,7 @@ from devnet import launcher, network
 from devnet.cli.group import echo_error, exit_usage
 from devnet.manifest import GENESIS, Manifest, load_manifest
 from xrollup.amounts import format_units, parse_units
+from xrollup.endpoints import parse_endpoints
 from xrollup.errors import InvalidInput, XrollupError
 from xrollup.genesis import Genesis, decode_genesis, dev_genesis
 from xrollup.keys import Address, decode_address, derive_dev_account
@@ -40,8 +41,9 @@ SEQUENCER_OPTION = click.option(
     "--sequencer",
     "sequencer_endpoint",
     default=None,
-    metavar="HOST:PORT",
-    help="Sequencer HOST:PORT (default: from devnet.json).",
+    metavar="HOST:PORT[,...]",
+    help="Sequencer HOST:PORT, or its replicas' as a comma-separated list: calls go to"
+    " the first that answers (default: every running sequencer of devnet.json).",
 )
 BASE_UNITS_OPTION = click.option(
     "--base-units",
@@ -113,16 +115,23 @@ def read_manifest(data_dir: Path) -> Manifest | None:
 
 
 def resolve_sequencer(data_dir: Path, endpoint: str | None) -> str:
-    """--sequencer, else the running sequencer of devnet.json."""
+    """--sequencer (checked: HOST:PORT or a list of them), else the running
+    sequencers of devnet.json (its replicas, when it has several) as one list,
+    "A,B,C", which xrollup.client.Client takes."""
     if endpoint:
+        try:
+            parse_endpoints(endpoint)
+        except InvalidInput as e:
+            fail(f"--sequencer: {e}", code=2)
         return endpoint
     manifest = read_manifest(data_dir)
-    rec = manifest.get("sequencer") if manifest else None
-    if rec is None:
+    recs = [p for p in manifest.processes if p.role == "sequencer"] if manifest else []
+    if not recs:
         fail(f"no devnet in {data_dir} (run `devnet up`, or pass --sequencer HOST:PORT)")
-    if not network.is_running(rec):
+    running = [p.endpoint for p in recs if network.is_running(p)]
+    if not running:
         fail("the sequencer is not running (`devnet restart sequencer` starts it)")
-    return rec.endpoint
+    return ",".join(running)
 
 
 def resolve_node(data_dir: Path, rollup: str, endpoint: str | None) -> str | None:

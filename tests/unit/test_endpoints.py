@@ -1,14 +1,16 @@
 """Endpoint lists (xrollup/endpoints.py, issue 12): "A" or "A,B,C" becomes the
 channel target and load-balancing policy one place decides; one endpoint stays
 exactly what it was; every malformed list is refused with a message that names
-the item; the proxy reads --target through it."""
+the item; the proxy and the CLI read --target / --sequencer through it."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
+from devnet.cli.common import resolve_sequencer
 from devnet.proxy import Upstream, parse_targets
 from xrollup.client import CHANNEL_OPTIONS, compute_channel_options
 from xrollup.endpoints import (
@@ -110,3 +112,13 @@ def test_proxy_upstream_starts_from_the_last_good_target() -> None:
     up.good = 2
     assert up.order() == [2, 0, 1]
     assert Upstream(parse_targets(A)).order() == [0]
+
+
+def test_cli_sequencer_option_takes_a_list_and_refuses_a_bad_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert resolve_sequencer(tmp_path, f" {A},{B}") == f" {A},{B}"
+    with pytest.raises(SystemExit) as e:
+        resolve_sequencer(tmp_path, f"{A},")
+    assert e.value.code == 2
+    assert "--sequencer: endpoint list" in capsys.readouterr().err
