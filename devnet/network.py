@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from devnet import launcher, starter
+from devnet import etcd, launcher, starter
 from devnet.manifest import GENESIS, Manifest, ProcessRecord, load_manifest, save_manifest
 from xrollup.errors import InvalidInput, Refused
 from xrollup.genesis import (
@@ -27,6 +27,11 @@ from xrollup.genesis import (
 )
 
 ANY_PORT = "127.0.0.1:0"
+SEQUENCER = "sequencer"
+# devnet up --ha: three sequencer replicas on an etcd cluster (sequencer/ha.py); the
+# first keeps the single sequencer's name, so everything that reads "sequencer"
+# from devnet.json finds one of them.
+REPLICAS = (SEQUENCER, "sequencer-2", "sequencer-3")
 PROXY = "proxy"
 EXPLORER = "explorer"
 FAULTS = "faults.json"
@@ -106,6 +111,8 @@ def _starts(
     block_interval_ms: int | None,
     explorer: bool,
     retain_blocks: int | None = None,
+    ha: bool = False,
+    chain_id: str = "",
 ) -> list[starter.Start]:
     """Every process of the devnet, in devnet.json's order, on last time's ports.
     The sequencer and the proxy's routes, which others connect to, get ports chosen
@@ -119,32 +126,20 @@ def _starts(
     def own(listen: str, any_port: bool) -> str:
         return ANY_PORT if any_port else listen
 
-    seq_dir = data_dir / "sequencer"
-    seq_listen = old("sequencer") or free_address()
+    seqs = REPLICAS if ha else (SEQUENCER,)
+    seq_listens = {n: old(n) or free_address() for n in seqs}
     old_proxy = previous.get(PROXY) if previous else None
     old_routes = dict(parse_routes(old_proxy.argv)) if old_proxy else {}
     routes = {n: old_routes.get(n) or free_address() for n, _ in names}
     faults = data_dir / FAULTS  # written by the first fault: the proxy reads none as no faults
-    out = [
-        starter.Start(
-            "sequencer",
-            "sequencer",
-            None,
-            seq_dir,
-            _log_file(data_dir, "sequencer"),
-            _ready_file(data_dir, "sequencer"),
-            argv_for=lambda known, any_port: launcher.sequencer_argv(
-                own(seq_listen, any_port),
-                seq_dir,
-                _ready_file(data_dir, "sequencer"),
-                genesis_path,
-                block_interval_ms,
-                retain_blocks=retain_blocks,
-            ),
-            offers={"sequencer": seq_listen},
-            offered=lambda p: {"sequencer": p.endpoint},
-            movable=True,
-        ),
+    out = etcd.etcd_starts(data_dir, chain_id, previous) if ha else []
+    out += [
+        _sequencer_start(
+            data_dir, n, seq_listens[n], genesis_path, block_interval_ms, retain_blocks, ha
+        )
+        for n in seqs
+    ]
+    out.append(
         starter.Start(
             PROXY,
             PROXY,
@@ -153,19 +148,19 @@ def _starts(
             _log_file(data_dir, PROXY),
             _ready_file(data_dir, PROXY),
             argv_for=lambda known, any_port: launcher.proxy_argv(
-                known["sequencer"],
+                ",".join(known[n] for n in seqs),
                 {n: own(listen, any_port) for n, listen in routes.items()},
                 faults,
                 _ready_file(data_dir, PROXY),
                 devnet_dir=data_dir,
             ),
-            needs=("sequencer",),
+            needs=seqs,
             offers={f"route {n}": listen for n, listen in routes.items()},
             offered=lambda p: {f"route {n}": listen for n, listen in p.info["routes"].items()},
             movable=True,
             health=False,
-        ),
-    ]
+        )
+    )
     for name, rollup in names:
         node_dir, listen = data_dir / name, old(name) or ANY_PORT
         argv_for = functools.partial(
@@ -181,7 +176,7 @@ def _starts(
                 _ready_file(data_dir, name),
                 argv_for=argv_for,
                 needs=(f"route {name}",),
-                after=("sequencer", PROXY),
+                after=(*seqs, PROXY),
                 movable=listen != ANY_PORT,
             )
         )
@@ -196,15 +191,68 @@ def _starts(
                 _log_file(data_dir, EXPLORER),
                 _ready_file(data_dir, EXPLORER),
                 argv_for=lambda known, any_port: _explorer_argv(
-                    data_dir, known["sequencer"], own(explorer_listen, any_port)
+                    data_dir, ",".join(known[n] for n in seqs), own(explorer_listen, any_port)
                 ),
-                needs=("sequencer",),
-                after=("sequencer",),
+                needs=seqs,
+                after=seqs,
                 movable=explorer_listen != ANY_PORT,
                 health=False,
             )
         )
     return out
+
+
+def _sequencer_start(
+    data_dir: Path,
+    name: str,
+    listen: str,
+    genesis_path: Path,
+    block_interval_ms: int | None,
+    retain_blocks: int | None,
+    ha: bool,
+) -> starter.Start:
+    """The sequencer, or (ha) one replica of it on the devnet's etcd cluster."""
+    seq_dir = data_dir / name
+    ready = _ready_file(data_dir, name)
+    members = etcd.MEMBERS if ha else ()
+
+    def argv_for(known: Mapping[str, str], any_port: bool) -> list[str]:
+        argv = launcher.sequencer_argv(
+            ANY_PORT if any_port else listen,
+            seq_dir,
+            ready,
+            genesis_path,
+            block_interval_ms,
+            retain_blocks=retain_blocks,
+        )
+        if ha:
+            argv += ["--etcd", ",".join(known[m] for m in members), "--replica-name", name]
+        return argv
+
+    return starter.Start(
+        name,
+        SEQUENCER,
+        None,
+        seq_dir,
+        _log_file(data_dir, name),
+        ready,
+        argv_for=argv_for,
+        needs=members,
+        offers={name: listen},
+        offered=lambda p: {p.name: p.endpoint},
+        movable=True,
+    )
+
+
+def is_ha(manifest: Manifest | None) -> bool:
+    """Whether the devnet runs an HA sequencer (devnet up --ha): it has etcd members."""
+    return manifest is not None and any(p.role == etcd.ROLE for p in manifest.processes)
+
+
+def sequencer_endpoints(manifest: Manifest) -> str:
+    """Every sequencer replica's endpoint as one list "A,B,C" (xrollup.client.Client
+    takes it); one endpoint without HA."""
+    return ",".join(p.endpoint for p in manifest.processes if p.role == SEQUENCER)
 
 
 def _node_argv(
@@ -276,23 +324,44 @@ def start_devnet(
     explorer: bool = True,
     genesis: Genesis | None = None,
     retain_blocks: int | None = None,
+    ha: bool = False,
 ) -> Manifest:
     """Start the sequencer and the nodes (and, unless explorer=False, the web
     explorer), wait until each is healthy, write devnet.json. On any failure, stop
     what was started and raise LaunchError. `genesis`: see ensure_genesis.
     `retain_blocks`: the sequencer's and every node's --retain-blocks (None: their
-    default, 0: keep everything); the proxy keeps the sequencer's prune floor."""
+    default, 0: keep everything); the proxy keeps the sequencer's prune floor.
+    `ha`: an etcd cluster and three sequencer replicas (sequencer/ha.py); a devnet
+    once started with it keeps it."""
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     genesis_path, genesis = ensure_genesis(data_dir, genesis)
     previous = load_manifest(data_dir)
+    ha = ha or is_ha(previous)
+    if ha and not etcd.is_installed():
+        raise launcher.LaunchError(
+            f"devnet up --ha needs etcd ({etcd.ETCD}): `make system-deps` installs it"
+        )
 
     names = node_names(genesis, replicas)
     starts = _starts(
-        data_dir, genesis_path, names, previous, block_interval_ms, explorer, retain_blocks
+        data_dir,
+        genesis_path,
+        names,
+        previous,
+        block_interval_ms,
+        explorer,
+        retain_blocks,
+        ha,
+        genesis.chain_id,
     )
     started = starter.start_all(starts, timeout)
-    _pin_routes(started[1], data_dir, started[0].endpoint)
+    by_name = {p.name: p for p in started}
+    _pin_routes(
+        by_name[PROXY],
+        data_dir,
+        ",".join(p.endpoint for p in started if p.role == SEQUENCER),
+    )
     manifest = Manifest(
         str(data_dir),
         genesis.chain_id,

@@ -112,6 +112,13 @@ def wanted_genesis(rollups_text: str | None, genesis_file: Path | None) -> Genes
 )
 @click.option("--replicas", is_flag=True, help="Also run a replica node of each rollup.")
 @click.option(
+    "--ha",
+    is_flag=True,
+    help="A sequencer that survives the loss of its machine: a three-member etcd cluster"
+    " holds the log and three sequencer replicas elect a leader on it (README, HA"
+    " sequencer). A devnet started with --ha keeps it.",
+)
+@click.option(
     "--block-interval-ms", type=int, default=None, help="Block interval (default: genesis, 20 ms)."
 )
 @click.option(
@@ -147,6 +154,7 @@ def up(
     rollups_text: str | None,
     genesis_file: Path | None,
     replicas: bool,
+    ha: bool,
     block_interval_ms: int | None,
     timeout: float,
     explorer: bool,
@@ -166,6 +174,8 @@ def up(
     manifest = read_manifest(data_dir)
     running = network.running_processes(manifest)
     if from_snapshot is not None:
+        if ha:
+            fail("--ha conflicts with --from-snapshot (not built yet)", code=2)
         if retain_blocks is not None:
             fail(
                 "--retain-blocks conflicts with --from-snapshot (a restored devnet keeps the"
@@ -187,7 +197,7 @@ def up(
             )
         return
     manifest = network.start_devnet(
-        data_dir, replicas, block_interval_ms, timeout, explorer, wanted, retain_blocks
+        data_dir, replicas, block_interval_ms, timeout, explorer, wanted, retain_blocks, ha
     )
     genesis = read_genesis(data_dir)
     units = Units(genesis, base_units)
@@ -197,7 +207,12 @@ def up(
         emit_json({"already_running": False, **manifest.to_json(), "accounts": accs_json})
         return
     console.print(f"[green]devnet up[/green] in {data_dir} (chain {genesis.chain_id})")
-    roles = {"sequencer": "shared sequencer", "proxy": "fault proxy", "explorer": "web explorer"}
+    roles = {
+        "sequencer": "sequencer replica" if network.is_ha(manifest) else "shared sequencer",
+        "etcd": "etcd member",
+        "proxy": "fault proxy",
+        "explorer": "web explorer",
+    }
     for p in manifest.processes:
         what = f"rollup {p.rollup}" if p.role == "node" else roles.get(p.role, p.role)
         console.print(f"  {p.name:<14} {p.endpoint:<16} pid {p.pid:<7} {what:<17} log {p.log}")
