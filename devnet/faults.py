@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devnet import launcher, network, tamper
+from devnet import etcd, launcher, network, tamper
 from devnet.manifest import (
     Manifest,
     ProcessRecord,
@@ -93,6 +93,7 @@ def restart(data_dir: Path, name: str, timeout: float = 30.0) -> ProcessRecord:
         ready,
         timeout,
         health=rec.role not in (network.PROXY, network.EXPLORER),
+        probe=etcd.probe_member if rec.role == etcd.ROLE else None,
     )
     if rec.role == network.PROXY:
         proc.argv = rec.argv
