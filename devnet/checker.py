@@ -10,6 +10,10 @@ its figures and every violation, naming the bundle, asset or height.
   missing where the rule gives one, and every bundle past its deadline is decided.
 - equivocation (I7): any node holding two sequencer-signed headers for one height
   has them re-verified here and reported as evidence.
+- terms (I7, HA sequencer): the leader term in the log's headers never decreases
+  (a superseded leader's block in the log would be a fork of it), and each node's
+  term (GetNodeStatus.term, below which it refuses blocks) is the log's term at
+  the height it applied.
 - atomicity (I1): every node that has applied a decision shows the same
   outcome for that bundle as the log.
 - conservation (I2): per rollup and asset, genesis supply = balances + escrows
@@ -139,6 +143,40 @@ def check_chain(msgs: list[pb.Block], genesis: Genesis) -> tuple[CheckResult, li
         blocks.append(block)
         parent = block.hash
     return r, blocks
+
+
+def check_terms(msgs: list[pb.Block], node_terms: dict[str, tuple[int, int]]) -> CheckResult:
+    """The leader term never decreases along the log (`msgs`, contiguous heights),
+    and each node's term is the log's at its applied height (`node_terms`: name ->
+    (applied height, GetNodeStatus.term); heights the log does not hold are skipped:
+    the node's chain is the log's prefix, which check_equivocation checks). Figures:
+    the first height of each term the log holds, and the nodes compared."""
+    r = CheckResult("terms")
+    starts: dict[str, int] = {}  # term -> its first height in the log (str: JSON keys)
+    last: pb.Block | None = None
+    for msg in msgs:
+        term = msg.header.term
+        if last is not None and term < last.header.term:
+            r.fail(
+                f"block {msg.header.height} has term {term}, below term {last.header.term}"
+                f" of block {last.header.height}: a superseded leader's block in the log"
+            )
+        starts.setdefault(str(term), msg.header.height)
+        last = msg
+    first = msgs[0].header.height if msgs else 1
+    compared = 0
+    for name, (height, term) in sorted(node_terms.items()):
+        if not first <= height < first + len(msgs):
+            continue
+        compared += 1
+        logged = msgs[height - first].header.term
+        if term != logged:
+            r.fail(
+                f"{name} at height {height} says term {term}, the log's block there has term"
+                f" {logged}: it would refuse (or accept) the wrong leader's blocks"
+            )
+    r.figures.update(term_starts=starts, nodes_compared=compared)
+    return r
 
 
 def check_decisions(blocks: list[Block], genesis: Genesis) -> tuple[CheckResult, LogSummary]:
@@ -380,7 +418,7 @@ async def run_checks(
             first = max(1, (await client.status()).first_height)
             msgs = await read_log(client, head, first)
     chain, blocks = check_chain(msgs, genesis)
-    checks = [chain, evidence]
+    checks = [chain, evidence, check_terms(msgs, await _node_terms(nodes))]
     decisions, summary = check_decisions(blocks, genesis)
     checks.append(decisions)
     retention = genesis.limits.record_retention_blocks
@@ -462,6 +500,16 @@ def is_evidence(ev: npb.Equivocation, genesis: Genesis, genesis_hash: bytes) -> 
     if second.header.height == ev.height:
         return first.hash != second.hash
     return second.header.height == ev.height + 1 and second.header.parent_hash != first.hash
+
+
+async def _node_terms(nodes: list[NodeRef]) -> dict[str, tuple[int, int]]:
+    """Each node's applied height and the term it refuses blocks below."""
+    out = {}
+    for node in nodes:
+        async with NodeClient(node.endpoint) as n:
+            s = await n.status()
+        out[node.name] = (int(s.applied_height), int(s.term))
+    return out
 
 
 async def _wait_applied(nodes: list[NodeRef], height: int, timeout: float) -> None:
