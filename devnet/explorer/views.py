@@ -332,6 +332,7 @@ class Explorer:
             "hash": block.hash.hex(),
             "parent_hash": h.parent_hash.hex(),
             "timestamp_ms": h.timestamp_ms,
+            "term": int(h.term),
             "entry_count": h.entry_count,
             "byte_count": h.byte_count,
             "namespaces": [

@@ -93,6 +93,7 @@ def test_every_page_and_its_api_answer_with_their_content(net: Net) -> None:
         f"/block/{ordered}": [
             "Block",
             "Verified as a node verifies it",
+            "leader term",
             "Bundles (1)",
             o.committed,
         ],
@@ -111,6 +112,7 @@ def test_every_page_and_its_api_answer_with_their_content(net: Net) -> None:
 
     block = get(f"{net.base}/api/block/{ordered}").json()
     assert block["verified"] is True and block["note"] == ""
+    assert block["term"] == 0  # a single sequencer's
     assert [e["id"] for e in block["groups"]["bundles"]] == [o.committed]
     tx = get(f"{net.base}/api/tx/{net.transfer}").json()
     assert tx["entry"]["action"] == {
