@@ -11,7 +11,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +113,7 @@ def _starts(
     retain_blocks: int | None = None,
     ha: bool = False,
     chain_id: str = "",
+    sequencer_args: tuple[str, ...] = (),
 ) -> list[starter.Start]:
     """Every process of the devnet, in devnet.json's order, on last time's ports.
     The sequencer and the proxy's routes, which others connect to, get ports chosen
@@ -135,7 +136,14 @@ def _starts(
     out = etcd.etcd_starts(data_dir, chain_id, previous) if ha else []
     out += [
         _sequencer_start(
-            data_dir, n, seq_listens[n], genesis_path, block_interval_ms, retain_blocks, ha
+            data_dir,
+            n,
+            seq_listens[n],
+            genesis_path,
+            block_interval_ms,
+            retain_blocks,
+            ha,
+            sequencer_args,
         )
         for n in seqs
     ]
@@ -210,6 +218,7 @@ def _sequencer_start(
     block_interval_ms: int | None,
     retain_blocks: int | None,
     ha: bool,
+    extra: tuple[str, ...] = (),
 ) -> starter.Start:
     """The sequencer, or (ha) one replica of it on the devnet's etcd cluster."""
     seq_dir = data_dir / name
@@ -227,7 +236,7 @@ def _sequencer_start(
         )
         if ha:
             argv += ["--etcd", ",".join(known[m] for m in members), "--replica-name", name]
-        return argv
+        return [*argv, *extra]
 
     return starter.Start(
         name,
@@ -325,6 +334,7 @@ def start_devnet(
     genesis: Genesis | None = None,
     retain_blocks: int | None = None,
     ha: bool = False,
+    sequencer_args: Sequence[str] = (),
 ) -> Manifest:
     """Start the sequencer and the nodes (and, unless explorer=False, the web
     explorer), wait until each is healthy, write devnet.json. On any failure, stop
@@ -332,7 +342,8 @@ def start_devnet(
     `retain_blocks`: the sequencer's and every node's --retain-blocks (None: their
     default, 0: keep everything); the proxy keeps the sequencer's prune floor.
     `ha`: an etcd cluster and three sequencer replicas (sequencer/ha.py); a devnet
-    once started with it keeps it."""
+    once started with it keeps it. `sequencer_args`: more arguments for every
+    sequencer process (tests: --unsafe-no-lease-check)."""
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     genesis_path, genesis = ensure_genesis(data_dir, genesis)
@@ -354,6 +365,7 @@ def start_devnet(
         retain_blocks,
         ha,
         genesis.chain_id,
+        tuple(sequencer_args),
     )
     started = starter.start_all(starts, timeout)
     by_name = {p.name: p for p in started}

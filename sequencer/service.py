@@ -334,6 +334,7 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
             "term": self.seq.term,
             "leader": leader.name if leader else "",
             "leader_endpoint": leader.endpoint if leader else "",
+            "fenced_appends": self.seq.fenced_appends,
         }
 
     @grpc_method

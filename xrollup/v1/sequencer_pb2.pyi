@@ -340,6 +340,7 @@ class GetStatusResponse(_message.Message):
     TERM_FIELD_NUMBER: _builtins.int
     LEADER_FIELD_NUMBER: _builtins.int
     LEADER_ENDPOINT_FIELD_NUMBER: _builtins.int
+    FENCED_APPENDS_FIELD_NUMBER: _builtins.int
     chain_id: _builtins.str
     height: _builtins.int
     head_hash: _builtins.bytes
@@ -359,6 +360,10 @@ class GetStatusResponse(_message.Message):
     term: _builtins.int
     leader: _builtins.str
     leader_endpoint: _builtins.str
+    fenced_appends: _builtins.int
+    """Blocks this replica sealed as leader that etcd refused (its term was superseded:
+    it had been paused or cut off past its lease); none of them was ever served.
+    """
     @_builtins.property
     def rollups(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -378,10 +383,11 @@ class GetStatusResponse(_message.Message):
         term: _builtins.int = ...,
         leader: _builtins.str = ...,
         leader_endpoint: _builtins.str = ...,
+        fenced_appends: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["block_interval_ms", b"block_interval_ms", "chain_id", b"chain_id", "first_height", b"first_height", "head_hash", b"head_hash", "height", b"height", "leader", b"leader", "leader_endpoint", b"leader_endpoint", "pending", b"pending", "prune_floor", b"prune_floor", "replica", b"replica", "retain_blocks", b"retain_blocks", "role", b"role", "rollups", b"rollups", "term", b"term"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["block_interval_ms", b"block_interval_ms", "chain_id", b"chain_id", "fenced_appends", b"fenced_appends", "first_height", b"first_height", "head_hash", b"head_hash", "height", b"height", "leader", b"leader", "leader_endpoint", b"leader_endpoint", "pending", b"pending", "prune_floor", b"prune_floor", "replica", b"replica", "retain_blocks", b"retain_blocks", "role", b"role", "rollups", b"rollups", "term", b"term"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
