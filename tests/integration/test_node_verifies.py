@@ -326,7 +326,11 @@ def test_a_node_served_a_fork_finds_the_equivocation_when_the_other_chain_reache
                 assert honest2.hash.hex() in found.violations[0]
                 assert fork2.hash.hex() in found.violations[0]
                 await log.put(3, seal([transfer(4)], 3, honest2.hash))
-                status = await _wait(n, lambda s: s.HasField("equivocation"))
+                # The evidence is saved on the apply thread before the refusal is
+                # recorded on the loop: a status between the two shows only the first.
+                status = await _wait(
+                    n, lambda s: s.HasField("equivocation") and s.HasField("refusal")
+                )
                 ev = status.equivocation
                 assert ev.height == 2 and ev.first.hash == fork2.hash
                 assert ev.second.header.height == 3 and ev.second.header.parent_hash == honest2.hash
