@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devnet import etcd, launcher, network, tamper
+from devnet import etcd, ha, launcher, network, tamper
 from devnet.manifest import (
     Manifest,
     ProcessRecord,
@@ -33,9 +33,17 @@ def _manifest(data_dir: Path) -> Manifest:
     return m
 
 
+def resolve_name(data_dir: Path, name: str) -> str:
+    """`leader` or `standby`: the HA sequencer replica that has that role now
+    (devnet/ha.py), so that a fault can target it; any other name as it is."""
+    if name not in ha.ROLE_NAMES:
+        return name
+    return ha.resolve_replica(_manifest(data_dir), name)
+
+
 def get_process(data_dir: Path, name: str) -> ProcessRecord:
     m = _manifest(data_dir)
-    rec = m.get(name)
+    rec = m.get(resolve_name(data_dir, name))
     if rec is None:
         known = ", ".join(p.name for p in m.processes)
         raise NotFound(f"no process {name!r} in this devnet (processes: {known})")

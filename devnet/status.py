@@ -20,12 +20,31 @@ REFUSAL_KEYS = ("refusal", "refused_blocks", "equivocation", "stream_error")
 
 
 async def sequencer_status(endpoint: str) -> dict[str, Any]:
+    """Head, hash and pool; an HA replica (devnet up --ha) also its "ha_role" (leader
+    or standby), the "term" it knows, the "leader" it follows and "fenced_appends"."""
     async with Client(endpoint) as c:
         try:
             s = await c.status(timeout=2.0)
-            return {"height": s.height, "head_hash": s.head_hash.hex(), "pending": s.pending}
         except aio.AioRpcError:
             return {"height": None}
+    out: dict[str, Any] = {
+        "height": s.height,
+        "head_hash": s.head_hash.hex(),
+        "pending": s.pending,
+    }
+    if s.role not in ("", "single"):
+        out.update(ha_role=s.role, term=s.term, leader=s.leader, fenced_appends=s.fenced_appends)
+    return out
+
+
+def etcd_member_status(endpoint: str) -> dict[str, Any]:
+    """An etcd member's raft role and term and its database size (devnet up --ha)."""
+    from devnet import etcd  # etcd3gw loads requests: only for devnets that have members
+
+    st = etcd.get_status(endpoint)
+    if st is None:
+        return {}
+    return {"etcd_leader": st.is_leader, "raft_term": st.raft_term, "db_size": st.db_size}
 
 
 async def node_status(endpoint: str) -> dict[str, Any]:
@@ -103,6 +122,8 @@ def collect_status(manifest: Manifest) -> list[dict[str, Any]]:
         }
         if healthy and rec.role == "sequencer":
             row.update(asyncio.run(sequencer_status(rec.endpoint)))
+        elif healthy and rec.role == "etcd":
+            row.update(etcd_member_status(rec.endpoint))
         elif healthy and rec.role == "node":
             row.update(asyncio.run(node_status(rec.endpoint)))
         rows.append(row)
@@ -131,7 +152,20 @@ def health_word(r: dict[str, Any]) -> str:
 def node_note(info: dict[str, Any]) -> str:
     """Why a node stopped or refuses, and at which height, from what
     status.node_status read (devnet status, faults and watch): evidence of
-    equivocation, a refused block, a block stream that fails."""
+    equivocation, a refused block, a block stream that fails. For an HA sequencer
+    replica its role and term (and appends etcd refused), for an etcd member its
+    raft role, term and database size."""
+    if "ha_role" in info:
+        if info["ha_role"] == "leader":
+            note = f"leader, term {info['term']}"
+        else:
+            note = f"standby of {info['leader'] or '(no leader)'}, term {info['term']}"
+        if info.get("fenced_appends"):
+            note += f"; {info['fenced_appends']} appends refused by etcd (superseded)"
+        return note
+    if "etcd_leader" in info:
+        role = "raft leader" if info["etcd_leader"] else "raft follower"
+        return f"{role}, term {info['raft_term']}, db {info['db_size'] / 2**20:.1f} MiB"
     r, ev = info.get("refusal"), info.get("equivocation")
     if r and r["code"] == "EQUIVOCATION":
         return f"stopped: the sequencer equivocated at {r['height']} (evidence kept; restart)"

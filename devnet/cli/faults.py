@@ -24,17 +24,23 @@ def _fault_command(verb: str, action: Callable[[Path, str], Any], doc: str) -> c
     @JSON_OPTION
     @handle_errors
     def command(name: str, data_dir: Path, as_json: bool) -> None:
-        action(data_dir.resolve(), name)
+        target = faults.resolve_name(data_dir.resolve(), name)
+        action(data_dir.resolve(), target)
         if as_json:
-            emit_json({"fault": verb, "name": name})
+            emit_json({"fault": verb, "name": target})
         else:
-            click.echo(f"{verb} {name}")
+            click.echo(f"{verb} {target}" + (f" (the {name})" if target != name else ""))
 
     return command
 
 
-kill = _fault_command("kill", faults.kill, "SIGKILL a process (NAME from `devnet status`).")
-pause = _fault_command("pause", faults.pause, "SIGSTOP a process.")
+kill = _fault_command(
+    "kill",
+    faults.kill,
+    "SIGKILL a process (NAME from `devnet status`; with --ha, `leader` or `standby` names"
+    " the sequencer replica that has that role now, and etcd-N an etcd member).",
+)
+pause = _fault_command("pause", faults.pause, "SIGSTOP a process (`leader`, `standby` too).")
 resume = _fault_command("resume", faults.resume, "SIGCONT a paused process.")
 partition = _fault_command(
     "partition", faults.partition, "Cut a node off from the sequencer (through the proxy)."

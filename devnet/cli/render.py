@@ -82,4 +82,6 @@ def styled_node_note(info: dict[str, Any]) -> str:
     """node_note in red (refusal, evidence) or yellow (stream), for tables."""
     note = node_note(info)
     color = "red" if info.get("refusal") or info.get("equivocation") else "yellow"
+    if "ha_role" in info or "etcd_leader" in info:  # a role, not a complaint
+        color = "green" if info.get("ha_role") == "leader" or info.get("etcd_leader") else "dim"
     return f"[{color}]{note}[/{color}]" if note else ""
