@@ -53,6 +53,7 @@ from grpc_health.v1 import health_pb2
 from devnet.proxy_metrics import ProxyMetrics
 from devnet.retention import keep_prune_floor
 from devnet.tamper import MODES, Tamperer
+from xrollup import serving
 from xrollup.client import CHANNEL_OPTIONS, open_channel
 from xrollup.endpoints import is_grpc_uri, parse_endpoints, split_endpoint
 from xrollup.errors import InvalidInput
@@ -72,14 +73,17 @@ TO_SEQUENCER, TO_NODE = "to_sequencer", "to_node"  # the directions bytes are co
 # (loopback: a dead replica refuses at once; this bounds one that drops SYNs).
 CONNECT_TIMEOUT_S = 0.5
 # The relay's link to the sequencer is loopback: reconnect quickly after a restart.
+# It pings as every client does (CHANNEL_OPTIONS), so it leaves a paused replica.
 UPSTREAM_OPTIONS = [
     *(o for o in CHANNEL_OPTIONS if o[0] != "grpc.max_reconnect_backoff_ms"),
     ("grpc.max_reconnect_backoff_ms", 250),
 ]
+# The relay is a server its nodes ping as they ping the sequencer (as xrollup/serving.py).
 SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.so_reuseport", 0),
+    *serving.KEEPALIVE_OPTIONS,
 ]
 
 

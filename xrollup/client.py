@@ -65,6 +65,25 @@ from xrollup.v1 import snapshot_pb2_grpc as snpb_grpc
 from xrollup.v1 import types_pb2 as pb
 
 DEFAULT_EXPIRY_BLOCKS = 3000
+# A paused server (SIGSTOP) keeps its connections open and the kernel still
+# accepts new ones, so without pings a channel would wait on it for ever: ping
+# every second, also with no call in flight (an idle client learns too) and with
+# no data flowing (a stream waiting for a block), and drop the connection when a
+# ping is not answered within a second; a list then moves to the next replica
+# (measured: about 1.2 s from SIGSTOP to an ack by the next). In grpcio 1.85 the
+# timer that drops the connection is grpc.http2.ping_timeout_ms (default 60 s):
+# keepalive_timeout_ms alone changes nothing, though it must be finite for any
+# ping timeout to be set. The servers must permit pings this often
+# (xrollup/serving.py KEEPALIVE_OPTIONS), or they answer GOAWAY too_many_pings.
+# gRPC answers pings on its own threads, so a busy event loop does not miss one;
+# a stopped or hung process does.
+KEEPALIVE_OPTIONS: list[tuple[str, int | str]] = [
+    ("grpc.keepalive_time_ms", 1000),
+    ("grpc.keepalive_timeout_ms", 1000),
+    ("grpc.http2.ping_timeout_ms", 1000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),  # 0: no limit (default 2, then silence)
+]
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
@@ -78,6 +97,7 @@ CHANNEL_OPTIONS = [
     # A new channel would otherwise share a subchannel (and its backoff) with an
     # older channel to the same address that is still waiting to reconnect.
     ("grpc.use_local_subchannel_pool", 1),
+    *KEEPALIVE_OPTIONS,
 ]
 ChannelOptions = list[tuple[str, int | str]]
 

@@ -25,6 +25,19 @@ from xrollup.grpc_status import DecodeErrors
 log = logging.getLogger(__name__)
 
 
+# Clients ping every second to learn that a server is paused (xrollup/client.py
+# KEEPALIVE_OPTIONS). By default a server takes a ping that comes sooner than 5
+# minutes after the last one, while it sends no data, as a "strike", and after 2
+# closes the connection with GOAWAY too_many_pings: accept pings at any rate, also
+# with no call in flight. (min_ping_interval_without_data_ms is the channel arg
+# of gRPC's GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS.)
+KEEPALIVE_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 500),
+    ("grpc.http2.max_ping_strikes", 0),  # 0: no limit
+]
+
+
 def build_server(max_message_bytes: int) -> aio.Server:
     return aio.server(
         interceptors=[DecodeErrors()],
@@ -32,6 +45,7 @@ def build_server(max_message_bytes: int) -> aio.Server:
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.so_reuseport", 0),
+            *KEEPALIVE_OPTIONS,
         ],
     )
 
