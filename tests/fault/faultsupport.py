@@ -45,7 +45,7 @@ from typing import Any
 
 from grpc import aio
 
-from devnet import faults, network, tamper
+from devnet import etcd, faults, ha, network, tamper
 from devnet.checker import (
     CheckResult,
     NodeRef,
@@ -83,16 +83,18 @@ PROBE_FROM, PROBE_TO = derive_dev_account(8), derive_dev_account(9)
 
 
 class FaultNet:
-    """A devnet with replicas in `data_dir`, started once and reused across runs."""
+    """A devnet with replicas in `data_dir`, started once and reused across runs;
+    `ha`: with an etcd cluster and three sequencer replicas (devnet up --ha)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, ha: bool = False) -> None:
         self.dir = data_dir.resolve()
+        self.ha = ha
         self.checked_to = 0  # heights below this were compared by an earlier run's checks
         # Evidence of equivocation an equivocate run made a node keep: node -> height.
         self.evidence: dict[str, int] = {}
 
     def start(self) -> None:
-        network.start_devnet(self.dir, replicas=True)
+        network.start_devnet(self.dir, replicas=True, ha=self.ha, timeout=60.0)
         self.genesis: Genesis = decode_genesis((self.dir / "genesis.json").read_text())
 
     def stop(self) -> None:
@@ -114,7 +116,8 @@ class FaultNet:
 
     @property
     def sequencer(self) -> str:
-        return self.endpoint("sequencer")
+        """The sequencer, or every replica of it ("A,B,C": clients follow the leader)."""
+        return network.sequencer_endpoints(self.manifest)
 
     def dead(self) -> list[str]:
         return [r.name for r in faults.list_faults(self.dir) if r.state != "running"]
@@ -150,6 +153,7 @@ class Ctx:
     acks: list[Submitted] = field(default_factory=list)  # our own submissions, for I3
     lifted_at: float | None = None
     refusals: int = 0  # blocks the byzantine target refused
+    failover_s: float | None = None  # HA: the fault to the first new block acknowledged
     # This run's evidence: (node, first hash, second hash), to find in the checker's report.
     evidence: tuple[str, bytes, bytes] | None = None
 
@@ -210,6 +214,8 @@ class RunRecord:
     notes: list[str]
     load: dict[str, Any]
     refusals: int = 0
+    # HA kinds: from the fault to the first new block acknowledged (None: not measured).
+    failover_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -550,6 +556,147 @@ def byzantine_kind(mode: str) -> FaultKind:
     return FaultKind(mode, functools.partial(byzantine, mode=mode), count=300, rate=120)
 
 
+# ---------------------------------------------------------------- the HA sequencer's faults
+
+FAILOVER_WAIT_S = 30.0  # a new block is acknowledged within this after a fault
+
+
+async def measure_failover(ctx: Ctx, since: float, above: int) -> None:
+    """Time from `since` (the fault) until a probe transfer is acknowledged in a block
+    above `above` (the head before the fault): ctx.failover_s."""
+    chain = ctx.net.genesis.chain_id
+    async with Client(ctx.net.sequencer, chain) as client:
+        probe = build_transfer(
+            PROBE_FROM,
+            ROLLUPS[0],
+            PROBE_TO.address,
+            "USDC",
+            1,
+            above + 3_000,
+            chain,
+            ctx.rng.getrandbits(63),
+        )
+        ack = await submit_retrying(client, probe, FAILOVER_WAIT_S)
+    ctx.acks.append(ack)
+    if ack.height <= above:
+        ctx.violations.append(f"probe acknowledged at {ack.height}, not above {above}")
+    ctx.failover_s = time.monotonic() - since
+
+
+async def ha_status(ctx: Ctx) -> list[ha.ReplicaStatus]:
+    return await ha.read_replicas(ctx.net.manifest)
+
+
+async def ha_head(ctx: Ctx) -> int:
+    return max(r.height for r in await ha_status(ctx))
+
+
+async def kill_leader(ctx: Ctx) -> None:
+    """SIGKILL the leader: a standby takes over from the committed head."""
+    leader = await ha.wait_for_leader(ctx.net.manifest, FAILOVER_WAIT_S)
+    head = await ha_head(ctx)
+    await ctx.kill(leader.name)
+    since = time.monotonic()
+    await measure_failover(ctx, since, head)
+    new = await ha.wait_for_leader(ctx.net.manifest, FAILOVER_WAIT_S, above_term=leader.term)
+    down = await ctx.hold(0.0, 1.0)
+    ctx.note(
+        f"SIGKILL leader {leader.name} (term {leader.term}); {new.name} leads (term"
+        f" {new.term}) after {ctx.failover_s:.2f}s; restarted {down:.2f}s later"
+    )
+    await ctx.restart(leader.name)
+
+
+async def pause_leader(ctx: Ctx) -> None:
+    """SIGSTOP the leader past its lease, then resume it: a standby takes over, and
+    the old leader must not append (it steps down; nothing of its term follows the
+    new term: the checker's terms check)."""
+    leader = await ha.wait_for_leader(ctx.net.manifest, FAILOVER_WAIT_S)
+    head = await ha_head(ctx)
+    await ctx.pause(leader.name)
+    since = time.monotonic()
+    try:
+        await measure_failover(ctx, since, head)
+        new = await ha.wait_for_leader(ctx.net.manifest, FAILOVER_WAIT_S, above_term=leader.term)
+        # Past the lease for sure, a seeded while longer.
+        await asyncio.sleep(max(0.0, ctx.rng.uniform(2.5, 4.0) - (time.monotonic() - since)))
+    finally:
+        await ctx.resume(leader.name)
+    deadline = time.monotonic() + 10.0
+    while True:
+        old = {r.name: r for r in await ha_status(ctx)}[leader.name]
+        if old.role == ha.STANDBY:
+            break
+        if time.monotonic() > deadline:
+            ctx.violations.append(f"{leader.name} resumed but still says {old.role}")
+            break
+        await asyncio.sleep(0.05)
+    ctx.note(
+        f"SIGSTOP leader {leader.name} (term {leader.term}) for"
+        f" {time.monotonic() - since:.2f}s; {new.name} led (term {new.term}) after"
+        f" {ctx.failover_s:.2f}s; resumed as {old.role}, {old.fenced_appends} appends fenced"
+    )
+
+
+async def kill_standby(ctx: Ctx) -> None:
+    """SIGKILL a standby: ordering goes on; it catches up when restarted."""
+    name = await asyncio.to_thread(faults.resolve_name, ctx.net.dir, ha.STANDBY)
+    head = await ha_head(ctx)
+    await ctx.kill(name)
+    since = time.monotonic()
+    await measure_failover(ctx, since, head)
+    down = await ctx.hold(0.5, 2.0)
+    ctx.note(f"SIGKILL standby {name}; ordering went on; restarted {down:.2f}s later")
+    await ctx.restart(name)
+
+
+async def kill_etcd(ctx: Ctx, count: int) -> None:
+    """SIGKILL `count` etcd members (one: a quorum remains and ordering goes on; two:
+    no quorum, so no ordering and no violation, and ordering resumes once one
+    returns, measured from its restart)."""
+    members = list(etcd.MEMBERS)
+    ctx.rng.shuffle(members)
+    victims = members[:count]
+    head = await ha_head(ctx)
+    await ctx.kill(*victims)
+    since = time.monotonic()
+    if count < etcd.QUORUM:
+        await measure_failover(ctx, since, head)
+        down = await ctx.hold(0.5, 2.0)
+        ctx.note(f"SIGKILL {' + '.join(victims)}; ordering went on; restarted {down:.2f}s later")
+        await ctx.restart(*victims)
+        return
+    # No quorum: after the appends in flight, the head must stand still.
+    await asyncio.sleep(4.0)  # past the lease and the appends in flight: all standbys
+    stood = await ha_head(ctx)
+    held = await ctx.hold(1.0, 3.0)
+    moved = await ha_head(ctx)
+    if moved != stood:
+        ctx.violations.append(f"ordering went on without an etcd quorum: head {stood} -> {moved}")
+    ctx.lift()
+    await asyncio.to_thread(faults.restart, ctx.net.dir, victims[0])
+    back = time.monotonic()
+    await measure_failover(ctx, back, moved)
+    ctx.note(
+        f"SIGKILL {' + '.join(victims)}: head stood at {stood} for {held:.2f}s;"
+        f" {victims[0]} restarted, a block acknowledged {ctx.failover_s:.2f}s later"
+    )
+    await asyncio.to_thread(faults.restart, ctx.net.dir, victims[1])
+
+
+HA_KINDS: dict[str, FaultKind] = {
+    k.name: k
+    for k in (
+        FaultKind("kill-leader", kill_leader, count=300, rate=120),
+        FaultKind("pause-leader", pause_leader, count=300, rate=120),
+        FaultKind("kill-standby", kill_standby, count=300, rate=120),
+        FaultKind("kill-etcd-1", functools.partial(kill_etcd, count=1), count=300, rate=120),
+        FaultKind("kill-etcd-2", functools.partial(kill_etcd, count=2), count=300, rate=120),
+    )
+}
+"""Faults of `devnet up --ha` (test_fault_ha.py): each on an HA devnet."""
+
+
 KINDS: dict[str, FaultKind] = {
     k.name: k
     for k in (
@@ -633,6 +780,7 @@ async def run_once(net: FaultNet, kind: FaultKind, run_no: int, seed: int, suite
         ctx.notes,
         load,
         ctx.refusals,
+        None if ctx.failover_s is None else round(ctx.failover_s, 3),
     )
 
 
@@ -784,6 +932,7 @@ def summarize(records: list[RunRecord]) -> list[dict[str, Any]]:
     for name in dict.fromkeys(r.fault for r in records):
         mine = [r for r in records if r.fault == name]
         times = sorted(r.recovery_s for r in mine if r.recovery_s is not None)
+        failovers = sorted(r.failover_s for r in mine if r.failover_s is not None)
         rows.append(
             {
                 "fault": name,
@@ -793,6 +942,8 @@ def summarize(records: list[RunRecord]) -> list[dict[str, Any]]:
                 "recovery_max_s": round(max(times), 2) if times else None,
                 "not_recovered": sum(1 for r in mine if r.recovery_s is None),
                 "refused_blocks": sum(r.refusals for r in mine),
+                "failover_p50_s": round(statistics.median(failovers), 2) if failovers else None,
+                "failover_max_s": round(max(failovers), 2) if failovers else None,
                 "seeds": [r.seed for r in mine],
             }
         )
@@ -805,13 +956,15 @@ def format_table(rows: list[dict[str, Any]]) -> list[str]:
 
     lines = [
         f"{'fault':<18} {'runs':>4} {'violations':>10} {'recovery p50 s':>14}"
-        f" {'recovery max s':>14} {'refused blocks':>14}",
+        f" {'recovery max s':>14} {'refused blocks':>14} {'failover p50 s':>14}"
+        f" {'failover max s':>14}",
     ]
     for row in rows:
         lines.append(
             f"{row['fault']:<18} {row['runs']:>4} {row['violations']:>10}"
             f" {fmt(row['recovery_p50_s']):>14} {fmt(row['recovery_max_s']):>14}"
-            f" {row['refused_blocks']:>14}"
+            f" {row['refused_blocks']:>14} {fmt(row.get('failover_p50_s')):>14}"
+            f" {fmt(row.get('failover_max_s')):>14}"
         )
     lines.append(f"recovery bound: {RECOVERY_BOUND_S:.0f} s; seeds per fault (in run order):")
     for row in rows:
