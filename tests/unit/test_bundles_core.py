@@ -14,6 +14,7 @@ import dataclasses
 import itertools
 from collections.abc import Sequence
 
+import pytest
 import statesupport
 from statesupport import (
     ALICE,
@@ -51,6 +52,7 @@ from rollup_node.follower import compute_vote_chunks
 from xrollup.blocks import RefusalCode
 from xrollup.client import build_bundle, build_open_option, build_settle_option
 from xrollup.codec import decode_bundle, encode_vote_body
+from xrollup.errors import InvalidInput
 from xrollup.genesis import DEV_ACCOUNT_COUNT
 from xrollup.keys import Keypair
 from xrollup.model import (
@@ -705,3 +707,37 @@ def test_the_nodes_own_vote_entries_decide_the_bundle() -> None:
     ]
     assert [d.status for d in b_fin.finished] == [bundles.COMMITTED]
     assert p.alpha.balance(DAVE, "USDC") == USDC_GENESIS + 5_000_000
+
+
+def test_a_release_on_a_rollup_where_the_option_has_no_lien_votes_no_and_moves_nothing() -> None:
+    # The option's lien is on alpha; this settlement releases "its lien" on beta,
+    # where it has none. Beta, which knows the option's liens, votes no (INVALID);
+    # the bundle aborts and alpha's lien stays locked for a correct settlement.
+    p, b = settled_setup()
+    before = durable(p.alpha.state), durable(p.beta.state)
+    s = decode_bundle(
+        build_settle_option(KEEPER, b.id, PAYOUT, HOLDER.address, 100, liens=[("beta", NEED)])
+    )
+
+    _a_out, b_out = p.apply(s)
+
+    votes = {v.bundle_id: v for v in b_out.votes}
+    assert not votes[s.id].yes and votes[s.id].code == ReasonCode.INVALID
+    p.decide(s.id, False)
+    assert (durable(p.alpha.state), durable(p.beta.state)) == before
+    lien = collateral.get_lien(State(p.alpha.state), b.id)
+    assert lien is not None and lien.status == collateral.LOCKED
+    o = options.get_option(State(p.beta.state), b.id)
+    assert o is not None and o.status == options.OPEN
+
+
+def test_two_lock_legs_on_one_rollup_are_refused_at_admission() -> None:
+    # An open backed by alpha with a second LockCollateral leg on alpha: the option
+    # names alpha once, but two liens there would each claim to back it.
+    from sequencer.core.admission import admit_bundle
+
+    legs = list(open_bundle().body.legs)
+    lock = next(leg for leg in legs if leg.rollup == "alpha")
+    msg = build_bundle([*legs, lock], [WRITER, HOLDER], 100, nonce=7)
+    with pytest.raises(InvalidInput, match="at most one LockCollateral leg per rollup"):
+        admit_bundle(msg, GENESIS, 1)
