@@ -14,6 +14,10 @@ its figures and every violation, naming the bundle, asset or height.
   (a superseded leader's block in the log would be a fork of it), and each node's
   term (GetNodeStatus.term, below which it refuses blocks) is the log's term at
   the height it applied.
+- copies (HA sequencer, given several replica endpoints "A,B,C"): every replica
+  that answers holds the same block at the highest height they all hold; each
+  copy is a hash chain (a replica takes a block only on its head's hash), so the
+  same block there is the same chain below it: no replica holds a fork.
 - atomicity (I1): every node that has applied a decision shows the same
   outcome for that bundle as the log.
 - conservation (I2): per rollup and asset, genesis supply = balances + escrows
@@ -233,6 +237,43 @@ def check_decisions(blocks: list[Block], genesis: Genesis) -> tuple[CheckResult,
     return r, summary
 
 
+async def check_copies(endpoints: list[str], chain_id: str) -> CheckResult:
+    """The HA replicas' copies of the log agree (module docstring: copies). A replica
+    that does not answer is listed, not failed (a fault may have it down)."""
+    r = CheckResult("copies")
+
+    async def head(endpoint: str) -> int | None:
+        try:
+            async with Client(endpoint, chain_id) as c:
+                return int((await c.status(timeout=2.0)).height)
+        except aio.AioRpcError:
+            return None
+
+    heads = dict(zip(endpoints, await asyncio.gather(*map(head, endpoints)), strict=True))
+    up = [e for e, h in heads.items() if h is not None]
+    r.figures.update(replicas=len(endpoints), answered=len(up))
+    if len(up) < 2:
+        return r
+    at = min(h for h in heads.values() if h is not None)
+    if at < 1:
+        return r
+
+    async def block_hash(endpoint: str) -> bytes | None:
+        try:
+            async with Client(endpoint, chain_id) as c:
+                return bytes((await c.get_block(at, timeout=5.0)).hash)
+        except aio.AioRpcError:  # gone since (a fault), or pruned there
+            return None
+
+    got = dict(zip(up, await asyncio.gather(*map(block_hash, up)), strict=True))
+    hashes = {e: h for e, h in got.items() if h is not None}
+    r.figures.update(height=at, compared=len(hashes))
+    if len(set(hashes.values())) > 1:
+        told = ", ".join(f"{e} {h.hex()[:16]}" for e, h in hashes.items())
+        r.fail(f"the sequencer replicas hold different blocks at height {at}: {told}")
+    return r
+
+
 async def check_atomicity(
     summary: LogSummary, nodes: list[NodeRef], from_height: int = 0, record_retention: int = 0
 ) -> CheckResult:
@@ -419,6 +460,8 @@ async def run_checks(
             msgs = await read_log(client, head, first)
     chain, blocks = check_chain(msgs, genesis)
     checks = [chain, evidence, check_terms(msgs, await _node_terms(nodes))]
+    if "," in sequencer:
+        checks.append(await check_copies(sequencer.split(","), genesis.chain_id))
     decisions, summary = check_decisions(blocks, genesis)
     checks.append(decisions)
     retention = genesis.limits.record_retention_blocks
