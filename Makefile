@@ -18,7 +18,7 @@ SYSTEM_PACKAGES := chromium:chromium prometheus:prometheus etcd-server:etcd
 MISSING_PACKAGES = $(strip $(foreach p,$(SYSTEM_PACKAGES),\
   $(if $(wildcard /usr/bin/$(lastword $(subst :, ,$(p)))),,$(firstword $(subst :, ,$(p))))))
 
-.PHONY: venv system-deps up down status test test-slow test-all faults check lint fmt types imports proto proto-check bench clean
+.PHONY: venv system-deps up up-ha down status test test-slow test-all faults check lint fmt types imports proto proto-check bench clean
 
 venv: $(STAMP)
 
@@ -44,6 +44,10 @@ system-deps:
 
 up: $(STAMP) system-deps
 	$(BIN)/devnet up --data-dir $(DATA_DIR)
+
+# The HA devnet: a three-member etcd cluster and three sequencer replicas (README, HA sequencer).
+up-ha: $(STAMP) system-deps
+	$(BIN)/devnet up --ha --data-dir $(DATA_DIR)
 
 down: $(STAMP)
 	$(BIN)/devnet down --data-dir $(DATA_DIR)
