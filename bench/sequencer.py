@@ -3,6 +3,7 @@ the floors it cannot beat on this machine.
 
     .venv/bin/python bench/sequencer.py --json        # one JSON object on stdout
     .venv/bin/python bench/sequencer.py               # a readable table
+    .venv/bin/python bench/sequencer.py --ha --json   # and the same against an HA sequencer
 
 Phases (each runs `--duration` seconds after a short warm-up that is not counted):
 
@@ -15,6 +16,21 @@ Phases (each runs `--duration` seconds after a short warm-up that is not counted
              own TCP connection); requests are pre-serialized bytes.
   batched    SubmitBatch with batches of B transactions from a few concurrent callers;
              acked_per_s counts acknowledged transactions, latency is per call.
+
+With --ha, clients_8 and batched run again as clients_8_ha and batched_ha against an
+HA sequencer (issue 12; sequencer/ha.py): a three-member etcd cluster (real
+/usr/bin/etcd processes, devnet/etcd.py's command line, data in the run's temporary
+folder) and three `python -m sequencer --etcd ... --replica-name ...` replicas on it,
+started side by side by devnet.starter. Each client and each batch caller has its own
+channel to the replica list "A,B,C" with round_robin (xrollup.client.open_channel
+with spread=True: a connection to every replica, each call to the next one), so
+submissions spread over the replicas: the leader orders its third, the standbys
+admit theirs (decode, signatures, limits) and forward them to the leader in batches.
+`ha` holds the HA/single ratios, clients_8_ha against the bare floor, the leader
+before and after each phase (a change of lead during a phase is reported), and each
+replica's share of the accepted submissions (from its metrics). `--profile DIR`
+records the leader and a standby with py-spy during clients_8_ha and each thread's
+CPU (the figures of that run are then perturbed by the sampling).
 
 Floors:
   bare_grpc_calls_per_s   a bare grpc.aio server of the same kind (same server
@@ -29,11 +45,12 @@ Floors:
 
 Every transaction is signed before its phase starts (signing is the client's cost),
 with distinct dev accounts and nonces, so every id is unique and every transfer is
-valid. Each phase reports the CPU its server (with its child processes), its load
-processes and the rest of the machine used: on a 2-core machine anything else
-running (a test suite) moves every figure, and `config.max_other_cores_used` says
-how much did. Everything runs on 127.0.0.1; every process this script starts is
-stopped by its pid in a finally block."""
+valid. Each phase reports the CPU its server (with its child processes; under HA the
+three replicas with theirs and the three etcd members, each also on its own in
+server_cores_by_process), its load processes and the rest of the machine used: on a
+2-core machine anything else running (a test suite) moves every figure, and
+`config.max_other_cores_used` says how much did. Everything runs on 127.0.0.1;
+every process this script starts is stopped by its pid in a finally block."""
 
 from __future__ import annotations
 
@@ -48,13 +65,16 @@ import multiprocessing.connection as mpc
 import os
 import platform
 import random
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,15 +88,18 @@ from grpc import aio
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
+from devnet import etcd, starter  # noqa: E402
 from devnet.launcher import Launched, sequencer_argv, start_process, stop_pid  # noqa: E402
 from sequencer.store import LevelDBBlockStore  # noqa: E402
-from xrollup import codec, serving  # noqa: E402
+from xrollup import serving  # noqa: E402
 from xrollup.blocks import compute_id  # noqa: E402
-from xrollup.genesis import DEV_CHAIN_ID, dev_genesis  # noqa: E402
-from xrollup.keys import derive_dev_account  # noqa: E402
+from xrollup.client import open_channel  # noqa: E402
+from xrollup.genesis import DEV_CHAIN_ID, compute_genesis_hash, dev_genesis  # noqa: E402
+from xrollup.keys import derive_dev_account, derive_sequencer_key  # noqa: E402
 from xrollup.v1 import sequencer_pb2 as spb  # noqa: E402
 from xrollup.v1 import sequencer_pb2_grpc as spb_grpc  # noqa: E402
 from xrollup.v1 import types_pb2 as pb  # noqa: E402
+from xrollup.verify import seal_block  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE = spb.DESCRIPTOR.services_by_name["SequencerService"].full_name
@@ -169,13 +192,14 @@ class ClientSpec:
 @dataclasses.dataclass(frozen=True)
 class WorkerSpec:
     mode: str  # "tx" | "batch"
-    endpoint: str
+    endpoint: str  # HOST:PORT, or "A,B,C" for the replicas of an HA sequencer
     clients: tuple[ClientSpec, ...]
     expiry: int
     warmup: float
     duration: float
     batch_size: int = BATCH_SIZE
     cycle: bool = False  # reuse the signed payloads (only for the bare server)
+    spread: bool = False  # round_robin over the endpoints (HA: every call to the next replica)
 
 
 def _payloads(spec: WorkerSpec, c: ClientSpec) -> list[bytes]:
@@ -208,7 +232,9 @@ async def _worker(
     spec: WorkerSpec, payloads: list[list[bytes]], conn: mpc.Connection
 ) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
-    channels = [aio.insecure_channel(spec.endpoint, options=CHANNEL_OPTIONS) for _ in spec.clients]
+    # One endpoint without spread: open_channel gives the very channel it always was
+    # (the target as given, CHANNEL_OPTIONS alone); a list adds ipv4:A,B,C and the policy.
+    channels = [open_channel(spec.endpoint, spec.spread, CHANNEL_OPTIONS) for _ in spec.clients]
     try:
         await asyncio.gather(*(asyncio.wait_for(ch.channel_ready(), 15) for ch in channels))
         conn.send({"ready": True})
@@ -283,78 +309,104 @@ def _cycle(items: Sequence[bytes]) -> Iterator[bytes]:
 
 
 def _proc_jiffies(pid: int) -> float:
+    return _proc_jiffies_path(Path(f"/proc/{pid}/stat"))
+
+
+def _proc_jiffies_path(path: Path) -> float:
     with contextlib.suppress(OSError, IndexError, ValueError):
-        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        stat = path.read_text().rsplit(")", 1)[1].split()
         return float(int(stat[11]) + int(stat[12]))
     return 0.0
 
 
-def _tree(pid: int) -> list[int]:
-    """`pid` and its children (the sequencer's admission workers count as server)."""
-    out = [pid]
+def _children() -> dict[int, list[int]]:
+    """Every process's children, from one pass over /proc."""
+    out: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError, IndexError, ValueError):
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(stat.parent.name))
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            out.setdefault(ppid, []).append(int(stat.parent.name))
     return out
 
 
-def _cpu_sample(server: int | None, clients: Sequence[int]) -> tuple[float, float, float, float]:
-    """(machine busy, machine total, server processes, client processes) in jiffies."""
+def _tree(pid: int, children: Mapping[int, list[int]]) -> list[int]:
+    """`pid` and its children (the sequencer's admission workers count as server)."""
+    return [pid, *children.get(pid, ())]
+
+
+def _cpu_sample(
+    servers: Mapping[str, int], clients: Sequence[int]
+) -> tuple[float, float, dict[str, float], float]:
+    """(machine busy, machine total, each server's process tree, client processes)
+    in jiffies."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + fields[4]
     total = float(sum(fields[:8]))
-    proc = sum(_proc_jiffies(p) for p in _tree(server)) if server is not None else 0.0
-    return total - idle, total, proc, sum(_proc_jiffies(p) for p in clients)
+    children = _children() if servers else {}
+    per = {
+        name: sum(_proc_jiffies(p) for p in _tree(pid, children)) for name, pid in servers.items()
+    }
+    return total - idle, total, per, sum(_proc_jiffies(p) for p in clients)
 
 
 class CpuMeter:
-    """CPU use over the measured part of a phase, in cores: the server's, the load
-    processes', and the rest of the machine's (anything else running distorts the
-    figures; `other_cores_used` shows how much)."""
+    """CPU use over the measured part of a phase, in cores: the server's (every
+    process of `servers`, each with its children), the load processes', and the rest
+    of the machine's (anything else running distorts the figures; `other_cores_used`
+    shows how much)."""
 
-    def __init__(self, server_pid: int | None, client_pids: Sequence[int]) -> None:
-        self.pid = server_pid
+    def __init__(self, servers: Mapping[str, int], client_pids: Sequence[int]) -> None:
+        self.servers = dict(servers)
         self.clients = list(client_pids)
-        self.result: dict[str, float] = {}
+        self.result: dict[str, Any] = {}
         self._thread: threading.Thread | None = None
 
     def start(self, begin: float, end: float) -> None:
         def run() -> None:
             time.sleep(max(0.0, begin - time.monotonic()))
-            b0, t0, p0, c0 = _cpu_sample(self.pid, self.clients)
+            b0, t0, p0, c0 = _cpu_sample(self.servers, self.clients)
             time.sleep(max(0.0, end - time.monotonic()))
-            b1, t1, p1, c1 = _cpu_sample(self.pid, self.clients)
+            b1, t1, p1, c1 = _cpu_sample(self.servers, self.clients)
             hz = os.sysconf("SC_CLK_TCK")
             cores = os.cpu_count() or 1
             wall = (t1 - t0) / cores / hz
             if wall <= 0:
                 return
             busy = (b1 - b0) / hz / wall
-            server, clients = (p1 - p0) / hz / wall, (c1 - c0) / hz / wall
+            each = {name: (p1[name] - p0[name]) / hz / wall for name in p0}
+            server, clients = sum(each.values()), (c1 - c0) / hz / wall
             self.result = {
                 "machine_cpu_busy_pct": round(100 * busy / cores, 1),
                 "server_cores_used": round(server, 2),
                 "client_cores_used": round(clients, 2),
                 "other_cores_used": round(max(0.0, busy - server - clients), 2),
             }
+            if len(each) > 1:
+                self.result["server_cores_by_process"] = {k: round(v, 2) for k, v in each.items()}
 
         self._thread = threading.Thread(target=run, daemon=True)
         self._thread.start()
 
-    def join(self) -> dict[str, float]:
+    def join(self) -> dict[str, Any]:
         if self._thread is not None:
             self._thread.join(5)
         return self.result
 
 
 def run_phase(
-    name: str, specs: Sequence[WorkerSpec], server_pid: int | None = None
+    name: str,
+    specs: Sequence[WorkerSpec],
+    servers: Mapping[str, int] | None = None,
+    during: Callable[[float, float], Any] | None = None,
 ) -> dict[str, Any]:
-    """Run one load phase over worker processes and aggregate what they saw."""
+    """Run one load phase over worker processes and aggregate what they saw.
+    `servers`: name -> pid of the server processes whose CPU counts as server;
+    `during(begin, end)`, if given, is called with the measured window (monotonic)
+    once the load starts, and what it returns is joined (`.join()`) at the end."""
     ctx = mp.get_context("spawn")
     procs: list[tuple[Any, mpc.Connection]] = []
-    meter = CpuMeter(None, [])
+    meter = CpuMeter({}, [])
+    watcher: Any = None
     spec0 = specs[0]
     try:
         for i, spec in enumerate(specs):
@@ -370,8 +422,11 @@ def run_phase(
         t0 = time.monotonic() + 0.1
         for _p, conn in procs:
             conn.send(t0)
-        meter = CpuMeter(server_pid, [p.pid for p, _conn in procs])
-        meter.start(t0 + spec0.warmup, t0 + spec0.warmup + spec0.duration)
+        meter = CpuMeter(servers or {}, [p.pid for p, _conn in procs])
+        begin, end = t0 + spec0.warmup, t0 + spec0.warmup + spec0.duration
+        meter.start(begin, end)
+        if during is not None:
+            watcher = during(begin, end)
         results = []
         for p, conn in procs:
             msg = _recv(
@@ -382,7 +437,10 @@ def run_phase(
             results.append(msg)
         for p, _conn in procs:
             p.join(10)
+        profile = watcher.join() if watcher is not None else None
     finally:
+        if watcher is not None:
+            watcher.stop()
         for p, conn in procs:
             conn.close()
             if p.is_alive():
@@ -406,6 +464,8 @@ def run_phase(
         "exhausted": any(r["exhausted"] for r in results),
         **meter.join(),
     }
+    if profile is not None:
+        out["profile"] = profile
     return out
 
 
@@ -511,6 +571,8 @@ def floor_block_write(directory: Path, blocks: int = 40, entries: int = 1000) ->
     transactional write batch with the id index keys) of a 1,000-entry block."""
     txs = signed_transfers(8, 1 << 61, entries, 10_000)
     payload = [pb.Entry(tx=t) for t in txs]
+    genesis = dev_genesis()
+    genesis_hash, seq_key = compute_genesis_hash(genesis), derive_sequencer_key()
     out: dict[str, Any] = {"block_entries": entries}
     for sync in (True, False):
         store = LevelDBBlockStore(directory / f"store-sync-{int(sync)}", sync=sync)
@@ -520,7 +582,7 @@ def floor_block_write(directory: Path, blocks: int = 40, entries: int = 1000) ->
             for _ in range(blocks):
                 height += 1
                 ids = [compute_id(b"%d/%d" % (height, i)) for i in range(entries)]
-                block = codec.encode_block(height, parent, 0, payload, ids)
+                block = seal_block(payload, height, parent, 0, genesis, genesis_hash, seq_key)
                 t = time.perf_counter()
                 store.append(block, ids)
                 times.append((time.perf_counter() - t) * 1000)
@@ -544,6 +606,17 @@ def head_height(endpoint: str) -> int:
         return int(status.height)
 
 
+def prime_batch_admission(endpoints: Sequence[str], nonce_base: int) -> None:
+    """One small SubmitBatch to each server: a sequencer starts its admission worker
+    processes at its first batch (sequencer/admitter.py), so that a batched phase
+    measures them running, not starting (three replicas start six of them)."""
+    for i, ep in enumerate(endpoints):
+        txs = signed_transfers(9, nonce_base + 4 * i, 4, head_height(ep) + EXPIRY_BLOCKS)
+        with grpc.insecure_channel(ep) as ch:
+            stub = spb_grpc.SequencerServiceStub(ch)
+            stub.SubmitBatch(spb.SubmitBatchRequest(txs=txs), timeout=60)
+
+
 def start_sequencer(tmp: Path, interval_ms: int, extra: Sequence[str] = ()) -> Launched:
     data, ready, log_file = tmp / "sequencer", tmp / "sequencer.ready", tmp / "sequencer.log"
     argv = sequencer_argv("127.0.0.1:0", data, ready, None, interval_ms) + list(extra)
@@ -557,11 +630,198 @@ def start_bare(tmp: Path) -> Launched:
     return start_process("bare-grpc", "bench", None, argv, tmp, log_file, ready, detach=False)
 
 
+# ---------------------------------------------------------------- the HA sequencer
+
+REPLICAS = ("sequencer-1", "sequencer-2", "sequencer-3")
+HA_START_TIMEOUT_S = 60.0
+LEADER_TIMEOUT_S = 30.0
+ACCEPTED_TX_PREFIX = "xrollup_sequencer_admissions_total{"
+
+
+def start_ha(tmp: Path, interval_ms: int, extra: Sequence[str] = ()) -> list[Launched]:
+    """Three etcd members (devnet/etcd.py's command line, data dirs under tmp/ha)
+    and three sequencer replicas on them, started side by side and all up: etcd
+    first in the list, so that stopping in reverse order stops it last. On a
+    failure start_all stops whatever it started."""
+    d = tmp / "ha"
+    d.mkdir()
+    starts = etcd.etcd_starts(d, DEV_CHAIN_ID, None)
+    starts += [_replica_start(d, name, interval_ms, extra) for name in REPLICAS]
+    return starter.start_all(starts, timeout=HA_START_TIMEOUT_S)
+
+
+def _replica_start(d: Path, name: str, interval_ms: int, extra: Sequence[str]) -> starter.Start:
+    data, ready = d / name, d / f"{name}.ready"
+
+    def argv_for(known: Mapping[str, str], any_port: bool) -> list[str]:
+        argv = sequencer_argv("127.0.0.1:0", data, ready, None, interval_ms)
+        argv += ["--etcd", ",".join(known[m] for m in etcd.MEMBERS), "--replica-name", name]
+        return argv + list(extra)
+
+    return starter.Start(
+        name,
+        "sequencer",
+        None,
+        data,
+        d / "logs" / f"{name}.log",
+        ready,
+        argv_for=argv_for,
+        needs=etcd.MEMBERS,
+    )
+
+
+def get_replica_status(endpoint: str) -> spb.GetStatusResponse | None:
+    try:
+        with grpc.insecure_channel(endpoint) as ch:
+            stub = spb_grpc.SequencerServiceStub(ch)
+            status: spb.GetStatusResponse = stub.GetStatus(spb.GetStatusRequest(), timeout=2)
+            return status
+    except grpc.RpcError:
+        return None
+
+
+def get_leader(replicas: Sequence[Launched]) -> tuple[Launched, int] | None:
+    """The replica that says it leads with the highest term, and that term."""
+    found: tuple[Launched, int] | None = None
+    for p in replicas:
+        s = get_replica_status(p.endpoint)
+        if s is not None and s.role == "leader" and (found is None or s.term > found[1]):
+            found = (p, int(s.term))
+    return found
+
+
+def wait_for_leader(replicas: Sequence[Launched], timeout: float) -> tuple[Launched, int]:
+    deadline = time.monotonic() + timeout
+    while (found := get_leader(replicas)) is None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no sequencer replica leads after {timeout}s")
+        time.sleep(0.1)
+    return found
+
+
+def get_accepted_txs(metrics_url: str) -> float | None:
+    """Transactions a replica answered as ordered (its admissions counter; a
+    standby counts those it admitted and forwarded, the leader those submitted to
+    it: what it orders for standbys is not counted). None when unreadable."""
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(metrics_url, timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(ACCEPTED_TX_PREFIX) and 'kind="tx"' in line and "accepted" in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def describe_roles(replicas: Sequence[Launched]) -> dict[str, str]:
+    """name -> "leader term T" / "standby of L" / "down" as each replica says now."""
+    out = {}
+    for p in replicas:
+        s = get_replica_status(p.endpoint)
+        if s is None:
+            out[p.name] = "down"
+        elif s.role == "leader":
+            out[p.name] = f"leader term {s.term}"
+        else:
+            out[p.name] = f"{s.role} of {s.leader or '?'}"
+    return out
+
+
+class Profiler:
+    """During a phase's measured window: py-spy record (raw collapsed stacks, 100 Hz,
+    --nonblocking so the target is not paused, --threads) of each process of
+    `targets`, and each one's CPU per thread from /proc (gRPC's C-core threads have
+    names; Python's own threads are all "python"; the main thread is "main")."""
+
+    def __init__(self, out_dir: Path, targets: Mapping[str, int]) -> None:
+        self.out_dir = out_dir
+        self.targets = dict(targets)
+        self.spies: dict[str, subprocess.Popen[bytes]] = {}
+        self.threads: dict[str, dict[str, float]] = {}
+        self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
+
+    def start(self, begin: float, end: float) -> Profiler:
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+
+        def run() -> None:
+            time.sleep(max(0.0, begin - time.monotonic()))
+            if self._stopped.is_set():
+                return
+            seconds = max(1, int(end - time.monotonic()))
+            for label, pid in self.targets.items():
+                argv = [spy, "record", "--pid", str(pid), "--duration", str(seconds)]
+                argv += ["--rate", "100", "--nonblocking", "--threads", "--format", "raw"]
+                argv += ["--output", str(self.out_dir / f"{label}.txt")]
+                log_file = open(self.out_dir / f"{label}.py-spy.log", "wb")  # noqa: SIM115
+                with log_file:
+                    self.spies[label] = subprocess.Popen(
+                        argv, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                    )
+            t0 = {label: _thread_jiffies(pid) for label, pid in self.targets.items()}
+            w0 = time.monotonic()
+            self._stopped.wait(max(0.0, end - time.monotonic()))
+            t1 = {label: _thread_jiffies(pid) for label, pid in self.targets.items()}
+            wall = time.monotonic() - w0
+            hz = os.sysconf("SC_CLK_TCK")
+            for label in self.targets:
+                per: dict[str, float] = {}
+                for tid, (name, j) in t1[label].items():
+                    per[name] = per.get(name, 0.0) + j - t0[label].get(tid, (name, 0.0))[1]
+                ranked = sorted(per.items(), key=lambda kv: -kv[1])
+                self.threads[label] = {k: round(v / hz / wall, 3) for k, v in ranked if v > 0}
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        return self
+
+    def join(self) -> dict[str, Any]:
+        if self._thread is not None:
+            self._thread.join(30)
+        out: dict[str, Any] = {}
+        for label, pid in self.targets.items():
+            spy = self.spies.get(label)
+            if spy is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    spy.wait(30)
+            out[label] = {
+                "pid": pid,
+                "py_spy_raw": str(self.out_dir / f"{label}.txt"),
+                "py_spy_exit": None if spy is None else spy.returncode,
+                "thread_cores": self.threads.get(label, {}),
+            }
+        return out
+
+    def stop(self) -> None:
+        self._stopped.set()
+        for spy in self.spies.values():
+            if spy.poll() is None:
+                stop_pid(spy.pid, grace=5, popen=spy, sig=signal.SIGINT)
+
+
+def _thread_jiffies(pid: int) -> dict[int, tuple[str, float]]:
+    """tid -> (thread name, utime + stime) of every thread of `pid`."""
+    out: dict[int, tuple[str, float]] = {}
+    for task in Path(f"/proc/{pid}/task").glob("[0-9]*"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            tid = int(task.name)
+            name = "main" if tid == pid else (task / "comm").read_text().strip()
+            out[tid] = (name, _proc_jiffies_path(task / "stat"))
+    return out
+
+
 def split(clients: Sequence[ClientSpec], procs: int) -> list[tuple[ClientSpec, ...]]:
     return [tuple(clients[i::procs]) for i in range(procs) if clients[i::procs]]
 
 
 PHASES = ("floor", "clients_1", "clients_8", "batched", "bare")
+HA_PHASES = (f"clients_{CLIENTS}_ha", "batched_ha")  # --ha: clients_8 and batched again
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -575,13 +835,38 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     unknown = phases - set(PHASES)
     if unknown:
         raise SystemExit(f"--phases: unknown {sorted(unknown)}; choose from {', '.join(PHASES)}")
+    if args.ha and not etcd.is_installed():
+        raise SystemExit(f"--ha needs etcd ({etcd.ETCD}): `make system-deps` installs it")
     results: dict[str, Any] = {}
     floor: dict[str, Any] = {}
     final_head = None
+    ha_final_head = None
     c8_name = f"clients_{CLIENTS}"
 
     def nonce() -> int:
         return rng.getrandbits(40) << 22
+
+    def c8_specs(ep: str, status_ep: str, spread: bool = False) -> list[WorkerSpec]:
+        log(f"{c8_name}: {args.client_procs} processes, window {args.window}")
+        expiry = head_height(status_ep) + EXPIRY_BLOCKS
+        per_client = int(span * PER_CLIENT_CAP_PER_S)
+        clients = [ClientSpec(c, nonce(), per_client, args.window) for c in range(CLIENTS)]
+        return [
+            WorkerSpec("tx", ep, cs, expiry, warmup, dur, spread=spread)
+            for cs in split(clients, args.client_procs)
+        ]
+
+    def batched_specs(ep: str, status_ep: str, spread: bool = False) -> list[WorkerSpec]:
+        log(f"batched: {BATCH_CALLERS} callers, batches of {args.batch_size}")
+        prime_batch_admission(ep.split(","), nonce())
+        expiry = head_height(status_ep) + EXPIRY_BLOCKS
+        per_caller = int(span * BATCH_CAP_PER_S / BATCH_CALLERS)
+        per_caller = per_caller // args.batch_size * args.batch_size
+        callers = [ClientSpec(c % 10, nonce(), per_caller, 1) for c in range(BATCH_CALLERS)]
+        return [
+            WorkerSpec("batch", ep, cs, expiry, warmup, dur, args.batch_size, spread=spread)
+            for cs in split(callers, BATCH_PROCS)
+        ]
 
     with tempfile.TemporaryDirectory(prefix="xrollup-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -596,6 +881,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             seq = start_sequencer(tmp, interval, args.sequencer_args.split())
             try:
                 ep = seq.endpoint
+                servers = {"sequencer": seq.pid}
                 log(f"sequencer pid {seq.pid} on {ep}")
                 if "clients_1" in phases:
                     log("clients_1")
@@ -604,35 +890,59 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     one = WorkerSpec(
                         "tx", ep, (ClientSpec(0, nonce(), n1, 1),), expiry, warmup, dur
                     )
-                    results["clients_1"] = run_phase("clients_1", [one], seq.pid)
+                    results["clients_1"] = run_phase("clients_1", [one], servers)
                 if "clients_8" in phases:
-                    log(f"{c8_name}: {args.client_procs} processes, window {args.window}")
-                    expiry = head_height(ep) + EXPIRY_BLOCKS
-                    per_client = int(span * PER_CLIENT_CAP_PER_S)
-                    clients = [
-                        ClientSpec(c, nonce(), per_client, args.window) for c in range(CLIENTS)
-                    ]
-                    specs = [
-                        WorkerSpec("tx", ep, cs, expiry, warmup, dur)
-                        for cs in split(clients, args.client_procs)
-                    ]
-                    results[c8_name] = run_phase(c8_name, specs, seq.pid)
+                    results[c8_name] = run_phase(c8_name, c8_specs(ep, ep), servers)
                 if "batched" in phases:
-                    log(f"batched: {BATCH_CALLERS} callers, batches of {args.batch_size}")
-                    expiry = head_height(ep) + EXPIRY_BLOCKS
-                    per_caller = int(span * BATCH_CAP_PER_S / BATCH_CALLERS)
-                    per_caller = per_caller // args.batch_size * args.batch_size
-                    callers = [
-                        ClientSpec(c % 10, nonce(), per_caller, 1) for c in range(BATCH_CALLERS)
-                    ]
-                    specs = [
-                        WorkerSpec("batch", ep, cs, expiry, warmup, dur, args.batch_size)
-                        for cs in split(callers, BATCH_PROCS)
-                    ]
-                    results["batched"] = run_phase("batched", specs, seq.pid)
+                    results["batched"] = run_phase("batched", batched_specs(ep, ep), servers)
                 final_head = head_height(ep)
             finally:
                 stop_pid(seq.pid, grace=10, popen=seq.popen)
+
+        if args.ha and phases & {"clients_8", "batched"}:
+            log(f"starting an HA sequencer: {len(etcd.MEMBERS)} etcd members, 3 replicas")
+            launched: list[Launched] = []
+            try:
+                launched = start_ha(tmp, interval, args.sequencer_args.split())
+                replicas = [p for p in launched if p.name in REPLICAS]
+                members = [p for p in launched if p.role == etcd.ROLE]
+                for p in launched:
+                    log(f"{p.name} pid {p.pid} on {p.endpoint}")
+                ha_ep = ",".join(p.endpoint for p in replicas)
+                runs = [(c8_name, c8_specs), ("batched", batched_specs)]
+                for base, make_specs in runs:
+                    if base not in phases:
+                        continue
+                    leader, term = wait_for_leader(replicas, LEADER_TIMEOUT_S)
+                    log(f"{base}_ha: {leader.name} leads (term {term}); load spread over {ha_ep}")
+                    servers = {
+                        f"{p.name} ({'leader' if p is leader else 'standby'})": p.pid
+                        for p in replicas
+                    }
+                    servers.update({p.name: p.pid for p in members})
+                    specs = make_specs(ha_ep, leader.endpoint, True)
+                    during: Callable[[float, float], Any] | None = None
+                    if args.profile is not None and base == c8_name:
+                        standby = next(p for p in replicas if p is not leader)
+                        profiled = {"leader": leader.pid, "standby": standby.pid}
+                        during = Profiler(args.profile, profiled).start
+                    before = {p.name: get_accepted_txs(p.info.get("metrics", "")) for p in replicas}
+                    r = run_phase(f"{base}_ha", specs, servers, during)
+                    after = {p.name: get_accepted_txs(p.info.get("metrics", "")) for p in replicas}
+                    now = get_leader(replicas)
+                    r["ha"] = {
+                        "leader_before": f"{leader.name} term {term}",
+                        "leader_after": f"{now[0].name} term {now[1]}" if now else "none",
+                        "lead_changed": now is None or (now[0].name, now[1]) != (leader.name, term),
+                        "accepted_share": compute_shares(before, after),
+                        "roles_after": describe_roles(replicas),
+                    }
+                    results[f"{base}_ha"] = r
+                found = get_leader(replicas)
+                ha_final_head = head_height(found[0].endpoint) if found else None
+            finally:
+                for p in reversed(launched):  # the replicas, then etcd
+                    stop_pid(p.pid, grace=10, popen=p.popen)
 
         if "bare" in phases:
             log(f"floor: bare grpc.aio server, same client model as {c8_name}")
@@ -644,7 +954,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     WorkerSpec("tx", bare.endpoint, cs, 10**6, warmup, dur, cycle=True)
                     for cs in split(clients, args.client_procs)
                 ]
-                bare_result = run_phase("bare", specs, bare.pid)
+                bare_result = run_phase("bare", specs, {"bare": bare.pid})
             finally:
                 stop_pid(bare.pid, grace=5, popen=bare.popen)
             floor["bare_grpc_calls_per_s"] = bare_result["acked_per_s"]
@@ -670,14 +980,75 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "grpcio": grpc.__version__,
         "seed": args.seed,
         "sequencer_args": args.sequencer_args,
+        "ha": args.ha,
         "max_other_cores_used": max(
             [r.get("other_cores_used", 0.0) for r in results.values()]
             + [floor.get("bare_grpc_other_cores_used") or 0.0]
         ),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "final_head_height": final_head,
         "commit": _git_head(),
     }
-    return {**results, "floor": floor, "targets": targets, "config": config}
+    report = {**results, "floor": floor, "targets": targets, "config": config}
+    if args.ha:
+        config["etcd"] = _etcd_version()
+        config["ha_final_head_height"] = ha_final_head
+        report["ha"] = compute_ha_summary(results, floor)
+    return report
+
+
+def compute_shares(
+    before: Mapping[str, float | None], after: Mapping[str, float | None]
+) -> dict[str, float]:
+    """Each replica's share of the transactions answered as ordered between two
+    readings of their counters ({} when one could not be read)."""
+    counts = {}
+    for name, b in before.items():
+        a = after.get(name)
+        if a is None or b is None:
+            return {}
+        counts[name] = a - b
+    total = sum(counts.values())
+    return {k: round(v / total, 3) for k, v in counts.items()} if total else {}
+
+
+def compute_ha_summary(results: Mapping[str, Any], floor: Mapping[str, Any]) -> dict[str, Any]:
+    """The single sequencer against the HA one, phase by phase, and clients_8 of
+    each against the bare gRPC floor."""
+    out: dict[str, Any] = {}
+    for base in (f"clients_{CLIENTS}", "batched"):
+        single, ha = results.get(base), results.get(f"{base}_ha")
+        if not single or not ha:
+            continue
+        for metric in ("acked_per_s", "p50_ms", "p99_ms"):
+            out[f"{base}_{metric}"] = {
+                "single": single[metric],
+                "ha": ha[metric],
+                "ha_over_single": _ratio(ha[metric], single[metric]),
+            }
+        out[f"{base}_server_cores_used"] = {
+            "single": single.get("server_cores_used"),
+            "ha": ha.get("server_cores_used"),
+        }
+    bare = floor.get("bare_grpc_calls_per_s")
+    c8 = f"clients_{CLIENTS}"
+    if bare and (c8 in results or f"{c8}_ha" in results):
+        out[f"{c8}_over_bare_grpc"] = {
+            "single": _ratio(results.get(c8, {}).get("acked_per_s"), bare),
+            "ha": _ratio(results.get(f"{c8}_ha", {}).get("acked_per_s"), bare),
+        }
+    return out
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else round(a / b, 3)
+
+
+def _etcd_version() -> str:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run([etcd.ETCD, "--version"], capture_output=True, text=True, timeout=10)
+        return out.stdout.split("\n", 1)[0].removeprefix("etcd Version: ")
+    return "?"
 
 
 def evaluate_targets(
@@ -686,12 +1057,22 @@ def evaluate_targets(
     """Each target with its value, threshold and pass; targets whose inputs were
     not measured (see --phases) are left out."""
     c8 = results.get(f"clients_{CLIENTS}", {})
+    c8_ha = results.get(f"clients_{CLIENTS}_ha", {})
     batched = results.get("batched", {})
     rows = [
         (
             "clients_8_vs_bare_grpc",
             "clients_8.acked_per_s >= 0.8 * floor.bare_grpc_calls_per_s",
             c8.get("acked_per_s"),
+            _scaled(0.8, floor.get("bare_grpc_calls_per_s")),
+            True,
+        ),
+        (
+            # Issue 12: admission spread over the replicas should lift what one
+            # sequencer's loop thread cannot (--ha only).
+            "clients_8_ha_vs_bare_grpc",
+            "clients_8_ha.acked_per_s >= 0.8 * floor.bare_grpc_calls_per_s",
+            c8_ha.get("acked_per_s"),
             _scaled(0.8, floor.get("bare_grpc_calls_per_s")),
             True,
         ),
@@ -757,10 +1138,12 @@ def print_table(report: dict[str, Any]) -> None:
     t = Table(title="sequencer load (real process, 127.0.0.1)")
     for col in ("phase", "acked/s", "p50 ms", "p99 ms", "max ms", "acked", "errors", "dups"):
         t.add_column(col, justify="right" if col != "phase" else "left")
-    for name in ("clients_1", f"clients_{CLIENTS}", "batched"):
+    for name in ("clients_1", f"clients_{CLIENTS}", "batched", *HA_PHASES):
         if name not in report:
             continue
         r = report[name]
+        if r.get("ha", {}).get("lead_changed"):
+            name += " (lead changed)"
         t.add_row(
             name + (" (exhausted)" if r["exhausted"] else ""),
             f"{r['acked_per_s']:,.0f}",
@@ -772,6 +1155,30 @@ def print_table(report: dict[str, Any]) -> None:
             str(r["duplicates"]),
         )
     console.print(t)
+    if "ha" in report:
+        h = Table(title="single sequencer against HA (3 replicas on 3 etcd members)")
+        for col in ("metric", "single", "HA", "HA / single"):
+            h.add_column(col, justify="right" if col != "metric" else "left")
+        for key, v in report["ha"].items():
+            cells = (v["single"], v["ha"], v.get("ha_over_single"))
+            h.add_row(key, *("" if x is None else f"{x:,}" for x in cells))
+        console.print(h)
+        c = Table(title="server CPU by process (cores)")
+        c.add_column("phase")
+        c.add_column("process")
+        c.add_column("cores", justify="right")
+        for name in HA_PHASES:
+            for proc, cores_used in report.get(name, {}).get("server_cores_by_process", {}).items():
+                c.add_row(name, proc, f"{cores_used:.2f}")
+            share = report.get(name, {}).get("ha", {}).get("accepted_share")
+            if share:
+                c.add_row(
+                    name, "accepted share", ", ".join(f"{k} {v:.0%}" for k, v in share.items())
+                )
+            for label, prof in report.get(name, {}).get("profile", {}).items():
+                top = list(prof["thread_cores"].items())[:6]
+                c.add_row(name, f"{label} by thread", ", ".join(f"{k} {v:.2f}" for k, v in top))
+        console.print(c)
     f = Table(title="floors on this machine")
     f.add_column("what")
     f.add_column("value", justify="right")
@@ -822,6 +1229,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--sequencer-args",
         default="",
         help="extra arguments for python -m sequencer, e.g. '--admission-processes 0'",
+    )
+    p.add_argument(
+        "--ha",
+        action="store_true",
+        help="also run clients_8 and batched against an HA sequencer: 3 etcd members and"
+        " 3 replicas, submissions spread over the replicas (needs /usr/bin/etcd)",
+    )
+    p.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="with --ha: py-spy record (raw stacks into DIR) the leader and a standby during"
+        " clients_8_ha, and their CPU per thread; needs py-spy on PATH or beside python",
     )
     p.add_argument("--serve-bare", metavar="LISTEN", help=argparse.SUPPRESS)
     p.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
