@@ -91,9 +91,15 @@ CHANNEL_OPTIONS = [
     # are killed and links cut on purpose, reconnect within a fraction of a second
     # (loopback: a connection attempt costs nothing). With 1 s a node back from a
     # cut link could take 50 blocks of 20 ms to connect: a whole bundle deadline.
-    ("grpc.initial_reconnect_backoff_ms", 50),
-    ("grpc.min_reconnect_backoff_ms", 50),
+    ("grpc.initial_reconnect_backoff_ms", 50),  # gRPC takes at least 100
     ("grpc.max_reconnect_backoff_ms", 250),
+    # Not a backoff: gRPC core's minimum connect timeout (at least 100 ms), the time
+    # a connection attempt has to finish TCP and receive the server's HTTP/2
+    # SETTINGS. At 100 ms an attempt through a busy proxy or a delayed link failed
+    # ("timed out before receiving SETTINGS frame") and a call made meanwhile
+    # failed UNAVAILABLE; 2 s lets a link delayed ~1 s each way connect. A paused
+    # replica costs no more: pick_first tries the next one after 250 ms anyway.
+    ("grpc.min_reconnect_backoff_ms", 2000),
     # A new channel would otherwise share a subchannel (and its backoff) with an
     # older channel to the same address that is still waiting to reconnect.
     ("grpc.use_local_subchannel_pool", 1),
