@@ -325,12 +325,20 @@ def proxy_argv(
     ready_file: Path,
     metrics_listen: str | None = METRICS_ANY_PORT,
     devnet_dir: Path | None = None,
+    route_targets: dict[str, str] | None = None,
 ) -> list[str]:
-    """The proxy's command line; metrics_listen None: no metrics; devnet_dir: the
-    devnet whose prune floor it keeps (devnet/retention.py), None: none."""
+    """The proxy's command line: `routes` {NAME: LISTEN} to `target` (the sequencer
+    or its replicas, "A,B,C"), except those in `route_targets` {NAME: TARGET}
+    (HOST:PORT), plain TCP to their own target (--route NAME=LISTEN=TARGET);
+    metrics_listen None: no metrics; devnet_dir: the devnet whose prune floor it
+    keeps (devnet/retention.py), None: none."""
+    targets = route_targets or {}
+    if unknown := sorted(set(targets) - set(routes)):
+        raise ValueError(f"route_targets names routes that are not in routes: {unknown}")
     argv = [sys.executable, "-m", "devnet.proxy", "--target", target, "--faults", str(faults)]
     for name, listen in routes.items():
-        argv += ["--route", f"{name}={listen}"]
+        own = f"={targets[name]}" if name in targets else ""
+        argv += ["--route", f"{name}={listen}{own}"]
     if devnet_dir is not None:
         argv += ["--devnet-dir", str(devnet_dir)]
     return [*argv, "--ready-file", str(ready_file), *_metrics_args(metrics_listen)]

@@ -12,12 +12,24 @@ One route per node, two layers per route:
   With --target A,B,C (a sequencer's replicas), each new connection goes to
   the first that accepts, tried in order from the last one that did; when
   that replica dies its connections close and the node's reconnect lands on
-  the next.
+  the next. A paused replica (SIGSTOP) still accepts (into its kernel's
+  backlog) and keeps its connections open, so with several targets the proxy
+  also probes each one's grpc.health.v1 Check every PROBE_INTERVAL_S (deadline
+  PROBE_TIMEOUT_S): a target that fails PROBE_FAILURES probes in a row is down
+  until one succeeds; new connections try the targets that are up first (in
+  the same order), and the connections piped to a target as it goes down are
+  closed, so their nodes reconnect to one that is up. One target: no probes.
 - gRPC relay: a grpc.aio server of this process, one per route, that forwards
   every SequencerService call (and health checks) to the sequencer (on a
   list, the first replica that accepts: pick_first) as raw bytes, except
   that the StreamBlocks responses are decoded and tampered according to
   the route's byzantine mode (devnet/tamper.py).
+
+A route given its own target (--route NAME=LISTEN=TARGET) is TCP only: its
+connections go to TARGET (any TCP service: the HA sequencers reach their etcd
+members this way) with no relay and no byzantine mode, never to --target.
+Partition and delay act on it as on any route; a byzantine mode set on it is
+refused (write_faults with its targets raises; the proxy logs and ignores one).
 
 With --devnet-dir it also keeps the sequencer's prune floor (devnet/retention.py):
 it is the one devnet process that always runs beside the sequencer.
@@ -25,9 +37,12 @@ it is the one devnet process that always runs beside the sequencer.
 The fault state is a JSON file (DIR/faults.json) the proxy re-reads every
 50 ms; read_faults / write_faults below are the one place for its format:
     {"routes": {"alpha": {"partitioned": false, "delay_ms": 0, "byzantine": "corrupt"}}}
-"byzantine" is null or one of devnet.tamper.MODES. The byzantine modes that
-sign as the sequencer use genesis (--genesis, default DIR/genesis.json beside
-the fault file) and the dev sequencer key."""
+"byzantine" is null or one of devnet.tamper.MODES (never on a route with its own
+target). The byzantine modes that sign as the sequencer use genesis (--genesis,
+default DIR/genesis.json beside the fault file) and the dev sequencer key.
+
+The ready file: {"endpoint", "pid", "routes": {NAME: bound HOST:PORT} for every
+route, "targets": {NAME: TARGET} for the routes with their own, "metrics"}."""
 
 from __future__ import annotations
 
@@ -40,7 +55,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +63,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 from grpc import aio
-from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devnet.proxy_metrics import ProxyMetrics
 from devnet.retention import keep_prune_floor
@@ -72,6 +87,12 @@ TO_SEQUENCER, TO_NODE = "to_sequencer", "to_node"  # the directions bytes are co
 # With several targets, how long one may take to accept before the next is tried
 # (loopback: a dead replica refuses at once; this bounds one that drops SYNs).
 CONNECT_TIMEOUT_S = 0.5
+# With several targets: each one's health is probed this often, each probe with
+# this deadline; so many failures in a row and it is down (a paused replica: its
+# connections close about PROBE_FAILURES * PROBE_TIMEOUT_S after the pause).
+PROBE_INTERVAL_S = 0.25
+PROBE_TIMEOUT_S = 0.3
+PROBE_FAILURES = 3
 # The relay's link to the sequencer is loopback: reconnect quickly after a restart.
 # It pings as every client does (CHANNEL_OPTIONS), so it leaves a paused replica.
 UPSTREAM_OPTIONS = [
@@ -94,7 +115,9 @@ class Route:
     partitioned: bool = False
     delay_ms: int = 0
     byzantine: str | None = None
+    target: str = ""  # its own TCP target, HOST:PORT ("": --target, relay and all)
     relay: str = ""  # the route's relay endpoint, where its TCP connections go
+    refused: str | None = None  # a byzantine mode asked on a route with a target
     connections: set[asyncio.Task[Any]] = field(default_factory=set)
     # For the metrics (devnet/proxy_metrics.py): plain counts, one add per chunk.
     accepted: int = 0  # TCP connections accepted, also those closed at once (partitioned)
@@ -112,11 +135,30 @@ def read_faults(path: Path) -> dict[str, dict[str, Any]]:
     return routes if isinstance(routes, dict) else {}
 
 
-def write_faults(path: Path, routes: dict[str, dict[str, Any]]) -> None:
-    """Replace the fault state atomically (the proxy may read it at any moment)."""
+def write_faults(
+    path: Path, routes: dict[str, dict[str, Any]], route_targets: Mapping[str, str] | None = None
+) -> None:
+    """Replace the fault state atomically (the proxy may read it at any moment).
+    `route_targets`: the routes with their own target ({NAME: TARGET}, as the
+    proxy's ready file gives them); a byzantine mode on one raises InvalidInput
+    and nothing is written."""
+    check_faults(routes, route_targets or {})
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"routes": routes}, indent=2, sort_keys=True) + "\n")
     tmp.replace(path)
+
+
+def check_faults(routes: dict[str, dict[str, Any]], route_targets: Mapping[str, str]) -> None:
+    """Raise InvalidInput when a route with its own target has a byzantine mode:
+    such a route is plain TCP to a service that is not the sequencer."""
+    for name in sorted(routes):
+        mode = route_state(routes[name])[2]
+        if mode is not None and name in route_targets:
+            raise InvalidInput(
+                f"route {name} forwards plain TCP to {route_targets[name]}, not the"
+                f" sequencer's block stream: no byzantine mode on it (asked: {mode});"
+                " partition and delay apply"
+            )
 
 
 def route_state(doc: dict[str, Any]) -> tuple[bool, int, str | None]:
@@ -241,28 +283,81 @@ def parse_targets(text: str) -> tuple[tuple[str, int], ...]:
     return tuple(split_endpoint(e) for e in parse_endpoints(text))
 
 
+def parse_route(spec: str) -> tuple[str, str, str]:
+    """(name, listen, target) of a --route value, NAME=LISTEN or
+    NAME=LISTEN=TARGET (target "" when none); raises InvalidInput."""
+    name, _, rest = spec.partition("=")
+    listen, _, target = rest.partition("=")
+    host, _, port = listen.rpartition(":")
+    if not name or not host or not port.isdigit():
+        raise InvalidInput(f"--route {spec!r}: want NAME=HOST:PORT[=TARGET_HOST:PORT]")
+    if target:
+        if "," in target:
+            raise InvalidInput(f"--route {spec!r}: its target is one HOST:PORT, not a list")
+        split_endpoint(target)
+    return name, listen, target
+
+
+def compute_order(n: int, good: int, down: set[int]) -> list[int]:
+    """The indexes of n targets in the order to try them: from `good` round,
+    those up before those down, each group in that order."""
+    ring = [(good + i) % n for i in range(n)]
+    return [i for i in ring if i not in down] + [i for i in ring if i in down]
+
+
 @dataclass
 class Upstream:
     """Where the TCP layer connects: the sequencer, or the first of its replicas
-    that accepts, tried in order from the last one that did (`good`)."""
+    that accepts, tried in order from the last one that did (`good`), those
+    that failed PROBE_FAILURES health probes in a row (probe_targets) last."""
 
     targets: tuple[tuple[str, int], ...]
     good: int = 0
+    failures: list[int] = field(default_factory=list)  # failed probes in a row, per target
+    piped: dict[int, set[asyncio.Task[Any]]] = field(default_factory=dict)  # by target
+
+    def __post_init__(self) -> None:
+        self.failures = [0] * len(self.targets)
+        self.piped = {i: set() for i in range(len(self.targets))}
+
+    def down(self) -> set[int]:
+        return {i for i, n in enumerate(self.failures) if n >= PROBE_FAILURES}
 
     def order(self) -> list[int]:
         """The targets' indexes in the order to try them."""
-        n = len(self.targets)
-        return [(self.good + i) % n for i in range(n)]
+        return compute_order(len(self.targets), self.good, self.down())
 
-    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """A connection to the first target that accepts; OSError when none does.
-        One target: as a plain connect (no timeout of ours)."""
+    def record_probe(self, i: int, ok: bool) -> None:
+        """Count a probe of target i; when it makes the target down, close the
+        connections piped to it (their nodes reconnect, to one that is up)."""
+        was_down = self.failures[i] >= PROBE_FAILURES
+        self.failures[i] = 0 if ok else self.failures[i] + 1
+        host, port = self.targets[i]
+        if ok and was_down:
+            log.info("sequencer %s:%d answers its health probe again: up", host, port)
+        elif not was_down and self.failures[i] >= PROBE_FAILURES:
+            log.info(
+                "sequencer %s:%d failed %d health probes in a row: down, closing %d connections",
+                host,
+                port,
+                self.failures[i],
+                len(self.piped[i]),
+            )
+            for task in list(self.piped[i]):
+                task.cancel()
+
+    async def connect(self) -> tuple[int, asyncio.StreamReader, asyncio.StreamWriter]:
+        """(index, reader, writer) of a connection to the first target that
+        accepts; OSError when none does. One target: a plain connect (no
+        timeout of ours)."""
         timeout = CONNECT_TIMEOUT_S if len(self.targets) > 1 else None
         error: OSError = OSError("no target")
         for i in self.order():
             host, port = self.targets[i]
             try:
-                conn = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(host, port), timeout
+                )
             except TimeoutError:
                 error = OSError(f"{host}:{port} did not accept within {timeout}s")
                 continue
@@ -271,10 +366,39 @@ class Upstream:
                 continue
             if i != self.good:
                 was, was_port = self.targets[self.good]
-                log.info("sequencer %s:%d accepts (%s:%d did not)", host, port, was, was_port)
+                why = "is down" if self.good in self.down() else "did not"
+                log.info("sequencer %s:%d accepts (%s:%d %s)", host, port, was, was_port, why)
                 self.good = i
-            return conn
+            return i, reader, writer
         raise error
+
+
+async def probe_targets(upstream: Upstream, interval: float = PROBE_INTERVAL_S) -> None:
+    """Probe every target's grpc.health.v1 Check (overall health, deadline
+    PROBE_TIMEOUT_S) each `interval`, for ever, into upstream.record_probe: not
+    SERVING, an error or no answer in time is a failure."""
+    channels = [open_channel(f"{h}:{p}", base=UPSTREAM_OPTIONS) for h, p in upstream.targets]
+    stubs = [health_pb2_grpc.HealthStub(c) for c in channels]
+    request = health_pb2.HealthCheckRequest()
+    serving_ = health_pb2.HealthCheckResponse.SERVING
+
+    async def probe(i: int) -> None:
+        try:
+            r = await stubs[i].Check(request, timeout=PROBE_TIMEOUT_S)
+            ok = r.status == serving_
+        except aio.AioRpcError:
+            ok = False
+        upstream.record_probe(i, ok)
+
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            start = loop.time()
+            await asyncio.gather(*(probe(i) for i in range(len(stubs))))
+            await asyncio.sleep(max(0.0, start + interval - loop.time()))
+    finally:
+        for c in channels:
+            await c.close(grace=None)
 
 
 async def pipe(
@@ -327,18 +451,21 @@ async def handle(
     if route.partitioned:
         writer.close()
         return
+    piped: set[asyncio.Task[Any]] = set()  # the relay's: nobody closes these by target
     try:
         if route.byzantine:
             host, port = split_endpoint(route.relay)
             up_reader, up_writer = await asyncio.open_connection(host, port)
         else:
-            up_reader, up_writer = await upstream.connect()
+            i, up_reader, up_writer = await upstream.connect()
+            piped = upstream.piped[i]
     except OSError:
         writer.close()
         return
     task = asyncio.current_task()
     assert task is not None
     route.connections.add(task)
+    piped.add(task)
     try:
         await asyncio.gather(
             pipe(reader, up_writer, route, TO_SEQUENCER), pipe(up_reader, writer, route, TO_NODE)
@@ -347,15 +474,26 @@ async def handle(
         pass
     finally:
         route.connections.discard(task)
+        piped.discard(task)
         for w in (writer, up_writer):
             with contextlib.suppress(Exception):
                 w.close()
+
+
+def _plain(route: Route) -> str:
+    return f"it forwards plain TCP to {route.target}, not the sequencer's block stream"
 
 
 def apply_faults(routes: list[Route], state: dict[str, dict[str, Any]]) -> None:
     """Bring every route to the fault state just read."""
     for r in routes:
         partitioned, r.delay_ms, byzantine = route_state(state.get(r.name, {}))
+        if byzantine is not None and r.target:
+            if r.refused != byzantine:
+                log.error("byzantine %s on %s refused: %s", byzantine, r.name, _plain(r))
+            r.refused, byzantine = byzantine, None
+        else:
+            r.refused = None
         if partitioned and not r.partitioned:
             log.info("partition %s: closing %d connections", r.name, len(r.connections))
             for t in list(r.connections):
@@ -386,7 +524,13 @@ async def serve(
     if metrics_listen:
         metrics_server = serve_metrics(ProxyMetrics(routes).registry, metrics_listen)
     upstream = Upstream(parse_targets(target))
-    relays = [Relay(r, target, tamperer) for r in routes]
+    probes = (
+        asyncio.create_task(probe_targets(upstream), name="probe-targets")
+        if len(upstream.targets) > 1
+        else None
+    )
+    own = {r.name: Upstream(parse_targets(r.target)) for r in routes if r.target}
+    relays = [Relay(r, target, tamperer) for r in routes if not r.target]
     for relay in relays:
         await relay.start()
     apply_faults(routes, read_faults(faults))
@@ -394,13 +538,15 @@ async def serve(
     endpoints: dict[str, str] = {}
     for r in routes:
         host, _, port = r.listen.rpartition(":")
-        server = await asyncio.start_server(functools.partial(handle, r, upstream), host, int(port))
+        to = own.get(r.name, upstream)
+        server = await asyncio.start_server(functools.partial(handle, r, to), host, int(port))
         bound = server.sockets[0].getsockname()[1]
         endpoints[r.name] = f"{host}:{bound}"
         servers.append(server)
     if ready is not None:
         first = next(iter(endpoints.values()), "")
         info: dict[str, Any] = {"endpoint": first, "pid": os.getpid(), "routes": endpoints}
+        info["targets"] = {r.name: r.target for r in routes if r.target}
         if metrics_server is not None:
             info["metrics"] = metrics_server.url
         tmp = ready.with_suffix(".tmp")
@@ -425,10 +571,11 @@ async def serve(
         apply_faults(routes, read_faults(faults))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), POLL_S)
-    if floor is not None:
-        floor.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await floor
+    for task in (floor, probes):
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     for server in servers:
         server.close()
     for relay in relays:
@@ -445,7 +592,13 @@ def main(argv: list[str] | None = None) -> int:
         help="the sequencer's HOST:PORT, or its replicas' as a comma-separated list"
         " (each new connection goes to the first that accepts)",
     )
-    p.add_argument("--route", action="append", default=[], help="NAME=HOST:PORT (port 0: any)")
+    p.add_argument(
+        "--route",
+        action="append",
+        default=[],
+        help="NAME=HOST:PORT (port 0: any), the route's listen address; NAME=HOST:PORT=TARGET:"
+        " its connections go to TARGET (HOST:PORT) as plain TCP, no relay, no byzantine mode",
+    )
     p.add_argument("--faults", type=Path, required=True, help="the fault state file")
     p.add_argument("--genesis", type=Path, default=None, help="default: genesis.json beside it")
     p.add_argument("--ready-file", type=Path, default=None)
@@ -462,16 +615,21 @@ def main(argv: list[str] | None = None) -> int:
         parse_targets(args.target)
     except InvalidInput as e:
         p.error(f"--target: {e}")
+    routes = []
+    for spec in args.route:
+        try:
+            name, listen, target = parse_route(spec)
+        except InvalidInput as e:
+            p.error(str(e))
+        routes.append(Route(name, listen, target=target))
+    if len({r.name for r in routes}) < len(routes):
+        p.error(f"--route: a name given twice: {[r.name for r in routes]}")
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
         format="%(asctime)s proxy[%(process)d] %(levelname)s %(message)s",
     )
     genesis = args.genesis or args.faults.parent / "genesis.json"
-    routes = []
-    for spec in args.route:
-        name, _, listen = spec.partition("=")
-        routes.append(Route(name, listen))
     asyncio.run(
         serve(
             args.target,

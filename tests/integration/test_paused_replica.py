@@ -18,17 +18,21 @@ import random
 import signal
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import grpc
 import pytest
 from chainsupport import random_transfer
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from proxysupport import start_proxy_process
 from test_multi_endpoint import holder
 
-from devnet.launcher import Launched
+from devnet.launcher import Launched, stop_pid
+from devnet.proxy import PROBE_FAILURES
+from xrollup import client as client_module
 from xrollup import serving
-from xrollup.client import Client, open_channel
+from xrollup.client import CHANNEL_OPTIONS, KEEPALIVE_OPTIONS, Client, open_channel
 from xrollup.v1 import types_pb2 as pb
 
 # Ping every 1 s, 1 s to answer: a paused replica is left within about 2 s, plus
@@ -168,3 +172,69 @@ def test_servers_permit_the_clients_pings() -> None:
         assert grpc.ChannelConnectivity.IDLE in await states_over(aio.server(), 4.0)
 
     asyncio.run(asyncio.wait_for(run(), 30))
+
+
+@pytest.fixture
+def proxies(tmp_path: Path) -> Iterator[list[Launched]]:
+    """Proxies a test starts (proxysupport); stopped by pid at teardown."""
+    started: list[Launched] = []
+    yield started
+    for proc in started:
+        stop_pid(proc.pid, grace=5, popen=proc.popen)
+
+
+def test_the_proxy_moves_a_node_stream_off_a_paused_target(
+    pair: dict[str, Launched],
+    proxies: list[Launched],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The proxy with --target a,b and a follow() stream through its route, by a
+    client that does not ping (so only the proxy can move it): with a paused,
+    the proxy's probes find a down, close the connection piped to it, and the
+    client's reconnect lands on b; the stream goes on at the next height."""
+    a, b = pair["a"], pair["b"]
+    proc, info = start_proxy_process(tmp_path, f"{a.endpoint},{b.endpoint}", ["node"])
+    proxies.append(proc)
+    quiet = [o for o in CHANNEL_OPTIONS if o not in KEEPALIVE_OPTIONS]
+    monkeypatch.setattr(client_module, "CHANNEL_OPTIONS", quiet)
+
+    async def run() -> None:
+        async with Client(info["routes"]["node"]) as client:
+            seen: list[pb.Block] = []
+            arrived: list[float] = []
+            five = asyncio.Event()
+            stop_at: list[int] = []
+
+            async def follow() -> None:
+                async for block in client.follow(1):
+                    seen.append(block)
+                    arrived.append(time.monotonic())
+                    if len(seen) == 5:
+                        five.set()
+                    if stop_at and block.header.height >= stop_at[0]:
+                        return
+
+            following = asyncio.create_task(follow())
+            await asyncio.wait_for(five.wait(), 10)
+            async with Client(a.endpoint) as only_a:
+                a_head = int((await only_a.status()).height)
+            stop_at.append(a_head + 5)
+            paused = pause(a)
+            await asyncio.wait_for(following, DETECT_BOUND_S + 10)
+            os.kill(a.pid, signal.SIGCONT)
+
+        heights = [blk.header.height for blk in seen]
+        assert heights == list(range(1, a_head + 6)), "gap or repeat across the move"
+        async with Client(b.endpoint) as only_b:
+            from_b = [(await only_b.get_block(h)).hash == blk.hash for h, blk in enumerate(seen, 1)]
+        switched = from_b.index(True)
+        assert not any(from_b[:switched]) and all(from_b[switched:]), from_b
+        resumed = arrived[switched] - paused
+        print(f"the stream's first block from b {resumed * 1000:.0f} ms after the pause")
+        assert resumed < DETECT_BOUND_S
+
+    asyncio.run(asyncio.wait_for(run(), 60))
+    log = (tmp_path / "proxy.log").read_text()
+    assert f"sequencer {a.endpoint} failed {PROBE_FAILURES} health probes in a row" in log
+    assert f"sequencer {b.endpoint} accepts ({a.endpoint} is down)" in log
