@@ -94,7 +94,8 @@ PROBE_INTERVAL_S = 0.25
 PROBE_TIMEOUT_S = 0.3
 PROBE_FAILURES = 3
 # The relay's link to the sequencer is loopback: reconnect quickly after a restart.
-# It pings as every client does (CHANNEL_OPTIONS), so it leaves a paused replica.
+# On a list of replicas it pings, as every client on a list does (open_channel),
+# so it leaves a paused replica.
 UPSTREAM_OPTIONS = [
     *(o for o in CHANNEL_OPTIONS if o[0] != "grpc.max_reconnect_backoff_ms"),
     ("grpc.max_reconnect_backoff_ms", 250),

@@ -65,18 +65,22 @@ from xrollup.v1 import snapshot_pb2_grpc as snpb_grpc
 from xrollup.v1 import types_pb2 as pb
 
 DEFAULT_EXPIRY_BLOCKS = 3000
-# A paused server (SIGSTOP) keeps its connections open and the kernel still
-# accepts new ones, so without pings a channel would wait on it for ever: ping
-# every second, also with no call in flight (an idle client learns too) and with
-# no data flowing (a stream waiting for a block), and drop the connection when a
-# ping is not answered within a second; a list then moves to the next replica
-# (measured: about 1.2 s from SIGSTOP to an ack by the next). In grpcio 1.85 the
-# timer that drops the connection is grpc.http2.ping_timeout_ms (default 60 s):
-# keepalive_timeout_ms alone changes nothing, though it must be finite for any
-# ping timeout to be set. The servers must permit pings this often
+# A paused replica (SIGSTOP) keeps its connections open and the kernel still
+# accepts new ones, so without pings a channel on a list would wait on it for
+# ever: ping every second, also with no call in flight (an idle client learns
+# too) and with no data flowing (a stream waiting for a block), and drop the
+# connection when a ping is not answered within a second; pick_first then moves
+# to the next replica (measured: 1.2-1.5 s from SIGSTOP to an ack by the next).
+# In grpcio 1.85 the timer that drops the connection is grpc.http2.ping_timeout_ms
+# (default 60 s): keepalive_timeout_ms alone changes nothing, though it must be
+# finite for any ping timeout to be set. The servers must permit pings this often
 # (xrollup/serving.py KEEPALIVE_OPTIONS), or they answer GOAWAY too_many_pings.
 # gRPC answers pings on its own threads, so a busy event loop does not miss one;
-# a stopped or hung process does.
+# a stopped or hung process does. Only a channel with somewhere else to go pings
+# (compute_channel_options): one endpoint has no other replica to move to, and a
+# node's one endpoint is its proxy route, where a `devnet delay` of 500 ms each
+# way would make every ping late and cut the link every few seconds (measured at
+# 600 ms: a drop every ~3 s); the proxy probes the replicas behind it instead.
 KEEPALIVE_OPTIONS: list[tuple[str, int | str]] = [
     ("grpc.keepalive_time_ms", 1000),
     ("grpc.keepalive_timeout_ms", 1000),
@@ -103,7 +107,6 @@ CHANNEL_OPTIONS = [
     # A new channel would otherwise share a subchannel (and its backoff) with an
     # older channel to the same address that is still waiting to reconnect.
     ("grpc.use_local_subchannel_pool", 1),
-    *KEEPALIVE_OPTIONS,
 ]
 ChannelOptions = list[tuple[str, int | str]]
 
@@ -116,11 +119,13 @@ def compute_channel_options(
     """`base` (default CHANNEL_OPTIONS) and, for several endpoints or `spread`,
     the load-balancing policy: round_robin when `spread` (every call to the next
     ready replica), else pick_first (stay on the first that accepts, move on when
-    it breaks). One endpoint without `spread`: `base` alone, as it always was."""
+    it breaks), and KEEPALIVE_OPTIONS (pings that find a paused replica). One
+    endpoint without `spread`: `base` alone, as it always was."""
     options: ChannelOptions = list(CHANNEL_OPTIONS if base is None else base)
     if spread or len(endpoints) > 1:
         policy = ROUND_ROBIN if spread else PICK_FIRST
         options.append(("grpc.service_config", compute_service_config(policy)))
+        options += [o for o in KEEPALIVE_OPTIONS if o not in options]
     return options
 
 

@@ -1,9 +1,10 @@
 """A paused sequencer replica (SIGSTOP) is detected and left, against real
 processes on loopback. A stopped process keeps its TCP connections open and the
 kernel even accepts new ones into its backlog, so only an unanswered ping shows
-it: clients ping every second and drop a connection whose ping is not answered
-within a second (xrollup/client.py KEEPALIVE_OPTIONS), and the proxy probes each
-target's health and steers its TCP layer away from one that stops answering.
+it: clients on a list of replicas ping every second and drop a connection whose
+ping is not answered within a second (xrollup/client.py KEEPALIVE_OPTIONS), and
+the proxy probes each target's health and steers its TCP layer away from one
+that stops answering.
 
 As in test_multi_endpoint, a and b are two independent sequencers (their chains
 differ), so which chain holds an id says which process answered. Every paused
@@ -30,9 +31,8 @@ from test_multi_endpoint import holder
 
 from devnet.launcher import Launched, stop_pid
 from devnet.proxy import PROBE_FAILURES
-from xrollup import client as client_module
 from xrollup import serving
-from xrollup.client import CHANNEL_OPTIONS, KEEPALIVE_OPTIONS, Client, open_channel
+from xrollup.client import CHANNEL_OPTIONS, KEEPALIVE_OPTIONS, Client
 from xrollup.v1 import types_pb2 as pb
 
 # Ping every 1 s, 1 s to answer: a paused replica is left within about 2 s, plus
@@ -117,13 +117,14 @@ def test_a_client_leaves_a_paused_replica(pair: dict[str, Launched], seed: int) 
 def test_long_streams_and_idle_clients_keep_their_connection(
     pair: dict[str, Launched],
 ) -> None:
-    """The pings do not cost a healthy connection: a client idle for 4 s stays
-    READY (a server that refused pings this often would close it with GOAWAY
-    too_many_pings), and a StreamBlocks of 20 ms blocks runs 4 s unbroken."""
-    a = pair["a"]
+    """The pings do not cost a healthy connection: a client on a,b (so it pings)
+    idle for 4 s stays READY (a server that refused pings this often would close
+    it with GOAWAY too_many_pings), and a StreamBlocks of 20 ms blocks on another
+    runs 4 s unbroken."""
+    both = f"{pair['a'].endpoint},{pair['b'].endpoint}"
 
     async def run() -> None:
-        async with Client(a.endpoint) as idle, Client(a.endpoint) as streaming:
+        async with Client(both) as idle, Client(both) as streaming:
             await idle.status()
             start = int((await streaming.status()).height) + 1
             heights: list[int] = []
@@ -151,7 +152,9 @@ def test_servers_permit_the_clients_pings() -> None:
         serving.add_health_and_reflection(server, [])
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
-        channel = open_channel(f"127.0.0.1:{port}")
+        channel = aio.insecure_channel(
+            f"127.0.0.1:{port}", options=[*CHANNEL_OPTIONS, *KEEPALIVE_OPTIONS]
+        )
         try:
             await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
             seen = set()
@@ -187,17 +190,15 @@ def test_the_proxy_moves_a_node_stream_off_a_paused_target(
     pair: dict[str, Launched],
     proxies: list[Launched],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The proxy with --target a,b and a follow() stream through its route, by a
-    client that does not ping (so only the proxy can move it): with a paused,
-    the proxy's probes find a down, close the connection piped to it, and the
-    client's reconnect lands on b; the stream goes on at the next height."""
+    client on that route alone, as a node is (one endpoint: it does not ping, so
+    only the proxy can move it): with a paused, the proxy's probes find a down,
+    close the connection piped to it, and the client's reconnect lands on b; the
+    stream goes on at the next height."""
     a, b = pair["a"], pair["b"]
     proc, info = start_proxy_process(tmp_path, f"{a.endpoint},{b.endpoint}", ["node"])
     proxies.append(proc)
-    quiet = [o for o in CHANNEL_OPTIONS if o not in KEEPALIVE_OPTIONS]
-    monkeypatch.setattr(client_module, "CHANNEL_OPTIONS", quiet)
 
     async def run() -> None:
         async with Client(info["routes"]["node"]) as client:

@@ -12,7 +12,7 @@ import pytest
 
 from devnet.cli.common import resolve_sequencer
 from devnet.proxy import Upstream, parse_targets
-from xrollup.client import CHANNEL_OPTIONS, compute_channel_options
+from xrollup.client import CHANNEL_OPTIONS, KEEPALIVE_OPTIONS, compute_channel_options
 from xrollup.endpoints import (
     compute_channel_target,
     compute_service_config,
@@ -65,6 +65,18 @@ def test_policy_pick_first_on_a_list_round_robin_when_spread() -> None:
     options = compute_channel_options(two, spread=True)
     assert options[: len(CHANNEL_OPTIONS)] == CHANNEL_OPTIONS
     assert compute_service_config("round_robin") == '{"loadBalancingConfig":[{"round_robin":{}}]}'
+
+
+def test_a_channel_with_somewhere_else_to_go_pings() -> None:
+    """Keepalive pings (which find a paused replica) on a list or with spread; one
+    endpoint, such as a node's proxy route, does not ping (a delayed link would
+    make every ping late); a base that has them already keeps them once."""
+    keys = {k for k, _ in KEEPALIVE_OPTIONS}
+    assert {k for k, _ in compute_channel_options(parse_endpoints(f"{A},{B}"))} >= keys
+    assert {k for k, _ in compute_channel_options((A,), spread=True)} >= keys
+    assert not keys & {k for k, _ in compute_channel_options((A,))}
+    once = compute_channel_options((A, B), base=[*CHANNEL_OPTIONS, *KEEPALIVE_OPTIONS])
+    assert len(once) == len({k for k, _ in once})
 
 
 @pytest.mark.parametrize(
