@@ -606,6 +606,20 @@ def head_height(endpoint: str) -> int:
         return int(status.height)
 
 
+def measure_idle(servers: Mapping[str, int], seconds: float) -> dict[str, Any]:
+    """The servers' CPU with no load for `seconds` (blocks are sealed or followed
+    all the same; under HA the replicas also poll etcd and renew their leases)."""
+    if seconds <= 0:
+        return {}
+    meter = CpuMeter(servers, [])
+    now = time.monotonic()
+    meter.start(now, now + seconds)
+    time.sleep(seconds)
+    out = meter.join()
+    out.pop("client_cores_used", None)
+    return out
+
+
 def prime_batch_admission(endpoints: Sequence[str], nonce_base: int) -> None:
     """One small SubmitBatch to each server: a sequencer starts its admission worker
     processes at its first batch (sequencer/admitter.py), so that a batched phase
@@ -735,8 +749,12 @@ def describe_roles(replicas: Sequence[Launched]) -> dict[str, str]:
 class Profiler:
     """During a phase's measured window: py-spy record (raw collapsed stacks, 100 Hz,
     --nonblocking so the target is not paused, --threads) of each process of
-    `targets`, and each one's CPU per thread from /proc (gRPC's C-core threads have
-    names; Python's own threads are all "python"; the main thread is "main")."""
+    `targets`, twice: LABEL.txt samples every thread py-spy takes for active (on a
+    loaded machine that includes threads waiting for a core, and blocking calls it
+    does not recognise as idle), LABEL.gil.txt only the thread holding the GIL (the
+    Python CPU the GIL serialises); and each one's CPU per thread from /proc
+    (gRPC's C-core threads have names; Python's own threads are all "python"; the
+    main thread is "main")."""
 
     def __init__(self, out_dir: Path, targets: Mapping[str, int]) -> None:
         self.out_dir = out_dir
@@ -756,14 +774,19 @@ class Profiler:
                 return
             seconds = max(1, int(end - time.monotonic()))
             for label, pid in self.targets.items():
-                argv = [spy, "record", "--pid", str(pid), "--duration", str(seconds)]
-                argv += ["--rate", "100", "--nonblocking", "--threads", "--format", "raw"]
-                argv += ["--output", str(self.out_dir / f"{label}.txt")]
-                log_file = open(self.out_dir / f"{label}.py-spy.log", "wb")  # noqa: SIM115
-                with log_file:
-                    self.spies[label] = subprocess.Popen(
-                        argv, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-                    )
+                for kind, extra in (("", []), (".gil", ["--gil"])):
+                    name = f"{label}{kind}"
+                    argv = [spy, "record", "--pid", str(pid), "--duration", str(seconds)]
+                    argv += ["--rate", "100", "--nonblocking", "--threads", "--format", "raw"]
+                    argv += [*extra, "--output", str(self.out_dir / f"{name}.txt")]
+                    log_file = open(self.out_dir / f"{name}.py-spy.log", "wb")  # noqa: SIM115
+                    with log_file:
+                        self.spies[name] = subprocess.Popen(
+                            argv,
+                            stdout=log_file,
+                            stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL,
+                        )
             t0 = {label: _thread_jiffies(pid) for label, pid in self.targets.items()}
             w0 = time.monotonic()
             self._stopped.wait(max(0.0, end - time.monotonic()))
@@ -784,16 +807,16 @@ class Profiler:
     def join(self) -> dict[str, Any]:
         if self._thread is not None:
             self._thread.join(30)
+        for spy in self.spies.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                spy.wait(30)
         out: dict[str, Any] = {}
         for label, pid in self.targets.items():
-            spy = self.spies.get(label)
-            if spy is not None:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    spy.wait(30)
+            names = (label, f"{label}.gil")
             out[label] = {
                 "pid": pid,
-                "py_spy_raw": str(self.out_dir / f"{label}.txt"),
-                "py_spy_exit": None if spy is None else spy.returncode,
+                "py_spy_raw": [str(self.out_dir / f"{n}.txt") for n in names],
+                "py_spy_exit": [s.returncode if (s := self.spies.get(n)) else None for n in names],
                 "thread_cores": self.threads.get(label, {}),
             }
         return out
@@ -883,6 +906,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 ep = seq.endpoint
                 servers = {"sequencer": seq.pid}
                 log(f"sequencer pid {seq.pid} on {ep}")
+                if args.idle_seconds > 0:
+                    log(f"idle: {args.idle_seconds}s with no load")
+                    results["idle"] = measure_idle(servers, args.idle_seconds)
                 if "clients_1" in phases:
                     log("clients_1")
                     expiry = head_height(ep) + EXPIRY_BLOCKS
@@ -909,6 +935,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 for p in launched:
                     log(f"{p.name} pid {p.pid} on {p.endpoint}")
                 ha_ep = ",".join(p.endpoint for p in replicas)
+                if args.idle_seconds > 0:
+                    leader, term = wait_for_leader(replicas, LEADER_TIMEOUT_S)
+                    log(f"idle_ha: {args.idle_seconds}s with no load ({leader.name} leads)")
+                    idle_servers = {
+                        f"{p.name} ({'leader' if p is leader else 'standby'})": p.pid
+                        for p in replicas
+                    }
+                    idle_servers.update({p.name: p.pid for p in members})
+                    results["idle_ha"] = measure_idle(idle_servers, args.idle_seconds)
                 runs = [(c8_name, c8_specs), ("batched", batched_specs)]
                 for base, make_specs in runs:
                     if base not in phases:
@@ -1167,8 +1202,12 @@ def print_table(report: dict[str, Any]) -> None:
         c.add_column("phase")
         c.add_column("process")
         c.add_column("cores", justify="right")
-        for name in HA_PHASES:
-            for proc, cores_used in report.get(name, {}).get("server_cores_by_process", {}).items():
+        for name in ("idle", "idle_ha", *HA_PHASES):
+            r = report.get(name, {})
+            by = r.get("server_cores_by_process") or (
+                {"sequencer": r["server_cores_used"]} if "server_cores_used" in r else {}
+            )
+            for proc, cores_used in by.items():
                 c.add_row(name, proc, f"{cores_used:.2f}")
             share = report.get(name, {}).get("ha", {}).get("accepted_share")
             if share:
@@ -1220,6 +1259,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     p.add_argument("--block-interval-ms", type=int, default=BLOCK_INTERVAL_MS)
     p.add_argument("--floor-seconds", type=float, default=2.0, help="seconds for the verify floor")
+    p.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=3.0,
+        help="seconds the servers' CPU is measured with no load once started (0: not)",
+    )
     p.add_argument(
         "--phases",
         default=",".join(PHASES),
