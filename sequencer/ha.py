@@ -42,6 +42,7 @@ from grpc import aio
 
 from sequencer.etcdlog import READ_LIMIT, EtcdLog, EtcdUnavailable, Leader
 from sequencer.runtime import Ack, NotLeading, Queued, Sequencer
+from xrollup.client import open_channel
 from xrollup.errors import NotAuthorized, Refused, XrollupError
 from xrollup.grpc_status import compute_error
 from xrollup.keys import Keypair, is_valid_signature
@@ -359,7 +360,8 @@ class Forwarder:
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
         self._target = endpoint
-        self._channel = aio.insecure_channel(endpoint) if endpoint else None
+        # Pings find a paused leader (xrollup.client.KEEPALIVE_OPTIONS).
+        self._channel = open_channel(endpoint, spread=True) if endpoint else None
         self._stub = spb_grpc.SequencerServiceStub(self._channel) if self._channel else None
 
     async def submit(self, items: Sequence[Queued]) -> list[Ack | XrollupError]:

@@ -8,9 +8,11 @@ command and users' scripts all go through it.
         ack = await c.submit_tx(tx)
 
 A sequencer's replicas are one comma-separated list, "127.0.0.1:5001,127.0.0.1:5002"
-(xrollup/endpoints.py): the channel stays on the first replica that accepts and
-moves to the next when it breaks; `Client(..., spread=True)` sends each call to
-the next ready replica instead (for load that should spread over them).
+(xrollup/endpoints.py): by default a Client on a list sends each call to the next
+ready replica (round_robin), so admission spreads over them and a retry after
+UNAVAILABLE lands on another replica (one answering UNAVAILABLE for good, say a
+standby cut off from etcd, is never the only one tried); `spread=False` stays on
+the first replica that accepts and moves on only when its connection breaks.
 """
 
 from __future__ import annotations
@@ -422,9 +424,11 @@ class _Connection:
     """One grpc.aio channel to a server, or to any of a list of its replicas
     ("A,B,C": open_channel); use as `async with`."""
 
-    def __init__(self, endpoint: str | Sequence[str], spread: bool = False) -> None:
+    def __init__(self, endpoint: str | Sequence[str], spread: bool | None = None) -> None:
         self.endpoints = parse_endpoints(endpoint)
         self.endpoint = ",".join(self.endpoints)
+        if spread is None:  # a list spreads (module docstring); one endpoint is one
+            spread = len(self.endpoints) > 1
         self.channel = open_channel(self.endpoints, spread)
 
     async def __aenter__(self) -> Self:
@@ -444,13 +448,16 @@ class _Connection:
 
 class Client(_Connection):
     """An async connection to a sequencer: one HOST:PORT or its replicas,
-    "A,B,C". On a list, calls go to the first replica that accepts until it
-    breaks, then to the next (a call in flight on the one that broke fails
-    UNAVAILABLE; submit_retrying and follow carry on through the next); with
-    `spread`, each call goes to the next ready replica (round_robin)."""
+    "A,B,C". On a list, each call goes to the next ready replica (round_robin;
+    a call in flight on one that broke fails UNAVAILABLE and submit_retrying and
+    follow carry on through another); spread=False: the first replica that
+    accepts until it breaks (pick_first)."""
 
     def __init__(
-        self, endpoint: str | Sequence[str], chain_id: str = DEV_CHAIN_ID, spread: bool = False
+        self,
+        endpoint: str | Sequence[str],
+        chain_id: str = DEV_CHAIN_ID,
+        spread: bool | None = None,
     ) -> None:
         super().__init__(endpoint, spread)
         self.chain_id = chain_id

@@ -83,7 +83,7 @@ def test_submit_retrying_and_a_stream_move_to_the_next_replica(
     rng = random.Random(seed)
 
     async def run() -> None:
-        async with Client(f"{a.endpoint},{b.endpoint}") as client:
+        async with Client(f"{a.endpoint},{b.endpoint}", spread=False) as client:
             expiry = await client.expiry()
             # pick_first: with both up, every call goes to the first.
             for _ in range(5):
@@ -145,7 +145,10 @@ def test_every_call_after_the_kill_reaches_the_next_replica_quickly(
     a, b = pair["a"], pair["b"]
 
     async def run() -> None:
-        async with Client(f"{a.endpoint},{b.endpoint}") as client, Client(b.endpoint) as only_b:
+        async with (
+            Client(f"{a.endpoint},{b.endpoint}", spread=False) as client,
+            Client(b.endpoint) as only_b,
+        ):
             b_first = (await only_b.get_block(1)).hash
             assert (await client.get_block(1)).hash != b_first  # on a
             killed = kill(a)
@@ -312,3 +315,20 @@ def test_prune_floor_is_set_on_every_replica(
                 await keeper
 
     asyncio.run(asyncio.wait_for(run(), 60))
+
+
+def test_a_list_spreads_by_default_so_a_retry_reaches_another_replica(
+    pair: dict[str, Launched],
+) -> None:
+    """A Client given a list sends each call to the next replica (round_robin), so
+    a replica that keeps answering UNAVAILABLE (an HA standby cut off from etcd)
+    is never the only one a retry tries."""
+    a, b = pair["a"], pair["b"]
+
+    async def run() -> None:
+        async with Client(f"{a.endpoint},{b.endpoint}") as client:
+            await client.wait_ready()
+            firsts = {bytes((await client.get_block(1)).hash) for _ in range(8)}
+        assert len(firsts) == 2, "every call went to one replica"
+
+    asyncio.run(run())

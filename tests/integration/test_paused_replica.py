@@ -67,7 +67,7 @@ def test_a_client_leaves_a_paused_replica(pair: dict[str, Launched], seed: int) 
     rng = random.Random(seed)
 
     async def run() -> None:
-        async with Client(f"{a.endpoint},{b.endpoint}") as client:
+        async with Client(f"{a.endpoint},{b.endpoint}", spread=False) as client:
             expiry = await client.expiry()
             ack = await client.submit_retrying(random_transfer(rng, expiry), timeout=10)
             assert await holder(pair, ack) == "a"
