@@ -113,26 +113,41 @@ def restart(data_dir: Path, name: str, timeout: float = 30.0) -> ProcessRecord:
     return new
 
 
-def _route(data_dir: Path, name: str) -> None:
+def _routes(data_dir: Path, name: str) -> list[str]:
+    """The proxy routes a link fault on `name` acts on: a node's link to the
+    sequencer; an HA sequencer replica's links to the etcd members."""
     rec = get_process(data_dir, name)
-    if rec.role != "node":
-        raise InvalidInput(
-            f"{name} is a {rec.role}; partition, delay and byzantine act on a node's link"
-            " to the sequencer"
-        )
+    if rec.role == "node":
+        return [rec.name]
+    links = network.etcd_routes(_manifest(data_dir), rec.name) if rec.role == "sequencer" else []
+    if links:
+        return links
+    raise InvalidInput(
+        f"{name} is a {rec.role}; partition, delay and byzantine act on a node's link"
+        " to the sequencer (and, with --ha, partition and delay on a sequencer replica's"
+        " links to etcd)"
+    )
+
+
+def _route(data_dir: Path, name: str) -> None:
+    _routes(data_dir, name)
 
 
 def partition(data_dir: Path, name: str) -> None:
-    """Cut the node off from the sequencer (its connections close, new ones fail)."""
+    """Cut the node off from the sequencer (its connections close, new ones fail);
+    an HA sequencer replica: cut it off from every etcd member (it serves clients
+    still)."""
     _set_route(data_dir, name, partitioned=True)
 
 
 def heal(data_dir: Path, name: str) -> dict[str, Any]:
-    """Lift partition, delay and byzantine mode from the node's link; returns
-    what was in force on it ({} when nothing was)."""
+    """Lift partition, delay and byzantine mode from the node's link (a replica's
+    links to etcd); returns what was in force ({} when nothing was)."""
     data_dir = data_dir.resolve()
-    _route(data_dir, name)
-    was = {k: v for k, v in network.load_faults(data_dir).get(name, {}).items() if v}
+    routes = network.load_faults(data_dir)
+    was: dict[str, Any] = {}
+    for route in _routes(data_dir, name):
+        was |= {k: v for k, v in routes.get(route, {}).items() if v}
     _set_route(data_dir, name, partitioned=False, delay_ms=0, byzantine=None)
     return was
 
@@ -158,19 +173,19 @@ def byzantine(data_dir: Path, name: str, mode: str) -> None:
 
 def _set_route(data_dir: Path, name: str, **changes: Any) -> None:
     data_dir = data_dir.resolve()
-    _route(data_dir, name)
     routes = network.load_faults(data_dir)
-    state = {
-        "partitioned": False,
-        "delay_ms": 0,
-        "byzantine": None,
-        **routes.get(name, {}),
-        **changes,
-    }
-    if not any(state.values()):
-        routes.pop(name, None)
-    else:
-        routes[name] = state
+    for route in _routes(data_dir, name):
+        state = {
+            "partitioned": False,
+            "delay_ms": 0,
+            "byzantine": None,
+            **routes.get(route, {}),
+            **changes,
+        }
+        if not any(state.values()):
+            routes.pop(route, None)
+        else:
+            routes[route] = state
     network.save_faults(data_dir, routes)
 
 
@@ -196,7 +211,15 @@ def list_faults(data_dir: Path) -> list[FaultRow]:
     rows = []
     for p in m.processes:
         state = launcher.process_state(p.pid) if network.is_running(p) else "dead"
+        links = network.etcd_routes(m, p.name) if p.role == "sequencer" else []
+        # A replica's links to etcd count as its link: cut if any is, the longest delay.
         r = routes.get(p.name, {})
+        if links:
+            states = [routes.get(x, {}) for x in links]
+            r = {
+                "partitioned": any(x.get("partitioned") for x in states),
+                "delay_ms": max(int(x.get("delay_ms", 0)) for x in states),
+            }
         rows.append(
             FaultRow(
                 p.name,

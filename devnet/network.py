@@ -132,6 +132,13 @@ def _starts(
     old_proxy = previous.get(PROXY) if previous else None
     old_routes = dict(parse_routes(old_proxy.argv)) if old_proxy else {}
     routes = {n: old_routes.get(n) or free_address() for n, _ in names}
+    # HA: each replica reaches each etcd member through a route of its own, so that a
+    # fault can cut one replica off etcd while it serves clients.
+    links = {
+        etcd_route(r, m): (m, old_routes.get(etcd_route(r, m)) or free_address())
+        for r in (seqs if ha else ())
+        for m in etcd.MEMBERS
+    }
     faults = data_dir / FAULTS  # written by the first fault: the proxy reads none as no faults
     out = etcd.etcd_starts(data_dir, chain_id, previous) if ha else []
     out += [
@@ -157,13 +164,20 @@ def _starts(
             _ready_file(data_dir, PROXY),
             argv_for=lambda known, any_port: launcher.proxy_argv(
                 ",".join(known[n] for n in seqs),
-                {n: own(listen, any_port) for n, listen in routes.items()},
+                {
+                    **{n: own(listen, any_port) for n, listen in routes.items()},
+                    **{n: own(listen, any_port) for n, (_m, listen) in links.items()},
+                },
                 faults,
                 _ready_file(data_dir, PROXY),
                 devnet_dir=data_dir,
+                route_targets={n: known[m] for n, (m, _listen) in links.items()} or None,
             ),
-            needs=seqs,
-            offers={f"route {n}": listen for n, listen in routes.items()},
+            needs=(*seqs, *(etcd.MEMBERS if ha else ())),
+            offers={
+                **{f"route {n}": listen for n, listen in routes.items()},
+                **{f"route {n}": listen for n, (_m, listen) in links.items()},
+            },
             offered=lambda p: {f"route {n}": listen for n, listen in p.info["routes"].items()},
             movable=True,
             health=False,
@@ -235,7 +249,8 @@ def _sequencer_start(
             retain_blocks=retain_blocks,
         )
         if ha:
-            argv += ["--etcd", ",".join(known[m] for m in members), "--replica-name", name]
+            links = ",".join(known[f"route {etcd_route(name, m)}"] for m in members)
+            argv += ["--etcd", links, "--replica-name", name]
         return [*argv, *extra]
 
     return starter.Start(
@@ -246,7 +261,7 @@ def _sequencer_start(
         _log_file(data_dir, name),
         ready,
         argv_for=argv_for,
-        needs=members,
+        needs=tuple(f"route {etcd_route(name, m)}" for m in members),
         offers={name: listen},
         offered=lambda p: {p.name: p.endpoint},
         movable=True,
@@ -290,18 +305,45 @@ def _pin_routes(p: launcher.Launched, data_dir: Path, target: str) -> launcher.L
         data_dir / FAULTS,
         _ready_file(data_dir, PROXY),
         devnet_dir=data_dir,
+        route_targets=p.info.get("targets") or None,
     )
     p.argv = launcher.pin_metrics_listen(argv, p.info)
     return p
 
 
 def parse_routes(argv: list[str]) -> list[tuple[str, str]]:
+    """(name, listen) of every --route NAME=LISTEN[=TARGET] in the proxy's argv."""
     out = []
     for i, arg in enumerate(argv[:-1]):
         if arg == "--route":
-            name, _, listen = argv[i + 1].partition("=")
-            out.append((name, listen))
+            name, _, rest = argv[i + 1].partition("=")
+            out.append((name, rest.partition("=")[0]))
     return out
+
+
+def parse_route_targets(argv: list[str]) -> dict[str, str]:
+    """{name: target} of the routes with their own target (NAME=LISTEN=TARGET)."""
+    out = {}
+    for i, arg in enumerate(argv[:-1]):
+        if arg == "--route":
+            name, _, rest = argv[i + 1].partition("=")
+            target = rest.partition("=")[2]
+            if target:
+                out[name] = target
+    return out
+
+
+def etcd_route(replica: str, member: str) -> str:
+    """The proxy route an HA sequencer replica reaches etcd member `member` by
+    (partition or delay it to cut the replica off etcd: devnet partition REPLICA)."""
+    return f"{replica}.{member}"
+
+
+def etcd_routes(manifest: Manifest | None, replica: str) -> list[str]:
+    """The proxy routes of `replica`'s links to etcd; [] without HA."""
+    if not is_ha(manifest):
+        return []
+    return [etcd_route(replica, m) for m in etcd.MEMBERS]
 
 
 def load_faults(data_dir: Path) -> dict[str, dict[str, Any]]:
@@ -314,7 +356,10 @@ def load_faults(data_dir: Path) -> dict[str, dict[str, Any]]:
 def save_faults(data_dir: Path, routes: dict[str, dict[str, Any]]) -> None:
     from devnet import proxy  # as in load_faults
 
-    proxy.write_faults(data_dir / FAULTS, routes)
+    rec = load_manifest(data_dir)
+    rec_proxy = rec.get(PROXY) if rec else None
+    targets = parse_route_targets(rec_proxy.argv) if rec_proxy else {}
+    proxy.write_faults(data_dir / FAULTS, routes, targets)
 
 
 def _explorer_argv(data_dir: Path, sequencer: str, listen: str) -> list[str]:

@@ -43,7 +43,10 @@ kill = _fault_command(
 pause = _fault_command("pause", faults.pause, "SIGSTOP a process (`leader`, `standby` too).")
 resume = _fault_command("resume", faults.resume, "SIGCONT a paused process.")
 partition = _fault_command(
-    "partition", faults.partition, "Cut a node off from the sequencer (through the proxy)."
+    "partition",
+    faults.partition,
+    "Cut a node off from the sequencer (through the proxy); with --ha, a sequencer replica"
+    " (`leader`, `standby` or its name) off from etcd.",
 )
 
 

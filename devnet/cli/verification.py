@@ -20,6 +20,7 @@ from devnet.cli.common import (
     handle_errors,
     read_genesis,
     read_manifest,
+    resolve_sequencer,
     run,
 )
 from devnet.cli.render import console, emit_json
@@ -52,9 +53,8 @@ def check(
     manifest = read_manifest(data_dir)
     if manifest is None:
         fail(f"no devnet in {data_dir} (run `devnet up`)")
-    seq = manifest.get("sequencer")
-    if seq is None or not network.is_running(seq):
-        fail("the sequencer is not running; `devnet restart sequencer` or `devnet up` first")
+    # Every running replica with --ha ("A,B,C": the copies check compares them).
+    sequencer = resolve_sequencer(data_dir, None)
     nodes = [
         NodeRef(p.name, p.rollup or "", p.endpoint)
         for p in manifest.processes
@@ -63,7 +63,7 @@ def check(
     skipped = [p.name for p in manifest.processes if p.role == "node" and not network.is_running(p)]
     journal_path = journal or data_dir / JOURNAL
     records = load_journal(journal_path) if journal_path.exists() else None
-    report = run(run_checks(seq.endpoint, nodes, genesis, records, timeout))
+    report = run(run_checks(sequencer, nodes, genesis, records, timeout))
     if as_json:
         doc = report.to_json()
         for asset, totals in doc["checks"].get("conservation", {}).get("assets", {}).items():
