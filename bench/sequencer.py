@@ -396,11 +396,12 @@ class CpuMeter:
 def run_phase(
     name: str,
     specs: Sequence[WorkerSpec],
-    servers: Mapping[str, int] | None = None,
+    servers: int | Mapping[str, int] | None = None,
     during: Callable[[float, float], Any] | None = None,
 ) -> dict[str, Any]:
     """Run one load phase over worker processes and aggregate what they saw.
-    `servers`: name -> pid of the server processes whose CPU counts as server;
+    `servers`: name -> pid of the server processes whose CPU counts as server (or
+    one pid, as bench/node.py and bench/metrics.py pass it);
     `during(begin, end)`, if given, is called with the measured window (monotonic)
     once the load starts, and what it returns is joined (`.join()`) at the end."""
     ctx = mp.get_context("spawn")
@@ -422,6 +423,8 @@ def run_phase(
         t0 = time.monotonic() + 0.1
         for _p, conn in procs:
             conn.send(t0)
+        if isinstance(servers, int):
+            servers = {"server": servers}
         meter = CpuMeter(servers or {}, [p.pid for p, _conn in procs])
         begin, end = t0 + spec0.warmup, t0 + spec0.warmup + spec0.duration
         meter.start(begin, end)
