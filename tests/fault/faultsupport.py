@@ -638,6 +638,29 @@ async def pause_leader(ctx: Ctx) -> None:
     )
 
 
+async def partition_leader(ctx: Ctx) -> None:
+    """Cut the leader off etcd (its proxy routes to every member) while it keeps
+    serving clients: it cannot append (nor renew its lease), steps down, and a
+    standby takes over; healed, it follows the new leader."""
+    leader = await ha.wait_for_leader(ctx.net.manifest, FAILOVER_WAIT_S)
+    head = await ha_head(ctx)
+    await asyncio.to_thread(faults.partition, ctx.net.dir, leader.name)
+    since = time.monotonic()
+    await measure_failover(ctx, since, head)
+    new = await ha.wait_for_leader(ctx.net.manifest, FAILOVER_WAIT_S, above_term=leader.term)
+    held = await ctx.hold(0.5, 2.0)
+    old = {r.name: r for r in await ha_status(ctx)}[leader.name]
+    if old.role == ha.LEADER:
+        ctx.violations.append(f"{leader.name} cut off etcd for {held:.2f}s still says it leads")
+    ctx.note(
+        f"partition leader {leader.name} (term {leader.term}) from etcd; {new.name} led"
+        f" (term {new.term}) after {ctx.failover_s:.2f}s; old leader {old.role} after"
+        f" {time.monotonic() - since:.2f}s"
+    )
+    ctx.lift()
+    await asyncio.to_thread(faults.heal, ctx.net.dir, leader.name)
+
+
 async def kill_standby(ctx: Ctx) -> None:
     """SIGKILL a standby: ordering goes on; it catches up when restarted."""
     name = await asyncio.to_thread(faults.resolve_name, ctx.net.dir, ha.STANDBY)
@@ -689,6 +712,7 @@ HA_KINDS: dict[str, FaultKind] = {
     for k in (
         FaultKind("kill-leader", kill_leader, count=300, rate=120),
         FaultKind("pause-leader", pause_leader, count=300, rate=120),
+        FaultKind("partition-leader", partition_leader, count=300, rate=120),
         FaultKind("kill-standby", kill_standby, count=300, rate=120),
         FaultKind("kill-etcd-1", functools.partial(kill_etcd, count=1), count=300, rate=120),
         FaultKind("kill-etcd-2", functools.partial(kill_etcd, count=2), count=300, rate=120),

@@ -2,8 +2,9 @@
 seeded runs of every fault kind in faultsupport.HA_KINDS, each kind on its own
 `devnet up --ha` devnet (three etcd members, three sequencer replicas, nodes with
 replicas) reused across its runs: kill the leader, pause it past its lease and
-resume it, kill a standby, kill one etcd member, kill two (no ordering, no
-violation, ordering again once one returns). Every run, as in test_fault_full.py:
+resume it, cut it off etcd (it serves clients still) and heal it, kill a standby,
+kill one etcd member, kill two (no ordering, no violation, ordering again once one
+returns). Every run, as in test_fault_full.py:
 a journalled load, the fault, recovery, and every invariant check with the run's
 journal (no acknowledged submission lost, no fork: every node's applied header is
 the log's, the replicas' copies agree, terms never go down, I1-I4). The table adds
