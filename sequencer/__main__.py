@@ -114,7 +114,9 @@ async def serve(args: argparse.Namespace) -> int:
     if args.retain_blocks < 0:
         raise InvalidInput(f"--retain-blocks is {args.retain_blocks}: 0 (every block) or more")
     etcd = parse_endpoints(args.etcd) if args.etcd else None
-    store = LevelDBBlockStore(args.data_dir)
+    # HA: etcd's quorum holds every block durably before it is acknowledged, so a
+    # replica's own copy syncs only before it reports how far it goes (ha.Replica).
+    store = LevelDBBlockStore(args.data_dir, sync=etcd is None)
     seq = Sequencer(genesis, store, key)
     seq.retain_blocks = args.retain_blocks
     replica: Replica | None = None

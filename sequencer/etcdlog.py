@@ -23,10 +23,11 @@ past its lease, a partition from etcd) can never append, whatever it believes.
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import requests
 from etcd3gw import exceptions as etcd_errors
 from etcd3gw.client import Etcd3Client
 from etcd3gw.utils import _decode, _encode
@@ -218,6 +219,34 @@ class EtcdLog:
         if not kvs:
             return 0
         return int(_decode(kvs[0]["key"]).decode()[len(self.log_prefix) :])
+
+    def watch(self, on_change: Callable[[], None]) -> None:
+        """Call `on_change` whenever a key under the prefix changes (a block, the
+        leader key, a report), until the stream breaks: then return (or raise
+        EtcdUnavailable when no member takes the watch). Blocks its thread."""
+        body = {
+            "create_request": {
+                "key": _encode(self.prefix),
+                "range_end": _encode(self.prefix[:-1] + chr(ord(self.prefix[-1]) + 1)),
+            }
+        }
+        for i in range(len(self._clients)):
+            client = self._clients[(self._at + i) % len(self._clients)]
+            try:
+                response = client.session.post(
+                    client.get_url("/watch"), json=body, stream=True, timeout=(1.0, None)
+                )
+            except requests.RequestException:
+                continue
+            with response:
+                try:
+                    for line in response.iter_lines():
+                        if b'"events"' in line:
+                            on_change()
+                except requests.RequestException:
+                    pass
+            return
+        raise EtcdUnavailable("no etcd member took the watch")
 
     # ------------------------------------------------------------ replicas and compaction
 

@@ -59,13 +59,17 @@ LEASE_TTL_S = 2
 RENEW_S = 0.25
 LEASE_MARGIN_S = 0.5  # stop appending this long before the lease could expire
 ETCD_TIMEOUT_S = 1.0  # per request and member
+WATCH_FALLBACK_S = 0.25  # a standby reads etcd at least this often, watch or not
+WATCH_RETRY_S = 0.01  # again this soon when the bell rang but the read found nothing
 REPORT_S = 0.25  # how often a replica says what its copy holds
 TRIM_S = 1.0  # how often the leader deletes what every replica holds
 ETCD_KEEP_BLOCKS = 256  # the last blocks stay in etcd whatever the replicas hold
 DEFRAG_BYTES = 64 * 1024 * 1024  # defragment when a member's database passes this
 FORWARD_MAX_ENTRIES = 4096  # per Forward call
 FORWARD_MAX_BYTES = 2 * 1024 * 1024
-FORWARD_IN_FLIGHT = 4
+# Forward calls in flight at once: each waits for its block, so with few of them an
+# entry admitted while they are all out waits a block or two for a slot.
+FORWARD_IN_FLIGHT = 32
 FORWARD_TIMEOUT_S = 5.0
 _FORWARD_TAG = b"xrollup/forward/v1"
 
@@ -108,6 +112,7 @@ class Replica:
         self.forwarder = Forwarder(seq, name)
         self.failovers = 0  # times this replica took over
         self._lost = asyncio.Event()
+        self._bell = asyncio.Event()  # rung by the watch thread: something changed in etcd
         self._last_report = 0.0
         seq.follow()
         seq.log = self._log_for_thread()  # bound per thread: see _log_for_thread
@@ -145,8 +150,28 @@ class Replica:
 
     # ------------------------------------------------------------ running
 
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The watch thread: ring the bell on every change in etcd, so a standby reads
+        the log when a block lands instead of polling it; start the watch again when
+        its stream breaks (a member went down)."""
+
+        def ring() -> None:
+            loop.call_soon_threadsafe(self._bell.set)
+
+        while not loop.is_closed():
+            try:
+                self._etcd().watch(ring)
+            except EtcdUnavailable:
+                time.sleep(0.2)
+            except RuntimeError:  # the loop closed under us: the process is stopping
+                return
+            ring()  # what changed while there was no watch
+
     async def run(self, endpoint: str) -> None:
         self.endpoint = endpoint
+        threading.Thread(
+            target=self._watch, args=(asyncio.get_running_loop(),), name="etcd-watch", daemon=True
+        ).start()
         await self._check_copy()
         tasks = [
             asyncio.create_task(self._keep_lease(), name="lease"),
@@ -224,11 +249,12 @@ class Replica:
             await asyncio.sleep(RENEW_S)
 
     async def _follow_and_campaign(self) -> None:
-        poll = max(0.005, self.seq.genesis.block_interval_ms / 1000 / 2)
+        rang = False  # the last wait ended on the bell
         while True:
             if self.seq.leading:
                 await self._lead_duties()
                 continue
+            self._bell.clear()
             try:
                 got = await self._catch_up(local=True)
                 leader = await self._call(self._log_io, EtcdLog.leader, True)
@@ -247,7 +273,17 @@ class Replica:
                 continue
             await self._report(force=got > 0)
             if not got:
-                await asyncio.sleep(poll)
+                # Until the watch rings (a block, a change of leader), or WATCH_FALLBACK_S
+                # (a lease expiring deletes the leader key: that rings too). Rung but
+                # nothing read: the member read may lag the one watched; soon again.
+                wait = WATCH_RETRY_S if rang else WATCH_FALLBACK_S
+                try:
+                    await asyncio.wait_for(self._bell.wait(), wait)
+                    rang = True
+                except TimeoutError:
+                    rang = False
+            else:
+                rang = False
 
     async def _catch_up(self, local: bool = False) -> int:
         """Take every committed block past this replica's head (`local`: as far as
@@ -318,6 +354,8 @@ class Replica:
             return
         self._last_report = now
         height = self.seq.head_height
+        # Durable first: etcd may drop what every replica says it holds.
+        await asyncio.get_running_loop().run_in_executor(self._log_io, self.seq.store.sync)
         with contextlib.suppress(EtcdUnavailable):
             await self._call(self._log_io, EtcdLog.report, self.name, height)
 

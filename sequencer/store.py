@@ -10,6 +10,7 @@ LevelDB keys (all integers big-endian):
     b"F"                       -> first height whose block is kept u64 (absent: 1)
     b"f"                       -> first height whose ids are kept u64 (absent: 1)
     b"P"                       -> the prune floor last set (SetPruneFloor) u64
+    b"S"                       -> empty; written synced to make earlier appends durable
 
 Retention (`prune`, sequencer/core/retention.py says what may go) deletes blocks
 and ids from the bottom, a bounded number of heights per call, in one batch with
@@ -40,6 +41,7 @@ _IDS = b"X"
 _FIRST_BLOCK = b"F"
 _FIRST_IDS = b"f"
 _FLOOR = b"P"
+_SYNCED = b"S"  # written synced by sync(): flushes the unsynced appends before it
 _COPY_BATCH = 10_000  # keys per write batch when copying a store
 
 
@@ -74,6 +76,9 @@ class BlockStore(Protocol):
         """The prune floor last saved (0: none)."""
 
     def save_floor(self, height: int) -> None: ...
+
+    def sync(self) -> None:
+        """Make every append so far durable (a store opened with sync=False)."""
 
     def close(self) -> None: ...
 
@@ -227,6 +232,10 @@ class LevelDBBlockStore:
 
     def save_floor(self, height: int) -> None:
         self._db.put(_FLOOR, struct.pack(">Q", height), sync=True)
+
+    def sync(self) -> None:
+        # One synced write flushes LevelDB's log, with every unsynced batch before it.
+        self._db.put(_SYNCED, b"", sync=True)
 
     def close(self) -> None:
         self._db.close()

@@ -75,8 +75,14 @@ async def _read_chain(endpoint: str, head: int) -> list[pb.Block]:
 
 
 async def _copies_agree(manifest: Manifest) -> tuple[int, list[pb.Block]]:
-    """Every running replica's copy is the same chain up to the lowest head: that
-    height and the chain read from the first replica."""
+    """Once every running replica has caught up with the highest head seen now, each
+    copy is the same chain up to the lowest head: that height and the chain read
+    from the first replica."""
+    target = max(r.height for r in await ha.read_replicas(manifest))
+    deadline = time.monotonic() + 30
+    while min(r.height for r in await ha.read_replicas(manifest) if r.role != "down") < target:
+        assert time.monotonic() < deadline, "a replica does not catch up"
+        await asyncio.sleep(0.1)
     replicas = [r for r in await ha.read_replicas(manifest) if r.role != "down"]
     low = min(r.height for r in replicas)
     chains = await asyncio.gather(*(_read_chain(r.endpoint, low) for r in replicas))
@@ -148,11 +154,6 @@ def test_a_killed_leader_is_replaced_and_no_acknowledged_submission_is_lost(
     async def check() -> None:
         status = {r.name: r for r in await ha.read_replicas(manifest)}
         assert status[killed].role == ha.STANDBY
-        head = max(r.height for r in status.values())
-        deadline = time.monotonic() + 30
-        while min(r.height for r in await ha.read_replicas(manifest)) < head:
-            assert time.monotonic() < deadline, "a replica does not catch up"
-            await asyncio.sleep(0.1)
         low, chain = await _copies_agree(manifest)
         starts = _terms_never_go_down(chain)
         assert len(starts) >= 2, f"one term only: {starts}"
