@@ -14,7 +14,6 @@ holds an id. The replicated log and its failover are the sequencer's tests."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import signal
@@ -26,9 +25,10 @@ import grpc
 import pytest
 from chainsupport import random_transfer
 from grpc import aio
+from proxysupport import start_proxy_process
 
 from devnet import retention
-from devnet.launcher import Launched, proxy_argv, start_process, stop_pid
+from devnet.launcher import Launched, stop_pid
 from devnet.proxy import write_faults
 from devnet.tamper import CORRUPT
 from xrollup.client import Client, Submitted
@@ -196,23 +196,9 @@ def start_proxy(tmp_path: Path) -> Iterator[Callable[[str, list[str]], dict[str,
     started: list[Launched] = []
 
     def start(target: str, routes: list[str]) -> dict[str, str]:
-        ready = tmp_path / "proxy.ready"
-        argv = proxy_argv(
-            target, {r: "127.0.0.1:0" for r in routes}, tmp_path / "faults.json", ready, None
-        )
-        proc = start_process(
-            "proxy",
-            "proxy",
-            None,
-            argv,
-            tmp_path,
-            tmp_path / "proxy.log",
-            ready,
-            detach=False,
-            health=False,
-        )
+        proc, info = start_proxy_process(tmp_path, target, routes)
         started.append(proc)
-        endpoints: dict[str, str] = json.loads(ready.read_text())["routes"]
+        endpoints: dict[str, str] = info["routes"]
         return endpoints
 
     yield start
