@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-
-from conftest import StartSequencer
+from collections.abc import Callable
 
 from devnet.checker import check_copies
+from devnet.launcher import Launched
 from xrollup.client import Client
 from xrollup.genesis import DEV_CHAIN_ID
 
@@ -24,7 +24,9 @@ async def _wait_height(endpoint: str, height: int) -> None:
             await asyncio.sleep(0.02)
 
 
-def test_copies_of_two_different_chains_are_reported(start_sequencer: StartSequencer) -> None:
+def test_copies_of_two_different_chains_are_reported(
+    start_sequencer: Callable[..., Launched],
+) -> None:
     a = start_sequencer(name="a")
     b = start_sequencer(name="b")
 
