@@ -514,7 +514,7 @@ async def check_equivocation(
             mine = status.applied_header
             async with Client(sequencer, genesis.chain_id) as client:
                 try:
-                    logged = await client.get_block(mine.header.height)
+                    logged = await _logged_block(client, mine.header.height)
                 except aio.AioRpcError as e:
                     if "pruned" in (e.details() or ""):
                         r.figures["unchecked_pruned"] = r.figures.get("unchecked_pruned", 0) + 1
@@ -530,6 +530,21 @@ async def check_equivocation(
                     f" {node.name} applied (evidence held by {node.name})"
                 )
     return r
+
+
+async def _logged_block(client: Client, height: int, wait: float = 5.0) -> pb.Block:
+    """The log's block at `height`. With HA replicas the one asked may not hold it
+    yet (a standby a block behind the leader, which a node may have streamed from):
+    NOT_FOUND is asked again, of the next replica, for up to `wait` seconds."""
+    deadline = asyncio.get_running_loop().time() + wait
+    while True:
+        try:
+            return await client.get_block(height)
+        except aio.AioRpcError as e:
+            late = e.code() == grpc.StatusCode.NOT_FOUND and "pruned" not in (e.details() or "")
+            if not late or asyncio.get_running_loop().time() > deadline:
+                raise
+        await asyncio.sleep(0.05)
 
 
 def is_evidence(ev: npb.Equivocation, genesis: Genesis, genesis_hash: bytes) -> bool:
