@@ -220,16 +220,11 @@ class EtcdLog:
             return 0
         return int(_decode(kvs[0]["key"]).decode()[len(self.log_prefix) :])
 
-    def watch(self, on_change: Callable[[], None]) -> None:
-        """Call `on_change` whenever a key under the prefix changes (a block, the
-        leader key, a report), until the stream breaks: then return (or raise
+    def watch_leader(self, on_change: Callable[[], None]) -> None:
+        """Call `on_change` whenever the leader key changes (elected, resigned, its
+        lease expired), until the stream breaks: then return (or raise
         EtcdUnavailable when no member takes the watch). Blocks its thread."""
-        body = {
-            "create_request": {
-                "key": _encode(self.prefix),
-                "range_end": _encode(self.prefix[:-1] + chr(ord(self.prefix[-1]) + 1)),
-            }
-        }
+        body = {"create_request": {"key": _encode(self.leader_key)}}
         for i in range(len(self._clients)):
             client = self._clients[(self._at + i) % len(self._clients)]
             try:

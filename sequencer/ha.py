@@ -15,9 +15,12 @@ key genesis names. At any time at most one leads; the others are standbys.
   that etcd refuses steps down. Either way what it held is answered UNAVAILABLE
   (resubmit) and nothing of it was acknowledged.
 - Standbys follow the log into their own LevelDB copy (the same BlockStore a
-  single sequencer uses), serve StreamBlocks, GetBlock, GetStatus and snapshots
-  from it, and admit submissions (decode, signatures, limits) and forward them to
-  the leader in batches (Forwarder), so admission spreads over the replicas.
+  single sequencer uses): through the leader's StreamBlocks (its copy holds only
+  blocks etcd committed, and a gRPC stream costs far less than reading etcd per
+  block), from etcd when that stream fails, and always from etcd before taking
+  over. They serve StreamBlocks, GetBlock, GetStatus and snapshots from the copy,
+  and admit submissions (decode, signatures, limits) and forward them to the
+  leader in batches (Forwarder), so admission spreads over the replicas.
 - Every replica reports the height its copy holds; the leader deletes from etcd
   the blocks every replica holds (keeping the last ETCD_KEEP_BLOCKS) and compacts
   etcd's history, and defragments when the database grows, so etcd stays bounded.
@@ -59,8 +62,8 @@ LEASE_TTL_S = 2
 RENEW_S = 0.25
 LEASE_MARGIN_S = 0.5  # stop appending this long before the lease could expire
 ETCD_TIMEOUT_S = 1.0  # per request and member
-WATCH_FALLBACK_S = 0.25  # a standby reads etcd at least this often, watch or not
-WATCH_RETRY_S = 0.01  # again this soon when the bell rang but the read found nothing
+WATCH_FALLBACK_S = 0.25  # a standby not streaming reads etcd at least this often
+STREAM_RETRY_S = 0.05  # a leader whose stream gave nothing is asked again after this
 REPORT_S = 0.25  # how often a replica says what its copy holds
 TRIM_S = 1.0  # how often the leader deletes what every replica holds
 ETCD_KEEP_BLOCKS = 256  # the last blocks stay in etcd whatever the replicas hold
@@ -112,7 +115,7 @@ class Replica:
         self.forwarder = Forwarder(seq, name)
         self.failovers = 0  # times this replica took over
         self._lost = asyncio.Event()
-        self._bell = asyncio.Event()  # rung by the watch thread: something changed in etcd
+        self._bell = asyncio.Event()  # rung by the watch thread: the leader key changed
         self._last_report = 0.0
         seq.follow()
         seq.log = self._log_for_thread()  # bound per thread: see _log_for_thread
@@ -151,16 +154,16 @@ class Replica:
     # ------------------------------------------------------------ running
 
     def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
-        """The watch thread: ring the bell on every change in etcd, so a standby reads
-        the log when a block lands instead of polling it; start the watch again when
-        its stream breaks (a member went down)."""
+        """The watch thread: ring the bell whenever the leader key changes, so a
+        standby stops following a leader that is gone and campaigns at once; start
+        the watch again when its stream breaks (a member went down)."""
 
         def ring() -> None:
             loop.call_soon_threadsafe(self._bell.set)
 
         while not loop.is_closed():
             try:
-                self._etcd().watch(ring)
+                self._etcd().watch_leader(ring)
             except EtcdUnavailable:
                 time.sleep(0.2)
             except RuntimeError:  # the loop closed under us: the process is stopping
@@ -249,7 +252,6 @@ class Replica:
             await asyncio.sleep(RENEW_S)
 
     async def _follow_and_campaign(self) -> None:
-        rang = False  # the last wait ended on the bell
         while True:
             if self.seq.leading:
                 await self._lead_duties()
@@ -271,19 +273,51 @@ class Replica:
                 log.warning("etcd unreachable: %s", e)
                 await asyncio.sleep(0.2)
                 continue
+            if leader is not None and not self._bell.is_set():
+                # Follow the leader's own stream: its copy holds committed blocks only
+                # (it appends to etcd first), and a gRPC stream costs far less than
+                # reading etcd per block. Back to etcd when it ends, fails or the
+                # leader key changes.
+                if await self._stream_from(leader):
+                    continue
+                got = 0
             await self._report(force=got > 0)
             if not got:
-                # Until the watch rings (a block, a change of leader), or WATCH_FALLBACK_S
-                # (a lease expiring deletes the leader key: that rings too). Rung but
-                # nothing read: the member read may lag the one watched; soon again.
-                wait = WATCH_RETRY_S if rang else WATCH_FALLBACK_S
-                try:
-                    await asyncio.wait_for(self._bell.wait(), wait)
-                    rang = True
-                except TimeoutError:
-                    rang = False
-            else:
-                rang = False
+                # Until the leader key changes (the watch rings) or WATCH_FALLBACK_S.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._bell.wait(), WATCH_FALLBACK_S)
+
+    async def _stream_from(self, leader: Leader) -> int:
+        """Take blocks from `leader`'s StreamBlocks until it ends or fails or the
+        bell rings (the leader key changed): how many were taken."""
+        taken = 0
+
+        async def follow() -> None:
+            nonlocal taken
+            request = spb.StreamBlocksRequest(from_height=self.seq.head_height + 1)
+            async for block in stub.StreamBlocks(request):
+                await self.seq.ingest(block)
+                taken += 1
+                await self._report()
+
+        # Pings find a paused leader (xrollup.client.KEEPALIVE_OPTIONS).
+        channel = open_channel(leader.endpoint, spread=True)
+        stub: spb_grpc.SequencerServiceAsyncStub = spb_grpc.SequencerServiceStub(channel)
+        stream = asyncio.create_task(follow())
+        bell = asyncio.create_task(self._bell.wait())
+        try:
+            await asyncio.wait({stream, bell}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (stream, bell):
+                t.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aio.AioRpcError, Refused):
+                await stream
+            with contextlib.suppress(asyncio.CancelledError):
+                await bell
+            await channel.close(grace=None)
+        if not taken and not self._bell.is_set():
+            await asyncio.sleep(STREAM_RETRY_S)  # the leader does not answer (yet)
+        return taken
 
     async def _catch_up(self, local: bool = False) -> int:
         """Take every committed block past this replica's head (`local`: as far as

@@ -524,14 +524,15 @@ class Sequencer:
         if self.on_lost_lead is not None:
             self.on_lost_lead(err)
 
-    async def ingest(self, raw: bytes) -> None:
-        """Standby: take the next committed block (from the replicated log) into
-        this replica's copy, and hand it to the streams that wait for it."""
-        block = codec.decode_block_bytes(raw)
+    async def ingest(self, raw: bytes | pb.Block) -> None:
+        """Standby: take the next committed block (from the replicated log, or the
+        leader's stream of its copy, which holds committed blocks only) into this
+        replica's copy, and hand it to the streams that wait for it."""
+        block = codec.decode_block_bytes(raw) if isinstance(raw, bytes) else raw
         height = block.header.height
         if height != self.head_height + 1 or block.header.parent_hash != self.head_hash:
             raise Refused(
-                f"block {height} from the log does not extend this replica's head"
+                f"block {height} taken does not extend this replica's head"
                 f" {self.head_height} ({self.head_hash.hex()[:16]})"
             )
         ids = [codec.compute_entry_id(e) for e in block.entries]
