@@ -110,6 +110,7 @@ class Replica:
         self._lease_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="etcd-lease")
         self._log_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="etcd-log")
         self.lease = 0
+        self._lead_lease = 0  # the lease the leader key was put with, while leading
         self._valid_until = 0.0  # monotonic: the lease surely lives until then
         self.leader: Leader | None = None
         self.forwarder = Forwarder(seq, name)
@@ -145,6 +146,11 @@ class Replica:
         return LEADER if self.seq.leading else STANDBY
 
     def lease_ok(self) -> bool:
+        """The lease is surely alive for a while yet (its last renewal is recent); a
+        leader's, only while it is the lease its leader key was put with (one that
+        expired and was granted anew carries no key)."""
+        if self.seq.leading and self.lease != self._lead_lease:
+            return False
         return time.monotonic() < self._valid_until - LEASE_MARGIN_S
 
     def _on_lost_lead(self, err: BaseException) -> None:
@@ -345,6 +351,7 @@ class Replica:
             return
         # Nobody else can append now: the log's head is final until we append.
         await self._catch_up()
+        self._lead_lease = lease
         self.failovers += 1
         self._lost.clear()
         self._set_leader(won)
