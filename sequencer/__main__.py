@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 from sequencer.admitter import Admitter
-from sequencer.etcdlog import parse_endpoints
 from sequencer.ha import Replica
 from sequencer.metrics import SequencerMetrics
 from sequencer.runtime import Sequencer
@@ -20,6 +19,7 @@ from sequencer.service import SequencerService
 from sequencer.snapshots import SequencerSnapshotService
 from sequencer.store import LevelDBBlockStore
 from xrollup import serving
+from xrollup.endpoints import parse_endpoints, split_endpoint
 from xrollup.errors import InvalidInput, XrollupError
 from xrollup.genesis import load_genesis
 from xrollup.keys import derive_sequencer_key, load_keypair
@@ -113,7 +113,7 @@ async def serve(args: argparse.Namespace) -> int:
         raise InvalidInput("the sequencer key does not match genesis; pass --sequencer-key")
     if args.retain_blocks < 0:
         raise InvalidInput(f"--retain-blocks is {args.retain_blocks}: 0 (every block) or more")
-    etcd = parse_endpoints(args.etcd) if args.etcd else None
+    etcd = [split_endpoint(e) for e in parse_endpoints(args.etcd)] if args.etcd else None
     # HA: etcd's quorum holds every block durably before it is acknowledged, so a
     # replica's own copy syncs only before it reports how far it goes (ha.Replica).
     store = LevelDBBlockStore(args.data_dir, sync=etcd is None)

@@ -32,7 +32,7 @@ from etcd3gw import exceptions as etcd_errors
 from etcd3gw.client import Etcd3Client
 from etcd3gw.utils import _decode, _encode
 
-from xrollup.errors import InvalidInput, Unavailable
+from xrollup.errors import Unavailable
 
 _HEAD = struct.Struct(">Q")
 HEIGHT_DIGITS = 20
@@ -48,19 +48,6 @@ class Leader:
 
 class EtcdUnavailable(Unavailable):
     """No etcd member answered (or none had a quorum) within the timeout."""
-
-
-def parse_endpoints(text: str) -> list[tuple[str, int]]:
-    """'127.0.0.1:2379,127.0.0.1:2381' -> [(host, port), ...]; InvalidInput when malformed."""
-    out = []
-    for item in text.split(","):
-        host, sep, port = item.strip().rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise InvalidInput(f"etcd endpoint {item.strip()!r}: want HOST:PORT")
-        out.append((host, int(port)))
-    if not out:
-        raise InvalidInput("no etcd endpoint given")
-    return out
 
 
 def _key_of(height: int) -> str:
