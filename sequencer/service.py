@@ -342,6 +342,8 @@ class SequencerService(spb_grpc.SequencerServiceServicer):
         """The leader's side of a standby's Forwarder: order what it admitted."""
         from sequencer.ha import check_forward  # only an HA sequencer gets here
 
+        if self.replica is None:
+            raise Refused("Forward is for an HA sequencer's replicas; this sequencer runs alone")
         batch = check_forward(self.seq, request)
         items = []
         for fe in batch.entries:

@@ -19,9 +19,10 @@ import os
 import random
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 from chainsupport import (
     Acked,
@@ -30,16 +31,20 @@ from chainsupport import (
     random_transfer,
     read_blocks_by_stream,
 )
+from grpc import aio
 
 from devnet import etcd, faults, ha, network
 from devnet.checker import NodeRef, run_checks
+from devnet.launcher import Launched
 from devnet.manifest import Manifest, load_manifest
 from sequencer.etcdlog import EtcdLog
-from sequencer.ha import ETCD_KEEP_BLOCKS
+from sequencer.ha import ETCD_KEEP_BLOCKS, sign_forward
 from xrollup.client import Client, NodeClient
 from xrollup.codec import decode_block
 from xrollup.endpoints import split_endpoint
-from xrollup.genesis import load_genesis
+from xrollup.genesis import compute_genesis_hash, load_genesis
+from xrollup.keys import derive_sequencer_key
+from xrollup.v1 import sequencer_pb2 as spb
 from xrollup.v1 import types_pb2 as pb
 
 TRIM_SLACK = 200  # blocks appended between two trims (every TRIM_S) and reports
@@ -241,3 +246,37 @@ def test_a_paused_leader_resumed_after_a_new_leader_appended_is_refused_by_etcd(
         asyncio.run(run())
     finally:
         network.stop_devnet(tmp_path, grace=5.0)
+
+
+def test_forward_takes_only_a_replicas_signed_batches(
+    ha_net: Path, start_sequencer: Callable[..., Launched]
+) -> None:
+    """Forward skips admission, so only the sequencer's own replicas may call it: a
+    batch not signed with the sequencer key is PERMISSION_DENIED by the leader, a
+    signed one sent to a standby is UNAVAILABLE (forward to the leader), and a
+    sequencer running alone refuses Forward outright (FAILED_PRECONDITION)."""
+    manifest = load_manifest(ha_net)
+    assert manifest is not None
+    genesis = load_genesis(Path(manifest.genesis))
+    alone = start_sequencer(name="alone")
+    batch = spb.ForwardBatch(replica="mallory").SerializeToString()
+    signed = sign_forward(derive_sequencer_key(), compute_genesis_hash(genesis), batch)
+
+    async def forward(endpoint: str, sig: bytes) -> grpc.StatusCode:
+        async with Client(endpoint) as c:
+            try:
+                await c.stub.Forward(spb.ForwardRequest(batch=batch, signature=sig), timeout=5)
+            except aio.AioRpcError as e:
+                return e.code()
+        return grpc.StatusCode.OK
+
+    async def run() -> None:
+        leader = await ha.wait_for_leader(manifest, 30.0)
+        standby = next(r for r in await ha.read_replicas(manifest) if r.role == ha.STANDBY)
+        assert await forward(leader.endpoint, bytes(64)) == grpc.StatusCode.PERMISSION_DENIED
+        assert await forward(leader.endpoint, b"") == grpc.StatusCode.PERMISSION_DENIED
+        assert await forward(standby.endpoint, signed) == grpc.StatusCode.UNAVAILABLE
+        assert await forward(leader.endpoint, signed) == grpc.StatusCode.OK  # an empty batch
+        assert await forward(alone.endpoint, signed) == grpc.StatusCode.FAILED_PRECONDITION
+
+    asyncio.run(run())
