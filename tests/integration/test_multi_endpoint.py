@@ -26,14 +26,13 @@ import pytest
 from chainsupport import random_transfer
 from grpc import aio
 from proxysupport import start_proxy_process
+from replicasupport import holder, leave_a
 
 from devnet import retention
 from devnet.launcher import Launched, stop_pid
 from devnet.proxy import write_faults
 from devnet.tamper import CORRUPT
-from xrollup.client import Client, Submitted
-from xrollup.v1 import sequencer_pb2 as spb
-from xrollup.v1 import types_pb2 as pb
+from xrollup.client import Client
 
 # Failover is a reconnect on loopback (a dead replica refuses at once): well under
 # a second on a quiet machine. The bound leaves room for a loaded 2-core machine.
@@ -48,25 +47,6 @@ def kill(proc: Launched) -> float:
     return time.monotonic()
 
 
-async def holder(replicas: dict[str, Launched], ack: Submitted) -> str:
-    """The name of the one replica whose chain orders `ack.id`, where the ack says."""
-    found = []
-    for name, proc in replicas.items():
-        if proc.popen is not None and proc.popen.poll() is not None:
-            continue  # killed
-        async with Client(proc.endpoint) as c:
-            try:
-                r = await c.get_submission(ack.id)
-            except aio.AioRpcError as e:
-                assert e.code() == grpc.StatusCode.NOT_FOUND, e
-                continue
-        assert r.state == spb.GetSubmissionResponse.STATE_ORDERED
-        assert (r.height, r.index) == (ack.height, ack.index)
-        found.append(name)
-    assert len(found) == 1, f"{ack.id.hex()} ordered by {found}"
-    return found[0]
-
-
 @pytest.fixture
 def pair(start_sequencer: Callable[..., Launched]) -> dict[str, Launched]:
     """Two independent sequencers, "a" and "b" (stopped by the shared fixture).
@@ -79,61 +59,8 @@ def pair(start_sequencer: Callable[..., Launched]) -> dict[str, Launched]:
 def test_submit_retrying_and_a_stream_move_to_the_next_replica(
     pair: dict[str, Launched], seed: int
 ) -> None:
-    a, b = pair["a"], pair["b"]
     rng = random.Random(seed)
-
-    async def run() -> None:
-        async with Client(f"{a.endpoint},{b.endpoint}", spread=False) as client:
-            expiry = await client.expiry()
-            # pick_first: with both up, every call goes to the first.
-            for _ in range(5):
-                ack = await client.submit_retrying(random_transfer(rng, expiry), timeout=10)
-                assert await holder(pair, ack) == "a"
-
-            # A stream that is on a when a dies; it stops a few blocks past a's head.
-            seen: list[pb.Block] = []
-            arrived: list[float] = []
-            five = asyncio.Event()
-            stop_at: list[int] = []
-
-            async def follow() -> None:
-                async for block in client.follow(1):
-                    seen.append(block)
-                    arrived.append(time.monotonic())
-                    if len(seen) == 5:
-                        five.set()
-                    if stop_at and block.header.height >= stop_at[0]:
-                        return
-
-            following = asyncio.create_task(follow())
-            await asyncio.wait_for(five.wait(), 10)
-            async with Client(a.endpoint) as only_a:
-                a_head = int((await only_a.status()).height)
-            stop_at.append(a_head + 5)
-            killed = kill(a)
-
-            ack = await client.submit_retrying(random_transfer(rng, expiry), timeout=10)
-            failover = time.monotonic() - killed
-            print(f"submit_retrying acked {failover * 1000:.0f} ms after the kill")
-            assert await holder(pair, ack) == "b"
-            assert failover < FAILOVER_BOUND_S
-
-            await asyncio.wait_for(following, FAILOVER_BOUND_S + 10)
-
-        # One stream, every height once in order: a's blocks up to where a died
-        # (those it had sent before the kill included), then b's.
-        heights = [blk.header.height for blk in seen]
-        assert heights == list(range(1, a_head + 6)), "gap or repeat across the failover"
-        async with Client(b.endpoint) as only_b:
-            from_b = [(await only_b.get_block(h)).hash == blk.hash for h, blk in enumerate(seen, 1)]
-        switched = from_b.index(True)
-        assert not any(from_b[:switched]) and all(from_b[switched:]), from_b
-        assert 5 <= switched <= a_head + 1, (switched, a_head)
-        resumed = arrived[switched] - killed
-        print(f"the stream's first block from b {resumed * 1000:.0f} ms after the kill")
-        assert resumed < FAILOVER_BOUND_S
-
-    asyncio.run(asyncio.wait_for(run(), 60))
+    asyncio.run(asyncio.wait_for(leave_a(pair, rng, kill, FAILOVER_BOUND_S, "kill"), 60))
 
 
 def test_every_call_after_the_kill_reaches_the_next_replica_quickly(

@@ -23,11 +23,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from chainsupport import random_transfer
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from proxysupport import start_proxy_process
-from test_multi_endpoint import holder
+from replicasupport import leave_a
 
 from devnet.launcher import Launched, stop_pid
 from devnet.proxy import PROBE_FAILURES
@@ -63,55 +62,12 @@ def test_a_client_leaves_a_paused_replica(pair: dict[str, Launched], seed: int) 
     """A Client on a,b: with a paused, submit_retrying is acked by b and a
     follow() stream goes on at the next height with b's blocks, both within a
     few seconds of the pause."""
-    a, b = pair["a"], pair["b"]
     rng = random.Random(seed)
 
-    async def run() -> None:
-        async with Client(f"{a.endpoint},{b.endpoint}", spread=False) as client:
-            expiry = await client.expiry()
-            ack = await client.submit_retrying(random_transfer(rng, expiry), timeout=10)
-            assert await holder(pair, ack) == "a"
+    def resume(proc: Launched) -> None:
+        os.kill(proc.pid, signal.SIGCONT)
 
-            seen: list[pb.Block] = []
-            arrived: list[float] = []
-            five = asyncio.Event()
-            stop_at: list[int] = []
-
-            async def follow() -> None:
-                async for block in client.follow(1):
-                    seen.append(block)
-                    arrived.append(time.monotonic())
-                    if len(seen) == 5:
-                        five.set()
-                    if stop_at and block.header.height >= stop_at[0]:
-                        return
-
-            following = asyncio.create_task(follow())
-            await asyncio.wait_for(five.wait(), 10)
-            async with Client(a.endpoint) as only_a:
-                a_head = int((await only_a.status()).height)
-            stop_at.append(a_head + 5)
-            paused = pause(a)
-
-            ack = await client.submit_retrying(random_transfer(rng, expiry), timeout=10)
-            took = time.monotonic() - paused
-            print(f"submit_retrying acked {took * 1000:.0f} ms after the pause")
-            assert took < DETECT_BOUND_S
-            await asyncio.wait_for(following, DETECT_BOUND_S + 10)
-            os.kill(a.pid, signal.SIGCONT)
-            assert await holder(pair, ack) == "b"
-
-        heights = [blk.header.height for blk in seen]
-        assert heights == list(range(1, a_head + 6)), "gap or repeat across the move"
-        async with Client(b.endpoint) as only_b:
-            from_b = [(await only_b.get_block(h)).hash == blk.hash for h, blk in enumerate(seen, 1)]
-        switched = from_b.index(True)
-        assert not any(from_b[:switched]) and all(from_b[switched:]), from_b
-        resumed = arrived[switched] - paused
-        print(f"the stream's first block from b {resumed * 1000:.0f} ms after the pause")
-        assert resumed < DETECT_BOUND_S
-
-    asyncio.run(asyncio.wait_for(run(), 60))
+    asyncio.run(asyncio.wait_for(leave_a(pair, rng, pause, DETECT_BOUND_S, "pause", resume), 60))
 
 
 def test_long_streams_and_idle_clients_keep_their_connection(
