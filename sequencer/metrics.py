@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from xrollup.grpc_status import compute_status
 from xrollup.metrics import (
@@ -139,4 +139,21 @@ class SequencerMetrics:
             PREFIX + "undecided_bundles",
             "Bundles ordered and not yet decided",
             value=len(seq.tracker.open),
+        )
+        # HA (sequencer/ha.py): what a replica is and saw; a single sequencer leads
+        # for good with term 0.
+        yield GaugeMetricFamily(
+            PREFIX + "leading",
+            "1 while this sequencer orders (an HA replica: while it leads), else 0",
+            value=1 if seq.leading else 0,
+        )
+        yield GaugeMetricFamily(
+            PREFIX + "term",
+            "The highest leader term this sequencer knows (0 without HA)",
+            value=seq.term,
+        )
+        yield CounterMetricFamily(
+            PREFIX + "fenced_appends",
+            "Blocks sealed as leader that etcd refused (a superseded term's)",
+            value=seq.fenced_appends,
         )

@@ -75,6 +75,15 @@ def test_sealed_blocks_update_height_sizes_pool_and_ack_latency(tmp_path: Path) 
     assert interval is not None and interval >= 0.005
     assert sample("xrollup_sequencer_stream_subscribers") == 0
     assert sample("xrollup_sequencer_undecided_bundles") == 0
+    # A single sequencer leads for good, with term 0 and nothing fenced (HA: sequencer/ha.py).
+    assert sample("xrollup_sequencer_leading") == 1
+    assert sample("xrollup_sequencer_term") == 0
+    assert sample("xrollup_sequencer_fenced_appends_total") == 0
+    seq.follow()
+    seq.term, seq.fenced_appends = 7, 1
+    assert sample("xrollup_sequencer_leading") == 0
+    assert sample("xrollup_sequencer_term") == 7
+    assert sample("xrollup_sequencer_fenced_appends_total") == 1
 
 
 def test_admissions_are_counted_by_kind_outcome_and_code(tmp_path: Path) -> None:
