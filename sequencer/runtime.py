@@ -145,6 +145,7 @@ class Sequencer:
         self.lease_ok: Callable[[], bool] | None = None
         self.on_lost_lead: Callable[[BaseException], None] | None = None
         self.fenced_appends = 0  # appends etcd refused (a superseded leader's)
+        self._taking = asyncio.Lock()  # ingest: one block at a time
         if self.head_height:
             raw = store.get_block(self.head_height)
             assert raw is not None
@@ -527,23 +528,32 @@ class Sequencer:
     async def ingest(self, raw: bytes | pb.Block) -> None:
         """Standby: take the next committed block (from the replicated log, or the
         leader's stream of its copy, which holds committed blocks only) into this
-        replica's copy, and hand it to the streams that wait for it."""
+        replica's copy, and hand it to the streams that wait for it. The write and
+        the head move together even when the caller is cancelled meanwhile (a
+        stream dropped when the leader changes): shielded, one block at a time, and
+        the block just taken, given again, is taken once."""
         block = codec.decode_block_bytes(raw) if isinstance(raw, bytes) else raw
-        height = block.header.height
-        if height != self.head_height + 1 or block.header.parent_hash != self.head_hash:
-            raise Refused(
-                f"block {height} taken does not extend this replica's head"
-                f" {self.head_height} ({self.head_hash.hex()[:16]})"
-            )
-        ids = [codec.compute_entry_id(e) for e in block.entries]
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._io, self.store.append, block, ids)
-        self.head_height, self.head_hash = height, bytes(block.hash)
-        self._head_timestamp = block.header.timestamp_ms
-        self.term = max(self.term, block.header.term)
-        spaces = compute_entry_spaces(block.entries, self.genesis.rollup_names)
-        self._remember_recent(block, spaces)
-        self._schedule_prune()
+        await asyncio.shield(self._take(block))
+
+    async def _take(self, block: pb.Block) -> None:
+        async with self._taking:
+            height = block.header.height
+            if height == self.head_height and bytes(block.hash) == self.head_hash:
+                return  # taken by a call cancelled while it wrote
+            if height != self.head_height + 1 or block.header.parent_hash != self.head_hash:
+                raise Refused(
+                    f"block {height} taken does not extend this replica's head"
+                    f" {self.head_height} ({self.head_hash.hex()[:16]})"
+                )
+            ids = [codec.compute_entry_id(e) for e in block.entries]
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._io, self.store.append, block, ids)
+            self.head_height, self.head_hash = height, bytes(block.hash)
+            self._head_timestamp = block.header.timestamp_ms
+            self.term = max(self.term, block.header.term)
+            spaces = compute_entry_spaces(block.entries, self.genesis.rollup_names)
+            self._remember_recent(block, spaces)
+            self._schedule_prune()
         async with self._new_block:
             self._new_block.notify_all()
 
