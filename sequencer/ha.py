@@ -335,6 +335,8 @@ class Replica:
             if not blocks:
                 return n
             for height, raw in blocks:
+                if height <= self.seq.head_height:
+                    continue  # taken meanwhile: a stream's last block, shielded, landed
                 if height != self.seq.head_height + 1:
                     raise Refused(
                         f"etcd's log jumps from {self.seq.head_height} to {height}: blocks"
