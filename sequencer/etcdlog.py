@@ -75,9 +75,10 @@ class EtcdLog:
             client = self._clients[(self._at + i) % len(self._clients)]
             try:
                 out = client.post(client.get_url(path), json=body)
-            except etcd_errors.Etcd3Exception as e:
-                # Down, timed out, or without a quorum ("etcdserver: request timed out",
-                # "no leader"): try the next member.
+            except (etcd_errors.Etcd3Exception, requests.RequestException, ValueError) as e:
+                # Down, timed out, without a quorum ("etcdserver: request timed out",
+                # "no leader"), or cut mid-answer (requests' ChunkedEncodingError, which
+                # etcd3gw does not wrap; broken JSON): try the next member.
                 last = e
                 continue
             self._at = (self._at + i) % len(self._clients)
